@@ -1,0 +1,136 @@
+//! The offline `hb` subcommands: `compile`, `validate`, `schema`.
+//!
+//! Exit codes: 0 success; 1 the intent has errors, or `--check` found stale output;
+//! 2 trouble (unreadable files, bad arguments).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use compiler::{Catalog, Compiler, Options, Output};
+
+use crate::tree;
+
+/// The intent has errors, or the output is stale.
+pub const EXIT_FAILED: u8 = 1;
+/// The command could not run.
+pub const EXIT_TROUBLE: u8 = 2;
+
+fn compile_dir(intent_dir: &Path) -> Result<Output> {
+    let files = tree::read_intent(intent_dir)?;
+    let (intent, mut diagnostics) = compiler::intent::load(&files);
+    let compiler = Compiler::new(&Catalog::builtin()).context("loading the built-in templates")?;
+    let mut output = compiler
+        .compile(&intent, &Options::default())
+        .context("compiling")?;
+    diagnostics.append(&mut output.diagnostics);
+    diagnostics.sort();
+    if diagnostics.iter().any(compiler::Diagnostic::is_error) {
+        output.files.clear();
+    }
+    output.diagnostics = diagnostics;
+    Ok(output)
+}
+
+fn print_diagnostics(output: &Output) {
+    for d in &output.diagnostics {
+        eprintln!("{d}");
+    }
+    let errors = output.diagnostics.iter().filter(|d| d.is_error()).count();
+    if errors > 0 {
+        eprintln!("hb: {errors} error(s) in the intent; nothing written");
+    }
+}
+
+/// `hb compile <intent> --out <root> [--check]`.
+pub fn compile(intent_dir: &Path, out: &Path, check: bool) -> Result<ExitCode> {
+    let output = compile_dir(intent_dir)?;
+    print_diagnostics(&output);
+    if output.has_errors() {
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
+    let changes = tree::changes(&output, out)?;
+    if check {
+        if changes.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        print!("{}", diff(&changes));
+        eprintln!(
+            "hb: the rendered files are stale ({} to write, {} to delete); run hb compile",
+            changes.write.len(),
+            changes.delete.len()
+        );
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
+    tree::apply(&changes, out)?;
+    eprintln!(
+        "hb: {} file(s) written, {} removed",
+        changes.write.len(),
+        changes.delete.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A unified diff of the changes, old on disk against new.
+pub fn diff(changes: &tree::Changes) -> String {
+    let mut out = String::new();
+    let empty = String::new();
+    for (path, new) in &changes.write {
+        let old = changes.old.get(path).unwrap_or(&empty);
+        let (a, b) = if changes.old.contains_key(path) {
+            (format!("a/{path}"), format!("b/{path}"))
+        } else {
+            ("/dev/null".to_owned(), format!("b/{path}"))
+        };
+        let _ = write!(
+            out,
+            "{}",
+            similar::TextDiff::from_lines(old, new)
+                .unified_diff()
+                .header(&a, &b)
+        );
+    }
+    for path in &changes.delete {
+        let old = changes.old.get(path).unwrap_or(&empty);
+        let a = format!("a/{path}");
+        let _ = write!(
+            out,
+            "{}",
+            similar::TextDiff::from_lines(old, &empty)
+                .unified_diff()
+                .header(&a, "/dev/null")
+        );
+    }
+    out
+}
+
+/// `hb validate <intent> [--json]`.
+pub fn validate(intent_dir: &Path, json: bool) -> Result<ExitCode> {
+    let output = compile_dir(intent_dir)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output.diagnostics).context("encoding diagnostics")?
+        );
+    } else {
+        for d in &output.diagnostics {
+            println!("{d}");
+        }
+    }
+    Ok(if output.has_errors() {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `hb schema`.
+pub fn schema() -> Result<ExitCode> {
+    let schema = compiler::intent::json_schema();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).context("encoding the schema")?
+    );
+    Ok(ExitCode::SUCCESS)
+}

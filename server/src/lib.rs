@@ -1,0 +1,6 @@
+//! The Hexabase server crate: the `hb` command, and (to come) the control plane.
+//!
+//! It does the IO the compiler must not: reading intent trees and writing rendered ones.
+
+pub mod cli;
+pub mod tree;

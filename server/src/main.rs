@@ -1,0 +1,55 @@
+//! `hb`: the Hexabase command. Parsing and dispatch only; the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Hexabase: GitOps-native control plane for multi-tenant Kubernetes.
+#[derive(Parser)]
+#[command(name = "hb", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render an intent tree into a GitOps repository, writing only what changed.
+    Compile {
+        /// The `intent/` folder.
+        intent: PathBuf,
+        /// The repository root to write to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write nothing; exit 1 and print a diff when the output is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Check an intent tree and print its diagnostics.
+    Validate {
+        /// The `intent/` folder.
+        intent: PathBuf,
+        /// Print diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the intent format.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compile { intent, out, check } => server::cli::compile(&intent, &out, check),
+        Command::Validate { intent, json } => server::cli::validate(&intent, json),
+        Command::Schema => server::cli::schema(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("hb: {error:#}");
+            ExitCode::from(server::cli::EXIT_TROUBLE)
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Reading intent trees from disk and writing rendered trees to disk.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use compiler::{IntentFiles, Output};
+
+/// Reads every file under `dir` into [`IntentFiles`], keyed by `/`-separated relative path.
+pub fn read_intent(dir: &Path) -> Result<IntentFiles> {
+    let mut files = IntentFiles::new();
+    if !dir.is_dir() {
+        anyhow::bail!("intent folder {} does not exist", dir.display());
+    }
+    walk(dir, dir, &mut |rel, path| {
+        if rel.ends_with(".yaml") || rel.ends_with(".yml") {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            files.insert(rel, text);
+        }
+        Ok(())
+    })?;
+    Ok(files)
+}
+
+fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(String, &Path) -> Result<()>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("listing {}", dir.display()))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let file_type = entry
+            .file_type()
+            .with_context(|| format!("reading {}", path.display()))?;
+        if file_type.is_dir() {
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            walk(root, &path, f)?;
+        } else if file_type.is_file() {
+            let rel = path
+                .strip_prefix(root)
+                .expect("walked paths are under the root")
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            f(rel, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// How a rendered output differs from what is on disk.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Files to create or overwrite, with their new text.
+    pub write: BTreeMap<String, String>,
+    /// Generated files that are stale and must go.
+    pub delete: Vec<String>,
+    /// Old text of files in `write` that exist today, and of files in `delete`.
+    pub old: BTreeMap<String, String>,
+}
+
+impl Changes {
+    /// True when the tree already matches.
+    pub fn is_empty(&self) -> bool {
+        self.write.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// Compares `output` with the tree at `root`.
+pub fn changes(output: &Output, root: &Path) -> Result<Changes> {
+    let mut changes = Changes::default();
+    for (rel, text) in &output.files {
+        let path = root.join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(old) if old == *text => {}
+            Ok(old) => {
+                changes.old.insert(rel.clone(), old);
+                changes.write.insert(rel.clone(), text.clone());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                changes.write.insert(rel.clone(), text.clone());
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    if root.is_dir() {
+        walk(root, root, &mut |rel, path| {
+            if output.owns(&rel) && !output.files.contains_key(&rel) {
+                let old = std::fs::read_to_string(path).unwrap_or_default();
+                changes.old.insert(rel.clone(), old);
+                changes.delete.push(rel);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(changes)
+}
+
+/// Applies `changes` under `root`: writes through a temporary file and a rename, so a reader
+/// never sees half a file, then removes stale files and the folders they leave empty.
+pub fn apply(changes: &Changes, root: &Path) -> Result<()> {
+    for (rel, text) in &changes.write {
+        let path = root.join(rel);
+        let dir = path.parent().expect("a file path has a parent");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = tmp_path(&path);
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("renaming onto {}", path.display()))?;
+    }
+    for rel in &changes.delete {
+        let path = root.join(rel);
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == root || std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    Ok(())
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .expect("a file path has a name")
+        .to_os_string();
+    name.push(".hb-tmp");
+    path.with_file_name(name)
+}
