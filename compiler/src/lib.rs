@@ -201,7 +201,23 @@ impl Compiler {
         })
     }
 
-    /// Compiles the whole intent.
+    /// Loads the intent files and compiles them: the front door for callers holding files.
+    /// Problems in loading and in compiling come back together; with any error, no files.
+    pub fn compile_files(&self, files: &IntentFiles, options: &Options) -> Result<Output, Error> {
+        let (intent, load_diagnostics) = intent::load(files);
+        let output = self.compile(&intent, options)?;
+        let Output {
+            files,
+            workspaces,
+            mut diagnostics,
+            scope,
+        } = output;
+        diagnostics.extend(load_diagnostics);
+        Ok(finish(files, workspaces, diagnostics, scope))
+    }
+
+    /// Compiles an already loaded intent. Problems found while loading it are the caller's to
+    /// report; [`Compiler::compile_files`] does both.
     pub fn compile(&self, intent: &Intent, options: &Options) -> Result<Output, Error> {
         self.run(intent, None, &options.previous)
     }

@@ -17,10 +17,17 @@ the compiler's own idea of correctness:
      by the real `helm template`
   f. no duplicate object within one kustomize build
   g. no plaintext Secret (DESIGN.md: secrets are committed SOPS-encrypted only)
+  h. nothing under tenants/<cluster>/<org>/<ws>/ names another workspace's namespace
+     (ws-<org>-<ws>) in a namespace field or a DNS name
 
 Every failure is collected and printed as `path: [Kind/namespace/name]: reason`; the last
 line is `conformance: N passed, M failed`, counting checks (one object's validation, one
 build, one object's references, one release's values). Exit status 1 on any failure.
+
+Not checked (no faithful offline equivalent): the CRDs' CEL rules
+(x-kubernetes-validations) and `format` keywords, Flux postBuild variable substitution,
+HelmRelease valuesFrom (reported as a failure on vcluster releases, whose values must be
+inline), and anything only an admission webhook or a controller decides at run time.
 
 Run it with the Python of the venv that scripts/tools.sh creates.
 """
@@ -51,6 +58,10 @@ from referencing import Registry, Resource
 # allowed anyway. Every entry needs a reason. Keys are (API group, kind).
 ALLOWED_UNKNOWN_KINDS: dict[tuple[str, str], str] = {
     # ("example.com", "Widget"): "why this kind has no upstream schema yet",
+    ("operator.knative.dev", "KnativeServing"): (
+        "Knative Serving is installed through the Knative operator, whose CRD is not among the "
+        "upstream schemas in shared/upstream (only Serving's own CRDs are)"
+    ),
 }
 
 # Flux API versions current Flux (v2.9) serves and Hexabase may render. notification's
@@ -568,6 +579,8 @@ def object_problems(obj: Obj, schemas: Schemas) -> list[str]:
             problems.append(f"{obj.kind} has no version {version} in its upstream CRD (versions: {', '.join(sorted(crd_versions))})")
         elif not crd.served:
             problems.append(f"{obj.api_version} {obj.kind} is not served by its CRD ({crd.source})")
+        elif crd.deprecated:
+            problems.append(f"{obj.api_version} {obj.kind} is deprecated upstream ({crd.source}): render a current version")
         else:
             problems += schema_errors(schemas.custom_validator(crd), body)
         return problems
@@ -584,6 +597,46 @@ def object_problems(obj: Obj, schemas: Schemas) -> list[str]:
         f"nor defined by an upstream CRD (add it to ALLOWED_UNKNOWN_KINDS with a reason if intended)"
     )
     return problems
+
+
+# --------------------------------------------------------------------------------------
+# Workspace isolation (h)
+
+NAMESPACE_KEYS = {"namespace", "targetNamespace", "storageNamespace", "releaseNamespace"}
+# A workspace namespace inside a DNS name: "vcluster.ws-acme-dev:443", "x.ws-acme-dev.svc".
+WORKSPACE_NS_IN_DNS = re.compile(r"(?<=\.)(ws-[a-z0-9-]*[a-z0-9])(?=[.:/]|$)")
+
+
+def workspace_namespace(path: str) -> str | None:
+    """ws-<org>-<ws> for a file under tenants/<cluster>/<org>/<ws>/, else None."""
+    parts = Path(path).parts
+    if len(parts) >= 5 and parts[0] == "tenants":
+        return f"ws-{parts[2]}-{parts[3]}"
+    return None
+
+
+def isolation_problems(obj: Obj) -> list[str]:
+    """Nothing rendered for one workspace may name another workspace's namespace."""
+    own = workspace_namespace(obj.path)
+    if own is None:
+        return []
+    found: set[str] = set()
+
+    def walk(node: Any, key: str | None) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, str(k))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, key)
+        elif isinstance(node, str):
+            if key in NAMESPACE_KEYS and node.startswith("ws-"):
+                found.add(node)
+            found.update(WORKSPACE_NS_IN_DNS.findall(node))
+
+    walk(obj.body, None)
+    return [f"names namespace {ns}, which belongs to another workspace (this file is {own}'s)"
+            for ns in sorted(found - {own})]
 
 
 # --------------------------------------------------------------------------------------
@@ -944,6 +997,7 @@ def run(tree: Path, upstream: Path, kubectl: str, helm: str, jobs: int) -> Repor
                 problems = metadata_problems(obj)
             else:
                 problems = object_problems(obj, schemas)
+            problems += isolation_problems(obj)
             # A file's fault shows up again in the build that includes it (maybe with a
             # namespace added); report it once, at the file.
             ident = (obj.path, obj.group, obj.kind, obj.name)
@@ -1049,12 +1103,18 @@ def run(tree: Path, upstream: Path, kubectl: str, helm: str, jobs: int) -> Repor
         # vcluster values, in batches across the pool.
         if releases:
             chart = prepare_vcluster_chart(upstream, workdir)
+            chart_version = vcluster_chart_version()
             batches = [releases[i:i + HELM_BATCH_SIZE] for i in range(0, len(releases), HELM_BATCH_SIZE)]
             futures = [pool.submit(helm_values_batch, helm, chart, workdir, n, batch) for n, batch in enumerate(batches)]
             for batch, future in zip(batches, futures):
                 failures = future.result()
                 for i, rel in enumerate(batch):
                     reasons = list(failures.get(i, []))
+                    version = str(((rel.spec.get("chart") or {}).get("spec") or {}).get("version", ""))
+                    if version != chart_version:
+                        # Passing another version's schema would prove nothing about this one.
+                        reasons.append(f"spec.chart.spec.version {version!r} is not {chart_version}, "
+                                       f"the vcluster version whose schema the upstream snapshot holds")
                     if rel.spec.get("valuesFrom"):
                         reasons.append("spec.valuesFrom cannot be checked against the vcluster schema: render values inline")
                     report.check(rel.path, rel.label(), reasons)
@@ -1082,7 +1142,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     report = run(args.tree, args.upstream, args.kubectl, args.helm, args.jobs)
-    for line in report.failures:
+    # Sorted by path (stably, so one check's lines keep their order): the output of two
+    # runs over the same tree is the same, and easy to diff.
+    for line in sorted(report.failures, key=lambda line: line.split(": [", 1)[0]):
         print(line)
     print(f"conformance: {report.passed} passed, {report.failed} failed", flush=True)
     print(f"(checked {args.tree} in {time.monotonic() - started:.1f}s)", file=sys.stderr)

@@ -22,6 +22,7 @@ REPO = HERE.parent.parent
 TESTDATA = HERE / "testdata"
 UPSTREAM = Path(os.environ.get("HEXABASE_UPSTREAM", REPO.parent / "shared" / "upstream"))
 
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, str(HERE))
 import check_tree  # noqa: E402  (needs the path above)
 
@@ -51,6 +52,10 @@ BAD_TREES = {
     "bad-flux-api-version": (
         "tenants/home/sources.yaml: [HelmRepository/loft]",
         "apiVersion source.toolkit.fluxcd.io/v1beta2 is not one current Flux serves",
+    ),
+    "bad-other-workspace-namespace": (
+        "tenants/home/acme/dev/host/flux-tenant.yaml: [RoleBinding/flux]",
+        "names namespace ws-acme-prod, which belongs to another workspace",
     ),
     "bad-cross-namespace-ref": (
         "tenants/home/inside.yaml: [Kustomization/ws-acme-dev/inside]",

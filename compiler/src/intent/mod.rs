@@ -1,7 +1,7 @@
 //! The intent format, `hexabase.ai/v1alpha1`: what people and the server write under `intent/`.
 //!
 //! These are wire types: serde + schemars, `deny_unknown_fields`, camelCase.
-//! They say what the user wants, not whether it is valid; [`crate::plan`] checks that.
+//! They say what the user wants, not whether it is valid; the compiler's plan step checks that.
 
 mod load;
 

@@ -1,0 +1,151 @@
+//! The `hb` binary end to end: exit codes, writes only what changed, `--check` diffs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn hb() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hb"))
+}
+
+fn example_intent() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../gitops-repo-example/intent")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hb-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+#[test]
+fn compile_writes_then_check_passes_then_detects_hand_edits() {
+    let out = temp_dir("compile");
+    let status = hb()
+        .args(["compile"])
+        .arg(example_intent())
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("runs");
+    assert!(status.success());
+    let vcluster = out.join("tenants/home/acme/dev/host/vcluster.yaml");
+    assert!(vcluster.is_file());
+    // A file we do not own is kept; a stale generated file is removed.
+    std::fs::create_dir_all(out.join("clusters/home/flux-system")).expect("mkdir");
+    std::fs::write(
+        out.join("clusters/home/flux-system/gotk-sync.yaml"),
+        "keep: me\n",
+    )
+    .expect("write");
+    std::fs::create_dir_all(out.join("tenants/home/acme/gone/host")).expect("mkdir");
+    std::fs::write(
+        out.join("tenants/home/acme/gone/host/vcluster.yaml"),
+        "stale: true\n",
+    )
+    .expect("write");
+    std::fs::write(&vcluster, "hand: edit\n").expect("write");
+
+    let check = hb()
+        .args(["compile"])
+        .arg(example_intent())
+        .arg("--out")
+        .arg(&out)
+        .arg("--check")
+        .output()
+        .expect("runs");
+    assert_eq!(check.status.code(), Some(1));
+    let diff = String::from_utf8_lossy(&check.stdout);
+    assert!(diff.contains("-hand: edit"), "{diff}");
+    assert!(diff.contains("+++ /dev/null"), "{diff}");
+
+    let status = hb()
+        .args(["compile"])
+        .arg(example_intent())
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("runs");
+    assert!(status.success());
+    assert!(
+        std::fs::read_to_string(&vcluster)
+            .expect("read")
+            .contains("kind: HelmRelease")
+    );
+    assert!(!out.join("tenants/home/acme/gone").exists());
+    assert_eq!(
+        std::fs::read_to_string(out.join("clusters/home/flux-system/gotk-sync.yaml"))
+            .expect("kept"),
+        "keep: me\n"
+    );
+    let check = hb()
+        .args(["compile"])
+        .arg(example_intent())
+        .arg("--out")
+        .arg(&out)
+        .arg("--check")
+        .status()
+        .expect("runs");
+    assert!(check.success());
+}
+
+#[test]
+fn invalid_intent_exits_one_names_file_and_path_and_writes_nothing() {
+    let intent = temp_dir("invalid").join("intent");
+    copy_dir(&example_intent(), &intent);
+    let web = intent.join("acme/dev/projects/web.yaml");
+    let text = std::fs::read_to_string(&web)
+        .expect("read")
+        .replace("requestsCpu: \"4\"", "requestsCpu: \"400\"");
+    std::fs::write(&web, text).expect("write");
+    let out = intent.parent().expect("parent").join("out");
+    let result = hb()
+        .args(["compile"])
+        .arg(&intent)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("intent/acme/dev/projects/web.yaml: spec.quota.requestsCpu: 400 exceeds"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+
+    let validate = hb()
+        .args(["validate", "--json"])
+        .arg(&intent)
+        .output()
+        .expect("runs");
+    assert_eq!(validate.status.code(), Some(1));
+    let diagnostics: serde_json::Value = serde_json::from_slice(&validate.stdout).expect("json");
+    assert_eq!(diagnostics[0]["path"], "spec.quota.requestsCpu");
+}
+
+#[test]
+fn missing_folder_exits_two_and_schema_prints_json() {
+    let result = hb()
+        .args(["validate", "/nonexistent/intent"])
+        .output()
+        .expect("runs");
+    assert_eq!(result.status.code(), Some(2));
+    let schema = hb().arg("schema").output().expect("runs");
+    assert!(schema.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).expect("json");
+    assert_eq!(schema["oneOf"].as_array().map(Vec::len), Some(4));
+}
