@@ -1,0 +1,139 @@
+//! Incremental compiles: fingerprints skip unchanged workspaces, `compile_workspaces` renders
+//! only what an action touched, and `Output::owns` tells a writer what is stale.
+#![allow(clippy::disallowed_methods)] // tests read fixtures from disk
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use compiler::{Catalog, Compiler, Options, Scope};
+
+fn compiler() -> Compiler {
+    Compiler::new(&Catalog::builtin()).expect("built-in catalog loads")
+}
+
+#[test]
+fn unchanged_workspaces_are_skipped_and_changed_ones_rerendered() {
+    let compiler = compiler();
+    let mut files = support::example_files();
+    let first = compiler
+        .compile_files(&files, &Options::default())
+        .expect("compiles");
+    assert!(first.diagnostics.is_empty());
+    let previous: BTreeMap<String, String> = first
+        .workspaces
+        .iter()
+        .map(|(k, w)| (k.clone(), w.fingerprint.clone()))
+        .collect();
+
+    // Same input: nothing rendered again, and nothing the skipped workspaces wrote is stale.
+    let again = compiler
+        .compile_files(
+            &files,
+            &Options {
+                previous: previous.clone(),
+            },
+        )
+        .expect("compiles");
+    assert!(again.workspaces.values().all(|w| !w.rendered));
+    assert!(
+        !again
+            .files
+            .keys()
+            .any(|p| p.starts_with("tenants/home/acme/dev/"))
+    );
+    assert!(!again.owns("tenants/home/acme/dev/host/vcluster.yaml"));
+
+    // One project changes: only its workspace renders, with a new fingerprint.
+    let web = files
+        .get_mut("acme/dev/projects/web.yaml")
+        .expect("example has web");
+    *web = web.replace("requestsCpu: \"4\"", "requestsCpu: \"6\"");
+    let changed = compiler
+        .compile_files(&files, &Options { previous })
+        .expect("compiles");
+    let rendered: Vec<&String> = changed
+        .workspaces
+        .iter()
+        .filter(|(_, w)| w.rendered)
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(rendered, ["acme/dev"]);
+    assert_ne!(
+        changed.workspaces["acme/dev"].fingerprint,
+        first.workspaces["acme/dev"].fingerprint
+    );
+    assert_eq!(
+        changed.workspaces["acme/prod"].fingerprint,
+        first.workspaces["acme/prod"].fingerprint
+    );
+    let quota = &changed.files["tenants/home/acme/dev/inside/projects/web.yaml"];
+    assert!(quota.contains("\"requests.cpu\": \"6\""), "{quota}");
+}
+
+#[test]
+fn compiling_one_workspace_matches_the_full_compile() {
+    let compiler = compiler();
+    let files = support::example_files();
+    let full = compiler
+        .compile_files(&files, &Options::default())
+        .expect("compiles");
+    let (intent, _) = compiler::intent::load(&files);
+    let only: BTreeSet<(String, String)> = [("acme".to_owned(), "prod".to_owned())].into();
+    let partial = compiler
+        .compile_workspaces(&intent, &only)
+        .expect("compiles");
+    assert!(partial.diagnostics.is_empty(), "{:?}", partial.diagnostics);
+    assert_eq!(partial.scope, Scope::Workspaces(only));
+    for (path, text) in &partial.files {
+        assert_eq!(
+            full.files.get(path),
+            Some(text),
+            "{path} differs from the full compile"
+        );
+    }
+    assert!(
+        partial
+            .files
+            .contains_key("tenants/home/acme/prod/host/vcluster.yaml")
+    );
+    assert!(
+        !partial
+            .files
+            .keys()
+            .any(|p| p.starts_with("tenants/home/acme/dev/"))
+    );
+    assert!(
+        !partial
+            .files
+            .keys()
+            .any(|p| p.starts_with("tenants/edge/globex"))
+    );
+    // The partial output speaks for its workspace and its organization's index, nothing else.
+    assert!(partial.owns("tenants/home/acme/prod/host/old-file.yaml"));
+    assert!(partial.owns("tenants/edge/acme/prod/host/vcluster.yaml"));
+    assert!(partial.owns("tenants/home/acme/kustomization.yaml"));
+    assert!(!partial.owns("tenants/home/acme/dev/host/vcluster.yaml"));
+    assert!(!partial.owns("tenants/edge/globex/kustomization.yaml"));
+    assert!(!partial.owns("intent/acme/prod/workspace.yaml"));
+    assert!(!partial.owns("clusters/home/flux-system/gotk-sync.yaml"));
+}
+
+#[test]
+fn output_is_identical_across_runs() {
+    let compiler = compiler();
+    let files = support::example_files();
+    let a = compiler
+        .compile_files(&files, &Options::default())
+        .expect("compiles");
+    let b = compiler
+        .compile_files(&files, &Options::default())
+        .expect("compiles");
+    assert_eq!(a.files, b.files);
+    for (path, text) in &a.files {
+        assert!(text.ends_with('\n') && !text.contains('\r'), "{path}");
+        if path.ends_with(".yaml") {
+            assert!(!text.contains("\n\n"), "{path} has a blank line");
+        }
+    }
+}
