@@ -150,18 +150,20 @@ impl Output {
                 .get(&format!("{org}/{ws}"))
                 .is_some_and(|w| !w.rendered)
         };
+        let in_set = |org: &str| match &self.scope {
+            Scope::Full => true,
+            Scope::Workspaces(set) => set.iter().any(|(o, _)| o == org),
+        };
         match (&self.scope, parts.as_slice()) {
             (Scope::Full, ["tenants", _, org, ws, _, ..]) => !skipped(org, ws),
-            (Scope::Full, _) => true,
             (Scope::Workspaces(set), ["tenants", _, org, ws, _, ..]) => {
                 set.contains(&((*org).to_owned(), (*ws).to_owned()))
             }
-            (Scope::Workspaces(set), ["tenants", _, org_file, ..]) if parts.len() <= 4 => {
-                let org = org_file.trim_end_matches(".yaml");
-                parts.len() == 3 && *org_file == "kustomization.yaml"
-                    || set.iter().any(|(o, _)| o == org)
-            }
-            (Scope::Workspaces(_), _) => true,
+            (_, ["tenants", _, "kustomization.yaml"]) => true,
+            (_, ["tenants", _, org_file]) => org_file.strip_suffix(".yaml").is_some_and(in_set),
+            (_, ["tenants", _, org, "kustomization.yaml"]) => in_set(org),
+            (Scope::Workspaces(_), ["tenants", ..]) => false,
+            _ => true,
         }
     }
 }
