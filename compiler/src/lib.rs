@@ -314,7 +314,13 @@ impl Compiler {
                     return Ok((key, out, diags, BTreeMap::new()));
                 };
                 let files = render::workspace(&self.renderer, &platform, &model)?;
-                render::check_documents(&files, Some(&model.tenant))?;
+                // host/ goes to the host cluster, inside/ to the vCluster: two sets of objects.
+                let (inside, host): (BTreeMap<_, _>, BTreeMap<_, _>) = files
+                    .iter()
+                    .map(|(p, t)| (p.clone(), t.clone()))
+                    .partition(|(p, _)| p.contains("/inside/"));
+                render::check_documents(&host, Some(&model.tenant))?;
+                render::check_documents(&inside, Some(&model.tenant))?;
                 let out = WorkspaceOutput {
                     fingerprint,
                     root: render::workspace_root(&model),

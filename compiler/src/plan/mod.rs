@@ -399,11 +399,22 @@ fn url(sink: &mut Sink<'_>, path: &str, value: &str, schemes: &[&str]) {
         return;
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let bad_char = value
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\' | '<' | '>' | '`'));
-    if host.is_empty() || bad_char {
-        sink.error(path, "must be a URL with a host and no spaces or quotes");
+    // URLs also go into configuration files of other programs (Alloy), so they are held to
+    // the characters that need no quoting anywhere: letters, digits and `._:/@+=?&%~-`.
+    let plain = value.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'.' | b'_' | b':' | b'/' | b'@' | b'+' | b'=' | b'?' | b'&' | b'%' | b'~' | b'-'
+            )
+    });
+    if host.is_empty() {
+        sink.error(path, "must be a URL with a host");
+    } else if !plain {
+        sink.error(
+            path,
+            "may contain only letters, digits and . _ : / @ + = ? & % ~ - (percent-encode anything else)",
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! The minijinja environment, the YAML-safe formatter, and file placement.
 
+mod scan;
 mod yaml;
 
 use std::collections::BTreeMap;

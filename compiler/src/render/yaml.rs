@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
+use super::scan::{self, Head, Scan};
 use crate::Error;
 
 /// Writes `s` as a YAML double-quoted scalar.
@@ -40,7 +41,7 @@ pub(crate) fn quote(s: &str, out: &mut String) {
 /// The part of a document the check reads; everything else is skipped unparsed.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Head {
+struct FullHead {
     api_version: Option<String>,
     kind: Option<String>,
     #[serde(default)]
@@ -53,6 +54,58 @@ struct HeadMetadata {
     namespace: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+}
+
+/// Reads a document's head with the fast reader, falling back to the full parser outside its
+/// subset. Debug builds (every test) run both and require them to agree.
+fn read_head(doc: &str) -> Result<Head, String> {
+    let fast = match scan::scan(doc) {
+        Scan::Head(head) => Some(head),
+        Scan::Unsupported => None,
+    };
+    if fast.is_none() || cfg!(debug_assertions) {
+        let full = full_head(doc)?;
+        if let Some(fast) = fast {
+            let key = |h: &Head| {
+                let tenant = h
+                    .labels
+                    .iter()
+                    .find(|(k, _)| k == "toolkit.fluxcd.io/tenant")
+                    .cloned();
+                (
+                    h.api_version.clone(),
+                    h.kind.clone(),
+                    h.has_metadata,
+                    h.name.clone(),
+                    h.namespace.clone(),
+                    tenant,
+                )
+            };
+            if key(&fast) != key(&full) {
+                return Err(format!(
+                    "the fast reader read {fast:?}, the YAML parser {full:?}"
+                ));
+            }
+        }
+        return Ok(full);
+    }
+    Ok(fast.expect("checked above"))
+}
+
+fn full_head(doc: &str) -> Result<Head, String> {
+    let parsed: FullHead =
+        serde_saphyr::from_str(doc).map_err(|e| format!("does not parse back: {e}"))?;
+    let metadata = parsed.metadata;
+    Ok(Head {
+        api_version: parsed.api_version,
+        kind: parsed.kind,
+        has_metadata: metadata.is_some(),
+        name: metadata.as_ref().and_then(|m| m.name.clone()),
+        namespace: metadata.as_ref().and_then(|m| m.namespace.clone()),
+        labels: metadata
+            .map(|m| m.labels.into_iter().collect())
+            .unwrap_or_default(),
+    })
 }
 
 /// Identity of an object: (kind, namespace, name).
@@ -76,8 +129,7 @@ pub(crate) fn check_documents(
                 path: path.clone(),
                 reason,
             };
-            let head: Head = serde_saphyr::from_str(doc)
-                .map_err(|e| invalid(format!("does not parse back: {e}")))?;
+            let head = read_head(doc).map_err(invalid)?;
             let api_version = head
                 .api_version
                 .ok_or_else(|| invalid("a document has no apiVersion".into()))?;
@@ -92,19 +144,20 @@ pub(crate) fn check_documents(
                 }
                 continue;
             }
-            let metadata = head
-                .metadata
-                .ok_or_else(|| invalid(format!("{kind} has no metadata")))?;
-            let name = metadata
+            if !head.has_metadata {
+                return Err(invalid(format!("{kind} has no metadata")));
+            }
+            let name = head
                 .name
                 .ok_or_else(|| invalid(format!("{kind} has no metadata.name")))?;
-            let namespace = metadata.namespace.unwrap_or_default();
+            let namespace = head.namespace.unwrap_or_default();
+            let tenant_label = head
+                .labels
+                .iter()
+                .find(|(k, _)| k == "toolkit.fluxcd.io/tenant")
+                .map(|(_, v)| v.as_str());
             if let Some(tenant) = tenant
-                && metadata
-                    .labels
-                    .get("toolkit.fluxcd.io/tenant")
-                    .map(String::as_str)
-                    != Some(tenant)
+                && tenant_label != Some(tenant)
             {
                 return Err(invalid(format!(
                     "{kind} {name} does not carry the tenant label {tenant:?}"
