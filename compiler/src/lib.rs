@@ -256,7 +256,11 @@ impl Compiler {
             .organizations
             .iter()
             .filter(|(org, _)| valid_orgs.contains(*org))
-            .flat_map(|(org, o)| o.workspaces.iter().map(move |(ws, w)| (org, ws, w)))
+            .flat_map(|(org, o)| {
+                o.workspaces
+                    .iter()
+                    .map(move |(ws, w)| (org, ws, w.as_ref()))
+            })
             .filter(|(org, ws, _)| {
                 only.is_none_or(|s| s.contains(&((*org).clone(), (*ws).clone())))
             })

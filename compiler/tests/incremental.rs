@@ -137,3 +137,60 @@ fn output_is_identical_across_runs() {
         }
     }
 }
+
+#[test]
+fn set_file_follows_a_tree_file_by_file() {
+    let files = support::example_files();
+    let (mut intent, _) = compiler::intent::load(&files);
+    let mut fewer = files.clone();
+    fewer.remove("acme/prod/projects/shop.yaml");
+    fewer.remove("acme/prod/workspace.yaml");
+    let (expected, _) = compiler::intent::load(&fewer);
+    assert!(
+        intent
+            .set_file("acme/prod/projects/shop.yaml", None)
+            .is_empty()
+    );
+    assert!(intent.set_file("acme/prod/workspace.yaml", None).is_empty());
+    assert_eq!(intent, expected);
+    assert!(!intent.organizations["acme"].workspaces.contains_key("prod"));
+
+    let broken = intent.set_file("acme/dev/projects/web.yaml", Some("spec: [}"));
+    assert_eq!(broken.len(), 1);
+    assert!(
+        !intent.organizations["acme"].workspaces["dev"]
+            .projects
+            .contains_key("web")
+    );
+}
+
+#[test]
+fn intent_documents_round_trip_through_to_yaml() {
+    let (intent, _) = compiler::intent::load(&support::example_files());
+    let mut files = compiler::IntentFiles::new();
+    files.insert(
+        "platform.yaml".into(),
+        compiler::intent::to_yaml(intent.platform.as_deref().expect("platform")),
+    );
+    for (org, o) in &intent.organizations {
+        files.insert(
+            format!("{org}/organization.yaml"),
+            compiler::intent::to_yaml(o.organization.as_ref().expect("org")),
+        );
+        for (ws, w) in &o.workspaces {
+            files.insert(
+                format!("{org}/{ws}/workspace.yaml"),
+                compiler::intent::to_yaml(w.workspace.as_ref().expect("ws")),
+            );
+            for (name, p) in &w.projects {
+                files.insert(
+                    format!("{org}/{ws}/projects/{name}.yaml"),
+                    compiler::intent::to_yaml(p),
+                );
+            }
+        }
+    }
+    let (again, diagnostics) = compiler::intent::load(&files);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    assert_eq!(again, intent);
+}

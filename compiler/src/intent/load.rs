@@ -1,6 +1,7 @@
 //! Parse the files of an `intent/` tree into [`Intent`], reporting every problem at once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
@@ -40,9 +41,20 @@ pub fn load(files: &IntentFiles) -> (Intent, Vec<Diagnostic>) {
     let mut intent = Intent::default();
     let mut diagnostics = Vec::new();
     for (path, text) in files {
+        diagnostics.extend(intent.set_file(path, Some(text)));
+    }
+    (intent, diagnostics)
+}
+
+impl Intent {
+    /// Sets the file at `path` (relative to `intent/`) to `text`, or removes it (`None`),
+    /// and returns the problems of that file. The rest of the intent is untouched, so a
+    /// caller can follow a tree from commit to commit by its changed files alone.
+    pub fn set_file(&mut self, path: &str, text: Option<&str>) -> Vec<Diagnostic> {
+        let mut diagnostics = Vec::new();
         let file = format!("intent/{path}");
         let Some(slot) = classify(path) else {
-            if path.ends_with(".yaml") || path.ends_with(".yml") {
+            if text.is_some() && (path.ends_with(".yaml") || path.ends_with(".yml")) {
                 diagnostics.push(Diagnostic::error(
                     &file,
                     "",
@@ -50,54 +62,87 @@ pub fn load(files: &IntentFiles) -> (Intent, Vec<Diagnostic>) {
                      <org>/<workspace>/workspace.yaml, <org>/<workspace>/projects/<project>.yaml)",
                 ));
             }
-            continue;
+            return diagnostics;
         };
         match slot {
             Slot::Platform => {
-                intent.platform =
-                    parse::<Platform>(&file, text, "Platform", None, &mut diagnostics).map(|d| d.0);
+                self.platform = text
+                    .and_then(|t| parse::<Platform>(&file, t, "Platform", None, &mut diagnostics))
+                    .map(|d| Arc::new(d.0));
             }
             Slot::Organization(org) => {
-                let parsed =
-                    parse::<Organization>(&file, text, "Organization", Some(org), &mut diagnostics);
-                org_entry(&mut intent, org).organization = parsed.map(|d| d.0);
+                let parsed = text.and_then(|t| {
+                    parse::<Organization>(&file, t, "Organization", Some(org), &mut diagnostics)
+                });
+                Arc::make_mut(org_entry(self, org)).organization = parsed.map(|d| d.0);
+                self.prune(org, None);
             }
             Slot::Workspace(org, ws) => {
-                let parsed =
-                    parse::<Workspace>(&file, text, "Workspace", Some(ws), &mut diagnostics);
-                ws_entry(&mut intent, org, ws).workspace = parsed.map(|d| d.0);
+                let parsed = text.and_then(|t| {
+                    parse::<Workspace>(&file, t, "Workspace", Some(ws), &mut diagnostics)
+                });
+                Arc::make_mut(ws_entry(self, org, ws)).workspace = parsed.map(|d| d.0);
+                self.prune(org, Some(ws));
             }
             Slot::Project(org, ws, project) => {
-                if let Some(parsed) =
-                    parse::<Project>(&file, text, "Project", Some(project), &mut diagnostics)
-                {
-                    ws_entry(&mut intent, org, ws)
-                        .projects
-                        .insert(project.to_owned(), parsed.0);
-                }
+                let parsed = text.and_then(|t| {
+                    parse::<Project>(&file, t, "Project", Some(project), &mut diagnostics)
+                });
+                let projects = &mut Arc::make_mut(ws_entry(self, org, ws)).projects;
+                match parsed {
+                    Some(p) => projects.insert(project.to_owned(), p.0),
+                    None => projects.remove(project),
+                };
+                self.prune(org, Some(ws));
             }
         }
+        diagnostics
     }
-    (intent, diagnostics)
+
+    /// Drops a workspace or organization entry that no file describes any more.
+    fn prune(&mut self, org: &str, ws: Option<&str>) {
+        let Some(o) = self.organizations.get_mut(org) else {
+            return;
+        };
+        if let Some(ws) = ws
+            && o.workspaces
+                .get(ws)
+                .is_some_and(|w| w.workspace.is_none() && w.projects.is_empty())
+        {
+            Arc::make_mut(o).workspaces.remove(ws);
+        }
+        if o.organization.is_none() && o.workspaces.is_empty() {
+            self.organizations.remove(org);
+        }
+    }
 }
 
-fn org_entry<'a>(intent: &'a mut Intent, org: &str) -> &'a mut OrganizationIntent {
+/// Writes an intent document as YAML that [`load`] reads back to the same value.
+pub fn to_yaml<T: serde::Serialize>(document: &T) -> String {
+    serde_saphyr::to_string(document).expect("intent documents are plain data and always serialize")
+}
+
+fn org_entry<'a>(intent: &'a mut Intent, org: &str) -> &'a mut Arc<OrganizationIntent> {
     intent
         .organizations
         .entry(org.to_owned())
-        .or_insert_with(|| OrganizationIntent {
-            organization: None,
-            workspaces: BTreeMap::new(),
+        .or_insert_with(|| {
+            Arc::new(OrganizationIntent {
+                organization: None,
+                workspaces: BTreeMap::new(),
+            })
         })
 }
 
-fn ws_entry<'a>(intent: &'a mut Intent, org: &str, ws: &str) -> &'a mut WorkspaceIntent {
-    org_entry(intent, org)
+fn ws_entry<'a>(intent: &'a mut Intent, org: &str, ws: &str) -> &'a mut Arc<WorkspaceIntent> {
+    Arc::make_mut(org_entry(intent, org))
         .workspaces
         .entry(ws.to_owned())
-        .or_insert_with(|| WorkspaceIntent {
-            workspace: None,
-            projects: BTreeMap::new(),
+        .or_insert_with(|| {
+            Arc::new(WorkspaceIntent {
+                workspace: None,
+                projects: BTreeMap::new(),
+            })
         })
 }
 

@@ -6,9 +6,10 @@
 mod load;
 
 pub(crate) use load::parse_yaml;
-pub use load::{IntentFiles, load};
+pub use load::{IntentFiles, load, to_yaml};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -17,12 +18,16 @@ use serde::{Deserialize, Serialize};
 pub const API_VERSION: &str = "hexabase.ai/v1alpha1";
 
 /// All intent, as loaded from one tree.
+///
+/// Organizations and workspaces sit behind [`Arc`], so cloning an intent of thousands of
+/// workspaces copies pointers, and a change copies only the path to what it changes
+/// ([`Arc::make_mut`]): the server keeps one intent per head and derives the next from it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Intent {
     /// `intent/platform.yaml`; `None` when the file is missing (a diagnostic says so).
-    pub platform: Option<Platform>,
+    pub platform: Option<Arc<Platform>>,
     /// Organizations by slug (the folder name under `intent/`).
-    pub organizations: BTreeMap<String, OrganizationIntent>,
+    pub organizations: BTreeMap<String, Arc<OrganizationIntent>>,
 }
 
 /// One organization folder: `intent/<org>/`.
@@ -31,7 +36,7 @@ pub struct OrganizationIntent {
     /// `intent/<org>/organization.yaml`; `None` when missing.
     pub organization: Option<Organization>,
     /// Workspaces by slug.
-    pub workspaces: BTreeMap<String, WorkspaceIntent>,
+    pub workspaces: BTreeMap<String, Arc<WorkspaceIntent>>,
 }
 
 /// One workspace folder: `intent/<org>/<workspace>/`.
