@@ -142,7 +142,7 @@ fn output_is_identical_across_runs() {
 fn set_file_follows_a_tree_file_by_file() {
     let files = support::example_files();
     let (mut intent, _) = compiler::intent::load(&files);
-    let mut fewer = files.clone();
+    let mut fewer = files;
     fewer.remove("acme/prod/projects/shop.yaml");
     fewer.remove("acme/prod/workspace.yaml");
     let (expected, _) = compiler::intent::load(&fewer);
