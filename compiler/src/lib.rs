@@ -225,7 +225,8 @@ impl Compiler {
     }
 
     /// Compiles only the named workspaces (`(org, workspace)`), plus the index files of their
-    /// organizations and the cluster-level files. The rest of the intent is assumed valid, as
+    /// organizations and the cluster-level files. A named workspace that no longer exists
+    /// renders nothing, and the output speaks for its folder: that is how deletions look. The rest of the intent is assumed valid, as
     /// it was when last compiled; cross-workspace rules (unique host namespaces) are still checked.
     pub fn compile_workspaces(
         &self,
@@ -265,22 +266,6 @@ impl Compiler {
                 only.is_none_or(|s| s.contains(&((*org).clone(), (*ws).clone())))
             })
             .collect();
-        if let Some(only) = only {
-            for (org, ws) in only {
-                let exists = intent
-                    .organizations
-                    .get(org)
-                    .is_some_and(|o| o.workspaces.contains_key(ws));
-                if !exists {
-                    diagnostics.push(Diagnostic::error(
-                        format!("intent/{org}/{ws}/workspace.yaml"),
-                        "",
-                        "no such workspace",
-                    ));
-                }
-            }
-        }
-
         type Compiled = Result<
             (
                 String,

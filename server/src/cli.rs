@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use compiler::{Catalog, Compiler, Options, Output};
 
+use crate::gitops::{GitOps, Identity};
+use crate::service::action::Action;
+use crate::service::apply::{ActionMeta, ApplyError, Engine, Outcome};
 use crate::tree;
 
 /// The intent has errors, or the output is stale.
@@ -133,4 +136,80 @@ pub fn schema() -> Result<ExitCode> {
         serde_json::to_string_pretty(&schema).context("encoding the schema")?
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `import` and `act` commit, and as whom.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The Git repository (created as a bare repository if missing).
+    #[arg(long)]
+    pub repo: std::path::PathBuf,
+    /// The branch to commit to.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// The acting user's name (the commit author).
+    #[arg(long)]
+    pub actor_name: String,
+    /// The acting user's email.
+    #[arg(long)]
+    pub actor_email: String,
+    /// The request id for the `Hexabase-Request` trailer.
+    #[arg(long, default_value = "cli")]
+    pub request: String,
+}
+
+fn engine(target: &Target) -> Result<(Engine, ActionMeta)> {
+    let gitops = GitOps::open(&target.repo, &target.branch).context("opening the repository")?;
+    let bot = Identity {
+        name: "Hexabase".into(),
+        email: "bot@hexabase.invalid".into(),
+    };
+    let engine = Engine::new(gitops, bot).context("loading the built-in templates")?;
+    let meta = ActionMeta {
+        actor: Identity {
+            name: target.actor_name.clone(),
+            email: target.actor_email.clone(),
+        },
+        request_id: target.request.clone(),
+    };
+    Ok((engine, meta))
+}
+
+fn report(result: std::result::Result<Outcome, ApplyError>) -> Result<ExitCode> {
+    match result {
+        Ok(Outcome::Committed { commit }) => {
+            println!("{commit}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Outcome::Unchanged) => {
+            eprintln!("hb: nothing changed; no commit");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ApplyError::Invalid(diagnostics)) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            eprintln!("hb: the change leaves the intent invalid; nothing committed");
+            Ok(ExitCode::from(EXIT_FAILED))
+        }
+        Err(ApplyError::Action(e)) => {
+            eprintln!("hb: {e}; nothing committed");
+            Ok(ExitCode::from(EXIT_FAILED))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `hb import <intent> --repo ...`.
+pub fn import(intent_dir: &Path, target: &Target) -> Result<ExitCode> {
+    let files = tree::read_intent(intent_dir)?;
+    let (engine, meta) = engine(target)?;
+    report(engine.import(&meta, &files, "platform: import intent"))
+}
+
+/// `hb act '<json>' --repo ...`.
+pub fn act(action: &str, target: &Target) -> Result<ExitCode> {
+    let action: Action = serde_json::from_str(action).context("reading the action")?;
+    let (engine, meta) = engine(target)?;
+    report(engine.apply(&meta, &action))
 }

@@ -3,4 +3,6 @@
 //! It does the IO the compiler must not: reading intent trees and writing rendered ones.
 
 pub mod cli;
+pub mod gitops;
+pub mod service;
 pub mod tree;

@@ -36,6 +36,20 @@ enum Command {
     },
     /// Print the JSON Schema of the intent format.
     Schema,
+    /// Replace a repository's intent with a folder's and render everything, as one commit.
+    Import {
+        /// The `intent/` folder.
+        intent: PathBuf,
+        #[command(flatten)]
+        target: server::cli::Target,
+    },
+    /// Apply one action (JSON, as the API takes it) as one commit.
+    Act {
+        /// The action, e.g. '{"action":"create-project","org":"acme","workspace":"dev","project":"web"}'.
+        action: String,
+        #[command(flatten)]
+        target: server::cli::Target,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +58,8 @@ fn main() -> ExitCode {
         Command::Compile { intent, out, check } => server::cli::compile(&intent, &out, check),
         Command::Validate { intent, json } => server::cli::validate(&intent, json),
         Command::Schema => server::cli::schema(),
+        Command::Import { intent, target } => server::cli::import(&intent, &target),
+        Command::Act { action, target } => server::cli::act(&action, &target),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,4 @@
+//! Use cases: applying actions as commits.
+
+pub mod action;
+pub mod apply;

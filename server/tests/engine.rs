@@ -1,0 +1,362 @@
+//! The commit engine on real repositories: one commit per action, compare-and-swap under
+//! concurrency, commits by people picked up, hand edits of rendered files overwritten.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use compiler::intent::{PolicyRule, Quota, Role, RoleBinding};
+use server::gitops::{CommitMessage, GitOps, Identity};
+use server::service::action::Action;
+use server::service::apply::{ActionMeta, ApplyError, Engine, Outcome};
+
+fn temp_repo(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hb-engine-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn bot() -> Identity {
+    Identity {
+        name: "Hexabase".into(),
+        email: "bot@hexabase.example".into(),
+    }
+}
+
+fn meta(user: &str, request: &str) -> ActionMeta {
+    ActionMeta {
+        actor: Identity {
+            name: user.into(),
+            email: format!("{user}@example.com"),
+        },
+        request_id: request.into(),
+    }
+}
+
+fn example_files() -> compiler::IntentFiles {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gitops-repo-example/intent");
+    server::tree::read_intent(&root).expect("example intent")
+}
+
+fn engine(path: &Path) -> Engine {
+    let gitops = GitOps::open(path, "main").expect("repository opens");
+    Engine::new(gitops, bot()).expect("engine starts")
+}
+
+fn seeded(name: &str) -> (PathBuf, Engine) {
+    let path = temp_repo(name);
+    let engine = engine(&path);
+    let outcome = engine
+        .import(
+            &meta("admin", "seed"),
+            &example_files(),
+            "platform: import intent",
+        )
+        .expect("imports");
+    assert!(matches!(outcome, Outcome::Committed { .. }));
+    (path, engine)
+}
+
+/// Every file at the branch head.
+fn head_files(path: &Path) -> BTreeMap<String, String> {
+    let repo = git2::Repository::open(path).expect("open");
+    let tree = repo
+        .find_reference("refs/heads/main")
+        .and_then(|r| r.peel_to_tree())
+        .expect("head tree");
+    let mut paths = BTreeSet::new();
+    GitOps::files_under(&repo, &tree, "", &mut paths).expect("walk");
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = GitOps::read_file(&repo, &tree, &p)
+                .expect("read")
+                .expect("exists");
+            (p, text)
+        })
+        .collect()
+}
+
+/// The head's rendered files are exactly what a full compile of the head's intent gives.
+fn assert_head_is_compiled(path: &Path) {
+    let files = head_files(path);
+    let intent: compiler::IntentFiles = files
+        .iter()
+        .filter_map(|(p, t)| p.strip_prefix("intent/").map(|p| (p.to_owned(), t.clone())))
+        .collect();
+    let compiler = compiler::Compiler::new(&compiler::Catalog::builtin()).expect("catalog");
+    let output = compiler
+        .compile_files(&intent, &compiler::Options::default())
+        .expect("compiles");
+    assert!(output.diagnostics.is_empty(), "{:?}", output.diagnostics);
+    let rendered: BTreeMap<&String, &String> = files
+        .iter()
+        .filter(|(p, _)| compiler::is_generated(p))
+        .collect();
+    let expected: BTreeMap<&String, &String> = output.files.iter().collect();
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|p| !rendered.contains_key(*p))
+        .collect();
+    let extra: Vec<_> = rendered
+        .keys()
+        .filter(|p| !expected.contains_key(*p))
+        .collect();
+    let changed: Vec<_> = expected
+        .iter()
+        .filter(|(p, t)| rendered.get(*p).is_some_and(|r| r != *t))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && changed.is_empty(),
+        "missing {missing:?}\nextra {extra:?}\nchanged {changed:?}"
+    );
+}
+
+fn commits(path: &Path) -> Vec<git2::Oid> {
+    let repo = git2::Repository::open(path).expect("open");
+    let mut walk = repo.revwalk().expect("revwalk");
+    walk.push_ref("refs/heads/main").expect("push");
+    walk.collect::<Result<_, _>>().expect("walk")
+}
+
+fn create_project(org: &str, ws: &str, project: &str) -> Action {
+    Action::CreateProject {
+        org: org.into(),
+        workspace: ws.into(),
+        project: project.into(),
+        display_name: None,
+    }
+}
+
+#[test]
+fn an_action_is_one_commit_with_author_committer_and_trailers() {
+    let (path, engine) = seeded("one");
+    let before = commits(&path).len();
+    let outcome = engine
+        .apply(
+            &meta("alice", "req-1"),
+            &create_project("acme", "dev", "billing"),
+        )
+        .expect("applies");
+    let Outcome::Committed { commit } = outcome else {
+        panic!("expected a commit")
+    };
+    assert_eq!(commits(&path).len(), before + 1);
+    let repo = git2::Repository::open(&path).expect("open");
+    let commit = repo
+        .find_commit(git2::Oid::from_str(&commit).expect("oid"))
+        .expect("commit");
+    assert_eq!(commit.author().name().ok(), Some("alice"));
+    assert_eq!(commit.author().email().ok(), Some("alice@example.com"));
+    assert_eq!(commit.committer().name().ok(), Some("Hexabase"));
+    assert_eq!(
+        commit.summary().ok().flatten(),
+        Some("acme/dev: create project billing")
+    );
+    let trailers =
+        CommitMessage::parse_trailers(commit.message().expect("utf-8")).expect("trailers");
+    assert_eq!(trailers.action, "create-project");
+    assert_eq!(trailers.org.as_deref(), Some("acme"));
+    assert_eq!(trailers.workspace.as_deref(), Some("dev"));
+    assert_eq!(trailers.request, "req-1");
+    assert_eq!(trailers.compiler, compiler::VERSION);
+    let files = head_files(&path);
+    assert!(files.contains_key("intent/acme/dev/projects/billing.yaml"));
+    assert!(
+        files["tenants/home/acme/dev/inside/kustomization.yaml"].contains("projects/billing.yaml")
+    );
+    assert_head_is_compiled(&path);
+    // The parent's tree is shared: only changed paths got new objects.
+    let parent = commit.parent(0).expect("parent");
+    let old = parent.tree().expect("tree");
+    let new = commit.tree().expect("tree");
+    assert_eq!(
+        old.get_name("infrastructure").map(|e| e.id()),
+        new.get_name("infrastructure").map(|e| e.id())
+    );
+}
+
+#[test]
+fn an_action_that_changes_nothing_makes_no_commit_and_a_bad_one_none_either() {
+    let (path, engine) = seeded("noop");
+    let bind = Action::BindRole {
+        org: "acme".into(),
+        workspace: "dev".into(),
+        project: "web".into(),
+        binding: RoleBinding {
+            group: "WSUsers".into(),
+            role: Some("deployer".into()),
+            cluster_role: None,
+        },
+    };
+    let before = commits(&path);
+    assert_eq!(
+        engine.apply(&meta("alice", "r"), &bind).expect("applies"),
+        Outcome::Unchanged
+    );
+    let too_much = Action::SetProjectQuota {
+        org: "acme".into(),
+        workspace: "dev".into(),
+        project: "web".into(),
+        quota: Quota {
+            requests_cpu: Some("999".into()),
+            ..Quota::default()
+        },
+    };
+    match engine.apply(&meta("alice", "r"), &too_much) {
+        Err(ApplyError::Invalid(diagnostics)) => {
+            assert!(
+                diagnostics
+                    .iter()
+                    .any(|d| d.path == "spec.quota.requestsCpu"),
+                "{diagnostics:?}"
+            );
+        }
+        other => panic!("expected diagnostics, got {other:?}"),
+    }
+    let escalate = Action::CreateRole {
+        org: "acme".into(),
+        workspace: "dev".into(),
+        project: "web".into(),
+        role: Role {
+            name: "root".into(),
+            rules: vec![PolicyRule {
+                api_groups: vec!["".into()],
+                resources: vec!["pods".into()],
+                verbs: vec!["escalate".into()],
+                resource_names: vec![],
+            }],
+        },
+    };
+    assert!(matches!(
+        engine.apply(&meta("alice", "r"), &escalate),
+        Err(ApplyError::Invalid(_))
+    ));
+    assert!(matches!(
+        engine.apply(&meta("alice", "r"), &create_project("acme", "nope", "x")),
+        Err(ApplyError::Action(_))
+    ));
+    assert_eq!(commits(&path), before);
+}
+
+#[test]
+fn concurrent_writers_get_one_commit_each_on_a_linear_history() {
+    let (path, engine) = seeded("threads");
+    let engine = Arc::new(engine);
+    // A second engine on the same repository behaves like another process: its own caches
+    // and locks, sharing only the branch.
+    let other = Arc::new(self::engine(&path));
+    let before = commits(&path).len();
+    let (writers, actions) = (6, 8);
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let engine = if w % 2 == 0 {
+                Arc::clone(&engine)
+            } else {
+                Arc::clone(&other)
+            };
+            std::thread::spawn(move || {
+                for a in 0..actions {
+                    let ws = if a % 2 == 0 { "dev" } else { "prod" };
+                    let outcome = engine
+                        .apply(
+                            &meta(&format!("user{w}"), &format!("r{w}-{a}")),
+                            &create_project("acme", ws, &format!("p{w}-{a}")),
+                        )
+                        .expect("applies");
+                    assert!(matches!(outcome, Outcome::Committed { .. }));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("writer finished");
+    }
+    let history = commits(&path);
+    assert_eq!(history.len(), before + writers * actions);
+    let repo = git2::Repository::open(&path).expect("open");
+    for id in &history {
+        assert!(
+            repo.find_commit(*id).expect("commit").parent_count() <= 1,
+            "history is linear"
+        );
+    }
+    let files = head_files(&path);
+    for w in 0..writers {
+        for a in 0..actions {
+            let ws = if a % 2 == 0 { "dev" } else { "prod" };
+            assert!(files.contains_key(&format!("intent/acme/{ws}/projects/p{w}-{a}.yaml")));
+        }
+    }
+    assert_head_is_compiled(&path);
+}
+
+#[test]
+fn commits_by_people_are_picked_up_and_hand_edits_overwritten() {
+    let (path, engine) = seeded("people");
+    // A person adds a project by hand and edits a rendered file.
+    let repo = git2::Repository::open(&path).expect("open");
+    let head = repo
+        .find_reference("refs/heads/main")
+        .and_then(|r| r.peel_to_commit())
+        .expect("head");
+    let project =
+        "apiVersion: hexabase.ai/v1alpha1\nkind: Project\nmetadata:\n  name: handmade\nspec: {}\n";
+    let mut edits = BTreeMap::new();
+    edits.insert(
+        "intent/acme/dev/projects/handmade.yaml".to_owned(),
+        server::gitops::Edit::Write(project.into()),
+    );
+    edits.insert(
+        "tenants/home/acme/dev/host/network.yaml".to_owned(),
+        server::gitops::Edit::Write(b"hand: edit\n".to_vec()),
+    );
+    edits.insert(
+        "docs/notes.md".to_owned(),
+        server::gitops::Edit::Write(b"# kept\n".to_vec()),
+    );
+    let tree = server::gitops::tree::apply(&repo, Some(&head.tree().expect("tree")), &edits)
+        .expect("tree")
+        .expect("non-empty");
+    let person = git2::Signature::now("Pat", "pat@example.com").expect("sig");
+    let tree = repo.find_tree(tree).expect("tree");
+    repo.commit(
+        Some("refs/heads/main"),
+        &person,
+        &person,
+        "add a project by hand",
+        &tree,
+        &[&head],
+    )
+    .expect("commit");
+
+    engine
+        .apply(&meta("alice", "r"), &create_project("acme", "dev", "after"))
+        .expect("applies");
+    let files = head_files(&path);
+    assert!(
+        files["tenants/home/acme/dev/inside/kustomization.yaml"].contains("projects/handmade.yaml")
+    );
+    assert!(files["tenants/home/acme/dev/host/network.yaml"].contains("kind: NetworkPolicy"));
+    assert_eq!(files["docs/notes.md"], "# kept\n");
+    assert_head_is_compiled(&path);
+}
+
+#[test]
+fn deleting_a_workspace_removes_its_folder_and_index_entries() {
+    let (path, engine) = seeded("delete");
+    engine
+        .apply(
+            &meta("alice", "r"),
+            &Action::DeleteWorkspace {
+                org: "acme".into(),
+                workspace: "prod".into(),
+            },
+        )
+        .expect("applies");
+    let files = head_files(&path);
+    assert!(!files.keys().any(|p| p.starts_with("tenants/home/acme/prod/") || p.starts_with("intent/acme/prod/")));
+    assert!(!files["tenants/home/acme/kustomization.yaml"].contains("prod/"));
+    assert_head_is_compiled(&path);
+}
