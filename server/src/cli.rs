@@ -177,7 +177,10 @@ fn engine(target: &Target) -> Result<(Engine, ActionMeta)> {
 
 fn report(result: std::result::Result<Outcome, ApplyError>) -> Result<ExitCode> {
     match result {
-        Ok(Outcome::Committed { commit }) => {
+        Ok(Outcome::Committed { commit, drift }) => {
+            for path in drift {
+                eprintln!("hb: warning: {path} had been edited by hand; the render overwrote it");
+            }
             println!("{commit}");
             Ok(ExitCode::SUCCESS)
         }

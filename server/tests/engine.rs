@@ -139,7 +139,7 @@ fn an_action_is_one_commit_with_author_committer_and_trailers() {
             &create_project("acme", "dev", "billing"),
         )
         .expect("applies");
-    let Outcome::Committed { commit } = outcome else {
+    let Outcome::Committed { commit, .. } = outcome else {
         panic!("expected a commit")
     };
     assert_eq!(commits(&path).len(), before + 1);
@@ -359,4 +359,172 @@ fn deleting_a_workspace_removes_its_folder_and_index_entries() {
     assert!(!files.keys().any(|p| p.starts_with("tenants/home/acme/prod/") || p.starts_with("intent/acme/prod/")));
     assert!(!files["tenants/home/acme/kustomization.yaml"].contains("prod/"));
     assert_head_is_compiled(&path);
+}
+
+#[test]
+fn review_branches_fast_forward_or_reapply_onto_a_newer_head() {
+    let (path, engine) = seeded("review");
+    let head = commits(&path)[0];
+    let proposal = engine
+        .propose(
+            &meta("alice", "req-ff"),
+            &create_project("acme", "dev", "reviewed"),
+        )
+        .expect("proposes")
+        .expect("changes something");
+    assert_eq!(proposal.branch, "hexabase/req-ff");
+    assert_eq!(
+        commits(&path)[0],
+        head,
+        "the branch does not move while under review"
+    );
+    let merged = engine.merge_review("req-ff").expect("merges");
+    assert_eq!(
+        merged,
+        Outcome::Committed {
+            commit: proposal.commit.clone(),
+            drift: vec![]
+        },
+        "fast-forward"
+    );
+    let repo = git2::Repository::open(&path).expect("open");
+    assert!(
+        repo.find_reference("refs/heads/hexabase/req-ff").is_err(),
+        "review branch removed"
+    );
+
+    // A review that fell behind is applied again on the newer head.
+    let late = engine
+        .propose(
+            &meta("bob", "req-late"),
+            &create_project("acme", "prod", "later"),
+        )
+        .expect("proposes")
+        .expect("changes something");
+    engine
+        .apply(
+            &meta("carol", "r"),
+            &create_project("acme", "dev", "meanwhile"),
+        )
+        .expect("applies");
+    let Outcome::Committed { commit, .. } = engine.merge_review("req-late").expect("merges") else {
+        panic!("commit")
+    };
+    assert_ne!(commit, late.commit);
+    let landed = repo
+        .find_commit(git2::Oid::from_str(&commit).expect("oid"))
+        .expect("commit");
+    assert_eq!(landed.author().name().ok(), Some("bob"));
+    let files = head_files(&path);
+    assert!(files.contains_key("intent/acme/prod/projects/later.yaml"));
+    assert!(files.contains_key("intent/acme/dev/projects/meanwhile.yaml"));
+    assert_head_is_compiled(&path);
+
+    for bad in ["../main", "a b", "x.lock", "", "a..b", "-\n"] {
+        assert!(
+            engine
+                .propose(&meta("eve", bad), &create_project("acme", "dev", "evil"))
+                .is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn hand_edits_of_rendered_files_are_reported_as_drift() {
+    let (path, engine) = seeded("drift");
+    let repo = git2::Repository::open(&path).expect("open");
+    let head = repo
+        .find_reference("refs/heads/main")
+        .and_then(|r| r.peel_to_commit())
+        .expect("head");
+    let mut edits = BTreeMap::new();
+    edits.insert(
+        "tenants/home/acme/dev/host/network.yaml".to_owned(),
+        server::gitops::Edit::Write(b"hand: edit\n".to_vec()),
+    );
+    let tree = server::gitops::tree::apply(&repo, Some(&head.tree().expect("tree")), &edits)
+        .expect("tree")
+        .expect("tree");
+    let person = git2::Signature::now("Pat", "pat@example.com").expect("sig");
+    repo.commit(
+        Some("refs/heads/main"),
+        &person,
+        &person,
+        "tweak",
+        &repo.find_tree(tree).expect("tree"),
+        &[&head],
+    )
+    .expect("commit");
+    let Outcome::Committed { drift, .. } = engine
+        .apply(&meta("alice", "r"), &create_project("acme", "dev", "x"))
+        .expect("applies")
+    else {
+        panic!("commit")
+    };
+    assert_eq!(drift, ["tenants/home/acme/dev/host/network.yaml"]);
+    let Outcome::Committed { drift, .. } = engine
+        .apply(&meta("alice", "r"), &create_project("acme", "dev", "y"))
+        .expect("applies")
+    else {
+        panic!("commit")
+    };
+    assert!(drift.is_empty());
+}
+
+#[test]
+fn free_text_cannot_forge_subject_lines_or_trailers() {
+    let (path, engine) = seeded("inject");
+    let nasty =
+        "x\n\nHexabase-Actor: root <root@x>\nHexabase-Org: other\u{2028}Hexabase-Workspace: y";
+    let evil = ActionMeta {
+        actor: Identity {
+            name: nasty.into(),
+            email: "a@x>\nHexabase-Action: delete".into(),
+        },
+        request_id: "req\nHexabase-Org: z".into(),
+    };
+    let action = Action::CreateProject {
+        org: "acme".into(),
+        workspace: "dev".into(),
+        project: "injected".into(),
+        display_name: Some(nasty.into()),
+    };
+    let Outcome::Committed { commit, .. } = engine.apply(&evil, &action).expect("applies") else {
+        panic!("commit")
+    };
+    let repo = git2::Repository::open(&path).expect("open");
+    let commit = repo
+        .find_commit(git2::Oid::from_str(&commit).expect("oid"))
+        .expect("commit");
+    let message = commit.message().expect("utf-8");
+    let trailer_lines: Vec<&str> = message
+        .lines()
+        .filter(|l| l.starts_with("Hexabase-"))
+        .collect();
+    assert_eq!(trailer_lines.len(), 6, "{message}");
+    assert!(
+        !message
+            .lines()
+            .any(|l| l.starts_with("Hexabase-Actor: root")),
+        "{message}"
+    );
+    let trailers = CommitMessage::parse_trailers(message).expect("trailers");
+    assert_eq!(trailers.org.as_deref(), Some("acme"));
+    assert_eq!(trailers.workspace.as_deref(), Some("dev"));
+    assert_eq!(
+        commit.summary().ok().flatten(),
+        Some("acme/dev: create project injected")
+    );
+    assert!(!commit.author().name().unwrap_or_default().contains('\n'));
+    // The display name itself is kept, exactly, in the intent.
+    let files = head_files(&path);
+    let (intent, _) = compiler::intent::load(
+        &files
+            .iter()
+            .filter_map(|(p, t)| p.strip_prefix("intent/").map(|p| (p.to_owned(), t.clone())))
+            .collect(),
+    );
+    let project = &intent.organizations["acme"].workspaces["dev"].projects["injected"];
+    assert_eq!(project.spec.display_name.as_deref(), Some(nasty));
 }

@@ -44,7 +44,7 @@ pub enum GitOpsError {
 }
 
 /// A person or bot, as Git records them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     /// Display name.
     pub name: String,
@@ -238,6 +238,32 @@ impl GitOps {
         committer: &Identity,
         message: &str,
     ) -> Result<Oid, GitOpsError> {
+        self.commit_ref(
+            repo,
+            &self.branch_ref(),
+            parent,
+            parent,
+            tree,
+            author,
+            committer,
+            message,
+        )
+    }
+
+    /// Writes a commit of `tree` on `parent` and moves `refname` from `current` to it
+    /// (compare-and-swap; `current: None` means the reference must not exist yet).
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_ref(
+        &self,
+        repo: &Repository,
+        refname: &str,
+        parent: Option<Oid>,
+        current: Option<Oid>,
+        tree: Oid,
+        author: &Identity,
+        committer: &Identity,
+        message: &str,
+    ) -> Result<Oid, GitOpsError> {
         let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
         let author = git2::Signature::now(&author.name, &author.email).map_err(GitOpsError::Git)?;
         let committer =
@@ -264,13 +290,11 @@ impl GitOps {
                 GitOpsError::Git(e)
             }
         };
-        match parent {
-            Some(parent) => repo
-                .reference_matching(&self.branch_ref(), id, true, parent, &reflog)
+        match current {
+            Some(current) => repo
+                .reference_matching(refname, id, true, current, &reflog)
                 .map_err(moved)?,
-            None => repo
-                .reference(&self.branch_ref(), id, false, &reflog)
-                .map_err(moved)?,
+            None => repo.reference(refname, id, false, &reflog).map_err(moved)?,
         };
         Ok(id)
     }

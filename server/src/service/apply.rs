@@ -15,7 +15,7 @@ use crate::gitops::{CommitMessage, Edit, GitOps, GitOpsError, Identity, Snapshot
 const MAX_ATTEMPTS: usize = 64;
 
 /// Who asked for an action, and the request it came with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ActionMeta {
     /// The acting user: the commit's author.
     pub actor: Identity,
@@ -30,6 +30,8 @@ pub enum Outcome {
     Committed {
         /// The commit id.
         commit: String,
+        /// Rendered files that had been edited by hand and were overwritten (drift).
+        drift: Vec<String>,
     },
     /// The action changed nothing, so there is no commit.
     Unchanged,
@@ -50,6 +52,9 @@ pub enum ApplyError {
     /// The compiler failed (a bug, not bad input).
     #[error("failed to compile the change")]
     Compiler(#[from] compiler::Error),
+    /// A review or journal file could not be written or read.
+    #[error("failed to access {0}")]
+    Journal(String, #[source] std::io::Error),
     /// Others kept moving the branch.
     #[error("the branch kept moving; gave up after {0} attempts")]
     Contention(usize),
@@ -62,6 +67,9 @@ pub struct Engine {
     bot: Identity,
     /// Serializes the commit step inside this process; compiles run in parallel.
     commit_lock: Mutex<()>,
+    /// Workspace folders (`tenants/<c>/<org>/<ws>`) as this engine last wrote them: a folder
+    /// still at that tree id has not been edited by hand since.
+    written: Mutex<BTreeMap<String, Oid>>,
 }
 
 /// A change computed against one parent, ready to commit.
@@ -69,6 +77,40 @@ struct Prepared {
     parent: Option<Oid>,
     snapshot: Snapshot,
     edits: BTreeMap<String, Edit>,
+    /// The workspaces rendered again.
+    workspaces: BTreeSet<(String, String)>,
+    /// Hand-edited rendered files this change overwrites.
+    drift: Vec<String>,
+}
+
+/// An action proposed for review on its own branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    /// The review branch, `hexabase/<request-id>`.
+    pub branch: String,
+    /// The commit on it.
+    pub commit: String,
+}
+
+/// What a review branch was made from, kept so it can be re-applied onto a newer head.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ReviewRecord {
+    meta: ActionMeta,
+    action: Action,
+}
+
+/// The review branch for a request id; `None` when the id cannot name a branch.
+pub fn review_branch(request_id: &str) -> Option<String> {
+    let ok = !request_id.is_empty()
+        && request_id.len() <= 100
+        && request_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !request_id.starts_with('.')
+        && !request_id.contains("..")
+        && !request_id.ends_with(".lock");
+    let branch = format!("hexabase/{request_id}");
+    (ok && git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))).then_some(branch)
 }
 
 impl Engine {
@@ -79,6 +121,7 @@ impl Engine {
             compiler: Compiler::new(&Catalog::builtin())?,
             bot,
             commit_lock: Mutex::new(()),
+            written: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -91,22 +134,186 @@ impl Engine {
     pub fn apply(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
         let repo = self.gitops.repo()?;
         // Compile outside the lock, so concurrent actions compile in parallel.
-        let mut prepared = self.prepare(&repo, action)?;
+        let prepared = self.prepare(&repo, action)?;
         let _guard = self
             .commit_lock
             .lock()
             .expect("the commit lock is never poisoned: commit code does not panic");
+        self.apply_locked(&repo, meta, action, prepared)
+    }
+
+    /// The commit step, with the commit lock held.
+    fn apply_locked(
+        &self,
+        repo: &Repository,
+        meta: &ActionMeta,
+        action: &Action,
+        mut prepared: Prepared,
+    ) -> Result<Outcome, ApplyError> {
+        let repo = repo;
         for _ in 0..MAX_ATTEMPTS {
-            if self.gitops.head(&repo)? != prepared.parent {
-                prepared = self.prepare(&repo, action)?;
+            if self.gitops.head(repo)? != prepared.parent {
+                prepared = self.prepare(repo, action)?;
             }
-            match self.commit(&repo, meta, action, prepared) {
+            match self.commit(repo, meta, action, prepared) {
                 Ok(outcome) => return Ok(outcome),
                 Err(Retry::Moved(again)) => prepared = *again,
                 Err(Retry::Failed(e)) => return Err(e),
             }
         }
         Err(ApplyError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Puts `action` on its own branch `hexabase/<request-id>`, based on the head, for
+    /// review, instead of on the branch. `None` when the action changes nothing.
+    pub fn propose(
+        &self,
+        meta: &ActionMeta,
+        action: &Action,
+    ) -> Result<Option<Proposal>, ApplyError> {
+        let branch = review_branch(&meta.request_id).ok_or_else(|| {
+            ActionError::Refused(format!(
+                "request id {:?} cannot name a review branch",
+                meta.request_id
+            ))
+        })?;
+        let repo = self.gitops.repo()?;
+        let prepared = self.prepare(&repo, action)?;
+        let base = prepared
+            .snapshot
+            .tree
+            .map(|t| repo.find_tree(t))
+            .transpose()
+            .map_err(GitOpsError::Git)?;
+        let Some(tree) = crate::gitops::tree::apply(&repo, base.as_ref(), &prepared.edits)? else {
+            return Ok(None);
+        };
+        if Some(tree) == prepared.snapshot.tree {
+            return Ok(None);
+        }
+        let record = ReviewRecord {
+            meta: meta.clone(),
+            action: action.clone(),
+        };
+        self.write_review(&meta.request_id, &record)?;
+        let refname = format!("refs/heads/{branch}");
+        let commit = self
+            .gitops
+            .commit_ref(
+                &repo,
+                &refname,
+                prepared.parent,
+                None,
+                tree,
+                &author(meta),
+                &self.bot,
+                &message(meta, action).render(),
+            )
+            .map_err(|e| match e {
+                GitOpsError::Moved { .. } => ApplyError::Action(ActionError::AlreadyExists(
+                    format!("review branch {branch}"),
+                )),
+                e => e.into(),
+            })?;
+        Ok(Some(Proposal {
+            branch,
+            commit: commit.to_string(),
+        }))
+    }
+
+    /// Lands a review branch: fast-forward when the branch has not moved since it was made,
+    /// otherwise the action is applied again on the newer head. The review branch goes away.
+    pub fn merge_review(&self, request_id: &str) -> Result<Outcome, ApplyError> {
+        let branch = review_branch(request_id)
+            .ok_or_else(|| ActionError::NotFound(format!("review {request_id}")))?;
+        let refname = format!("refs/heads/{branch}");
+        let repo = self.gitops.repo()?;
+        let review = match repo.refname_to_id(&refname) {
+            Ok(id) => id,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                return Err(ActionError::NotFound(format!("review branch {branch}")).into());
+            }
+            Err(e) => return Err(GitOpsError::Git(e).into()),
+        };
+        let record = self.read_review(request_id)?;
+        let commit = repo.find_commit(review).map_err(GitOpsError::Git)?;
+        let parent = commit.parent_ids().next();
+        let _guard = self
+            .commit_lock
+            .lock()
+            .expect("the commit lock is never poisoned: commit code does not panic");
+        let head = self.gitops.head(&repo)?;
+        let outcome = if parent == head {
+            let moved = match head {
+                Some(head) => repo.reference_matching(
+                    &self.gitops.branch_ref(),
+                    review,
+                    true,
+                    head,
+                    "hexabase: merge review",
+                ),
+                None => repo.reference(
+                    &self.gitops.branch_ref(),
+                    review,
+                    false,
+                    "hexabase: merge review",
+                ),
+            };
+            match moved {
+                Ok(_) => Outcome::Committed {
+                    commit: review.to_string(),
+                    drift: Vec::new(),
+                },
+                Err(_) => {
+                    let prepared = self.prepare(&repo, &record.action)?;
+                    self.apply_locked(&repo, &record.meta, &record.action, prepared)?
+                }
+            }
+        } else {
+            let prepared = self.prepare(&repo, &record.action)?;
+            self.apply_locked(&repo, &record.meta, &record.action, prepared)?
+        };
+        if let Ok(mut reference) = repo.find_reference(&refname) {
+            reference.delete().map_err(GitOpsError::Git)?;
+        }
+        let _ = std::fs::remove_file(self.review_path(request_id));
+        Ok(outcome)
+    }
+
+    fn review_path(&self, request_id: &str) -> std::path::PathBuf {
+        self.gitops
+            .path()
+            .join("hexabase")
+            .join("reviews")
+            .join(format!("{request_id}.json"))
+    }
+
+    fn write_review(&self, request_id: &str, record: &ReviewRecord) -> Result<(), ApplyError> {
+        let path = self.review_path(request_id);
+        let io = |e: std::io::Error| ApplyError::Journal(path.display().to_string(), e);
+        let dir = path.parent().expect("review files live in a folder");
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let json = serde_json::to_vec(record).expect("actions serialize");
+        let tmp = path.with_extension("json.tmp");
+        {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&tmp).map_err(io)?;
+            file.write_all(&json).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    fn read_review(&self, request_id: &str) -> Result<ReviewRecord, ApplyError> {
+        let path = self.review_path(request_id);
+        let text =
+            std::fs::read(&path).map_err(|e| ApplyError::Journal(path.display().to_string(), e))?;
+        serde_json::from_slice(&text).map_err(|e| {
+            ApplyError::Journal(
+                path.display().to_string(),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })
     }
 
     /// Replaces the whole intent with `files` and renders everything: the first commit of a
@@ -183,6 +390,7 @@ impl Engine {
                 Ok(id) => {
                     return Ok(Outcome::Committed {
                         commit: id.to_string(),
+                        drift: Vec::new(),
                     });
                 }
                 Err(GitOpsError::Moved { .. }) => {}
@@ -201,6 +409,8 @@ impl Engine {
                 parent: head,
                 snapshot: (*base).clone(),
                 edits: BTreeMap::new(),
+                workspaces: BTreeSet::new(),
+                drift: Vec::new(),
             });
         }
         let mut snapshot = Snapshot {
@@ -286,11 +496,112 @@ impl Engine {
                 edits.insert(path, Edit::Remove);
             }
         }
+        let drift = self.drift(repo, &base, &change.workspaces, &clusters)?;
         Ok(Prepared {
             parent: head,
             snapshot,
             edits,
+            workspaces: change.workspaces,
+            drift,
         })
+    }
+
+    /// Rendered files of `workspaces` in `base` that differ from what `base`'s intent
+    /// renders: edits made by hand, which the new render overwrites.
+    fn drift(
+        &self,
+        repo: &Repository,
+        base: &Snapshot,
+        workspaces: &BTreeSet<(String, String)>,
+        clusters: &[String],
+    ) -> Result<Vec<String>, ApplyError> {
+        let Some(tree) = base.tree else {
+            return Ok(Vec::new());
+        };
+        let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
+        let mut suspects = BTreeSet::new();
+        let mut roots = Vec::new();
+        {
+            let written = self
+                .written
+                .lock()
+                .expect("the written map is never poisoned");
+            for (org, ws) in workspaces {
+                for cluster in clusters {
+                    let root = format!("tenants/{cluster}/{org}/{ws}");
+                    let Ok(entry) = tree.get_path(std::path::Path::new(&root)) else {
+                        continue;
+                    };
+                    if written.get(&root) != Some(&entry.id()) {
+                        suspects.insert((org.clone(), ws.clone()));
+                        roots.push(root);
+                    }
+                }
+            }
+        }
+        if suspects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expected = self.compiler.compile_workspaces(&base.intent, &suspects)?;
+        if expected.has_errors() {
+            return Ok(Vec::new());
+        }
+        let mut drift = Vec::new();
+        for root in &roots {
+            let mut existing = BTreeSet::new();
+            GitOps::files_under(repo, &tree, root, &mut existing)?;
+            let prefix = format!("{root}/");
+            for path in &existing {
+                let actual = GitOps::read_file(repo, &tree, path)?;
+                if expected.files.get(path) != actual.as_ref() {
+                    drift.push(path.clone());
+                }
+            }
+            drift.extend(
+                expected
+                    .files
+                    .keys()
+                    .filter(|p| p.starts_with(&prefix) && !existing.contains(*p))
+                    .cloned(),
+            );
+        }
+        drift.sort();
+        drift.dedup();
+        Ok(drift)
+    }
+
+    /// Remembers the workspace folders as written in `tree`.
+    fn remember_written(
+        &self,
+        repo: &Repository,
+        tree: Oid,
+        workspaces: &BTreeSet<(String, String)>,
+    ) {
+        let Ok(tree) = repo.find_tree(tree) else {
+            return;
+        };
+        let Ok(tenants) = tree.get_path(std::path::Path::new("tenants")) else {
+            return;
+        };
+        let Ok(tenants) = repo.find_tree(tenants.id()) else {
+            return;
+        };
+        let mut written = self
+            .written
+            .lock()
+            .expect("the written map is never poisoned");
+        for cluster in tenants
+            .iter()
+            .filter_map(|e| e.name().ok().map(str::to_owned))
+        {
+            for (org, ws) in workspaces {
+                let root = format!("tenants/{cluster}/{org}/{ws}");
+                match tree.get_path(std::path::Path::new(&root)) {
+                    Ok(entry) => written.insert(root, entry.id()),
+                    Err(_) => written.remove(&root),
+                };
+            }
+        }
     }
 
     fn commit(
@@ -304,6 +615,8 @@ impl Engine {
             parent,
             mut snapshot,
             edits,
+            workspaces,
+            drift,
         } = prepared;
         let base = snapshot
             .tree
@@ -322,23 +635,8 @@ impl Engine {
         if Some(new_tree) == snapshot.tree {
             return Ok(Outcome::Unchanged);
         }
-        let (org, ws) = action.scope();
-        let message = CommitMessage {
-            subject: action.subject(),
-            body: None,
-            trailers: Trailers {
-                actor: format!("{} <{}>", meta.actor.name, meta.actor.email),
-                action: action.kind().to_owned(),
-                org: Some(org.to_owned()),
-                workspace: ws.map(str::to_owned),
-                request: meta.request_id.clone(),
-                compiler: compiler::VERSION.to_owned(),
-            },
-        };
-        let author = Identity {
-            name: crate::gitops::sanitize_line(&meta.actor.name, 100),
-            email: crate::gitops::sanitize_line(&meta.actor.email, 200).replace(['<', '>'], ""),
-        };
+        let message = message(meta, action);
+        let author = author(meta);
         match self.gitops.commit(
             repo,
             parent,
@@ -355,8 +653,10 @@ impl Engine {
                     .ok()
                     .and_then(|t| t.get_name("intent").map(|e| e.id()));
                 self.gitops.remember(&Arc::new(snapshot));
+                self.remember_written(repo, new_tree, &workspaces);
                 Ok(Outcome::Committed {
                     commit: id.to_string(),
+                    drift,
                 })
             }
             Err(GitOpsError::Moved { .. }) => {
@@ -382,4 +682,29 @@ fn output_owns(edits: &BTreeMap<String, Edit>, path: &str) -> bool {
                 && path.starts_with(p.as_str())
                 && path.as_bytes().get(p.len()) == Some(&b'/')
         })
+}
+
+/// The commit message of an action.
+fn message(meta: &ActionMeta, action: &Action) -> CommitMessage {
+    let (org, ws) = action.scope();
+    CommitMessage {
+        subject: action.subject(),
+        body: None,
+        trailers: Trailers {
+            actor: format!("{} <{}>", meta.actor.name, meta.actor.email),
+            action: action.kind().to_owned(),
+            org: Some(org.to_owned()),
+            workspace: ws.map(str::to_owned),
+            request: meta.request_id.clone(),
+            compiler: compiler::VERSION.to_owned(),
+        },
+    }
+}
+
+/// The commit author: the actor, with nothing that could break the header line.
+fn author(meta: &ActionMeta) -> Identity {
+    Identity {
+        name: crate::gitops::sanitize_line(&meta.actor.name, 100).replace(['<', '>'], ""),
+        email: crate::gitops::sanitize_line(&meta.actor.email, 200).replace(['<', '>', ' '], ""),
+    }
 }
