@@ -150,7 +150,6 @@ impl Engine {
         action: &Action,
         mut prepared: Prepared,
     ) -> Result<Outcome, ApplyError> {
-        let repo = repo;
         for _ in 0..MAX_ATTEMPTS {
             if self.gitops.head(repo)? != prepared.parent {
                 prepared = self.prepare(repo, action)?;
