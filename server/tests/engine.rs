@@ -382,7 +382,7 @@ fn review_branches_fast_forward_or_reapply_onto_a_newer_head() {
     assert_eq!(
         merged,
         Outcome::Committed {
-            commit: proposal.commit.clone(),
+            commit: proposal.commit,
             drift: vec![]
         },
         "fast-forward"
