@@ -22,6 +22,18 @@ if cargo tree -p compiler -e normal --prefix none --locked | grep -E '^(tokio|sq
   exit 1
 fi
 
+step "tools for the remote tests (sshd, git http-backend)"
+# server/tests/remote.rs runs a loopback sshd and git http-backend; install them when missing.
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+[ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
 step "conformance tools"
 bash scripts/tools.sh
 eval "$(bash scripts/tools.sh --print-env)"

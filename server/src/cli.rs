@@ -216,3 +216,77 @@ pub fn act(action: &str, target: &Target) -> Result<ExitCode> {
     let (engine, meta) = engine(target)?;
     report(engine.apply(&meta, &action))
 }
+
+/// `hb audit --repo <path> [filters] [--json]`: who changed what and when.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The Git repository.
+    #[arg(long)]
+    pub repo: std::path::PathBuf,
+    /// The branch to read.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Only commits for this organization.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Only commits for this workspace (`ws`, or `org/ws`).
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// Only commits by this actor (`Name <email>`, the name, or the email).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only commits of this action kind (`create-project`; `manual` for commits by people).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only commits at or after this time (RFC 3339, or a UTC date YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<crate::service::audit::TimeSpec>,
+    /// Only commits at or before this time (RFC 3339, or a UTC date YYYY-MM-DD: the whole day).
+    #[arg(long)]
+    pub until: Option<crate::service::audit::TimeSpec>,
+    /// At most this many commits, newest first.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hb audit`.
+pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
+    use crate::service::audit::{self, AuditQuery};
+    let query = AuditQuery {
+        org: args.org.clone(),
+        workspace: args.workspace.clone(),
+        actor: args.actor.clone(),
+        action: args.action.clone(),
+        since: args.since,
+        until: args.until,
+        limit: args.limit,
+    };
+    let (entries, mut refresh) =
+        audit::audit(&args.repo, &args.branch, &query).context("reading the audit log")?;
+    if let Some(e) = refresh.store_error.take() {
+        eprintln!(
+            "hb: warning: the audit index was not saved: {:#}",
+            anyhow::Error::new(e)
+        );
+    }
+    if refresh.state == audit::IndexState::Empty {
+        eprintln!("hb: branch {} has no commits", args.branch);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let text = if args.json {
+        let mut text = serde_json::to_string_pretty(&entries).context("encoding the audit log")?;
+        text.push('\n');
+        text
+    } else {
+        audit::render_table(&entries)
+    };
+    match std::io::Write::write_all(&mut stdout, text.as_bytes()) {
+        // `hb audit | head` closes the pipe early; that is not trouble.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("writing the audit log")?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

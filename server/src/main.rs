@@ -50,6 +50,8 @@ enum Command {
         #[command(flatten)]
         target: server::cli::Target,
     },
+    /// Who changed what and when: the branch's commits, read through their trailers.
+    Audit(server::cli::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Schema => server::cli::schema(),
         Command::Import { intent, target } => server::cli::import(&intent, &target),
         Command::Act { action, target } => server::cli::act(&action, &target),
+        Command::Audit(args) => server::cli::audit(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,10 +1,13 @@
 //! Everything that touches Git: reading intent at a commit, building trees in memory,
 //! committing with compare-and-swap on the branch. Nothing else in the server uses git2.
 
+pub mod audit;
 mod message;
+pub mod remote;
 pub mod tree;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +16,43 @@ use git2::{Delta, ErrorCode, Oid, Repository, Tree};
 
 pub use message::{CommitMessage, Trailers, sanitize_line};
 pub use tree::Edit;
+
+// --- Failpoints (tests/crash.rs) ---------------------------------------------------------
+// With the `failpoints` cargo feature, `failpoint!("name")` is a fail-rs failpoint that the
+// FAILPOINTS environment variable arms (`FAILPOINTS='gitops-ref-updated=sleep(60000)'`, or
+// `=panic`); without it the macro expands to nothing, so release builds carry none.
+
+/// A named failpoint; nothing unless the crate is built with the `failpoints` feature.
+macro_rules! failpoint {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+}
+pub(crate) use failpoint;
+
+/// The failpoints on the way of an action to the branch, in the order a commit passes them.
+pub const FAILPOINTS: [&str; 4] = [
+    // Engine::commit (and Engine::import: `import-tree-written`): blobs and trees written.
+    "apply-tree-written",
+    // GitOps::commit_ref and GitOps::write_commit: the commit object is written, nothing
+    // points at it yet.
+    "gitops-commit-written",
+    // GitOps::commit_ref and GitOps::move_ref: just before the compare-and-swap of the ref.
+    "gitops-before-ref-update",
+    // GitOps::commit_ref and GitOps::move_ref: the reference points at the new commit.
+    "gitops-ref-updated",
+];
+// Also, not on the way to the branch: `push-before-push` and `push-pushed` (service::push).
+
+/// Arms the failpoints from FAILPOINTS once per process. fail-rs wants a `FailScenario` held
+/// by `main` for the life of the process; `main.rs` stays thin, so the first `GitOps::open`
+/// sets it up and leaks it (it holds fail-rs' global scenario lock, hence exactly once).
+#[cfg(feature = "failpoints")]
+fn setup_failpoints() {
+    static SETUP: std::sync::Once = std::sync::Once::new();
+    SETUP.call_once(|| std::mem::forget(fail::FailScenario::setup()));
+}
 
 /// Git failed, or the repository is not what we expect.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +80,15 @@ pub enum GitOpsError {
         /// What failed.
         #[source]
         source: git2::Error,
+    },
+    /// Taking the process lock (`hexabase.lock`) or removing stale lock files failed.
+    #[error("failed to lock the repository at {path}")]
+    Lock {
+        /// The lock file, or the stale lock file that could not be removed.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -80,12 +129,18 @@ pub struct GitOps {
     branch: String,
     /// The last snapshot read or written, to follow the branch by diffs.
     last: Mutex<Option<Arc<Snapshot>>>,
+    /// A shared advisory lock on `<gitdir>/hexabase.lock`, held while this value lives (and
+    /// released by the kernel when the process dies, however it dies): see [`process_lock`].
+    _process_lock: File,
 }
 
 impl GitOps {
     /// Opens (creating it as a bare repository if missing) the repository at `path`, with
-    /// durable writes: objects and refs are fsynced before a ref points at them.
+    /// durable writes: objects and refs are fsynced before a ref points at them. Lock files
+    /// left by a killed Hexabase process are removed when no other one is alive.
     pub fn open(path: &Path, branch: &str) -> Result<Self, GitOpsError> {
+        #[cfg(feature = "failpoints")]
+        setup_failpoints();
         let open_err = |source| GitOpsError::Open {
             path: path.to_owned(),
             source,
@@ -97,19 +152,31 @@ impl GitOps {
             }
             Err(e) => return Err(open_err(e)),
         };
+        // Before anything below takes a git lock (config.lock, HEAD.lock) that might be stale.
+        let process_lock = process_lock(repo.path())?;
         let mut config = repo.config().map_err(open_err)?;
         // libgit2 fsyncs loose objects and refs when this is set (git itself reads it too).
-        config
-            .set_bool("core.fsyncObjectFiles", true)
-            .map_err(open_err)?;
-        if repo.is_bare() {
-            repo.set_head(&format!("refs/heads/{branch}"))
+        // Written only when missing: every write takes config.lock, and processes opening the
+        // repository at the same moment would otherwise fail on each other's lock.
+        if !config.get_bool("core.fsyncObjectFiles").unwrap_or(false) {
+            config
+                .set_bool("core.fsyncObjectFiles", true)
                 .map_err(open_err)?;
+        }
+        let head = format!("refs/heads/{branch}");
+        // Likewise HEAD (HEAD.lock): only when it names another branch.
+        let head_is_branch = repo
+            .find_reference("HEAD")
+            .ok()
+            .is_some_and(|r| r.symbolic_target().ok().flatten() == Some(head.as_str()));
+        if repo.is_bare() && !head_is_branch {
+            repo.set_head(&head).map_err(open_err)?;
         }
         Ok(Self {
             path: path.to_owned(),
             branch: branch.to_owned(),
             last: Mutex::new(None),
+            _process_lock: process_lock,
         })
     }
 
@@ -276,6 +343,7 @@ impl GitOps {
         let id = repo
             .commit(None, &author, &committer, message, &tree, &parent_refs)
             .map_err(GitOpsError::Git)?;
+        failpoint!("gitops-commit-written");
         let subject = message.lines().next().unwrap_or_default();
         let reflog = format!("hexabase: {subject}");
         let moved = |e: git2::Error| {
@@ -290,12 +358,14 @@ impl GitOps {
                 GitOpsError::Git(e)
             }
         };
+        failpoint!("gitops-before-ref-update");
         match current {
             Some(current) => repo
                 .reference_matching(refname, id, true, current, &reflog)
                 .map_err(moved)?,
             None => repo.reference(refname, id, false, &reflog).map_err(moved)?,
         };
+        failpoint!("gitops-ref-updated");
         Ok(id)
     }
 
@@ -347,6 +417,93 @@ impl GitOps {
             Err(e) => Err(GitOpsError::Git(e)),
         }
     }
+}
+
+// --- Stale lock recovery ------------------------------------------------------------------
+//
+// Git guards each ref, HEAD, packed-refs and config with a `<file>.lock` created with O_EXCL
+// and renamed over the file when the update is complete. A process killed between the two
+// leaves the `.lock` behind, and every later update of that ref fails with "locked" until
+// someone deletes it. Deleting one is only safe when its owner is dead, which a lock file
+// cannot tell. So every Hexabase process holds a *shared* advisory lock (flock) on
+// `<gitdir>/hexabase.lock` from before its first write until it exits; the kernel drops it
+// when the process dies, also on SIGKILL. If a process opening the repository gets the lock
+// *exclusively*, no other Hexabase process has the repository open, so no live Hexabase
+// writer owns any `.lock` file: they are all stale, and are removed before the lock is
+// downgraded to shared (release, then wait for shared; a process that slips in between
+// takes the exclusive lock itself, and this one waits for it to finish its own clean-up).
+// A process that cannot get it exclusively removes nothing: the owner may be alive.
+//
+// What this assumes: the repository is Hexabase's own (the server's clone, or the bare
+// repository of `hb`); a person or tool running git in it while no Hexabase process is
+// alive does not take our lock, and a lock file of theirs could be removed under them. And
+// flock must work on the file system (local disks do; some network file systems do not).
+// `hexabase.lock` itself is never removed: a process could hold a lock on an unlinked file.
+
+/// The file every Hexabase process locks while it has the repository open.
+pub const PROCESS_LOCK: &str = "hexabase.lock";
+
+/// Takes the shared process lock of the repository at `gitdir`, first removing stale lock
+/// files if this is the only Hexabase process there.
+fn process_lock(gitdir: &Path) -> Result<File, GitOpsError> {
+    let path = gitdir.join(PROCESS_LOCK);
+    let lock_err = |source| GitOpsError::Lock {
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(lock_err)?;
+    match file.try_lock() {
+        Ok(()) => {
+            remove_stale_locks(gitdir)?;
+            file.unlock().map_err(lock_err)?;
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e)),
+    }
+    file.lock_shared().map_err(lock_err)?;
+    Ok(file)
+}
+
+/// Removes `refs/**/*.lock`, `packed-refs.lock`, `HEAD.lock` and `config.lock`. Only call
+/// with the process lock held exclusively.
+fn remove_stale_locks(gitdir: &Path) -> Result<(), GitOpsError> {
+    let mut stale: Vec<PathBuf> = ["packed-refs.lock", "HEAD.lock", "config.lock"]
+        .iter()
+        .map(|name| gitdir.join(name))
+        .collect();
+    let mut dirs = vec![gitdir.join("refs")];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(GitOpsError::Lock { path: dir, source }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| GitOpsError::Lock {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "lock") {
+                stale.push(path);
+            }
+        }
+    }
+    for path in stale {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(GitOpsError::Lock { path, source }),
+        }
+    }
+    Ok(())
 }
 
 fn walk(

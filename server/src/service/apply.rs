@@ -154,7 +154,7 @@ impl Engine {
             if self.gitops.head(repo)? != prepared.parent {
                 prepared = self.prepare(repo, action)?;
             }
-            match self.commit(repo, meta, action, prepared) {
+            match self.commit(repo, meta, action, prepared, true) {
                 Ok(outcome) => return Ok(outcome),
                 Err(Retry::Moved(again)) => prepared = *again,
                 Err(Retry::Failed(e)) => return Err(e),
@@ -243,6 +243,9 @@ impl Engine {
             .expect("the commit lock is never poisoned: commit code does not panic");
         let head = self.gitops.head(&repo)?;
         let outcome = if parent == head {
+            // Push outbox hook (service::push): journal the review commit's action before the
+            // branch can reach it.
+            super::push::record(&repo, review, &record.meta, &record.action)?;
             let moved = match head {
                 Some(head) => repo.reference_matching(
                     &self.gitops.branch_ref(),
@@ -370,6 +373,8 @@ impl Engine {
             if base.as_ref().map(git2::Tree::id) == Some(tree) {
                 return Ok(Outcome::Unchanged);
             }
+            // Crash tests (`failpoints` feature): blobs and trees are written.
+            crate::gitops::failpoint!("import-tree-written");
             let message = CommitMessage {
                 subject: subject.to_owned(),
                 body: None,
@@ -401,6 +406,35 @@ impl Engine {
 
     fn prepare(&self, repo: &Repository, action: &Action) -> Result<Prepared, ApplyError> {
         let head = self.gitops.head(repo)?;
+        self.prepare_on(repo, head, action)
+    }
+
+    /// Applies `action` as a commit on `parent` without moving any branch: the push side
+    /// re-applies pending actions on the remote's head with it (see [`super::push`]). The
+    /// commit's action is journaled like any other.
+    pub fn apply_on(
+        &self,
+        repo: &Repository,
+        parent: Option<Oid>,
+        meta: &ActionMeta,
+        action: &Action,
+    ) -> Result<Outcome, ApplyError> {
+        let prepared = self.prepare_on(repo, parent, action)?;
+        match self.commit(repo, meta, action, prepared, false) {
+            Ok(outcome) => Ok(outcome),
+            Err(Retry::Failed(e)) => Err(e),
+            // Only a branch move finds the branch moved, and there is none here.
+            Err(Retry::Moved(_)) => Err(ApplyError::Contention(1)),
+        }
+    }
+
+    /// [`Engine::prepare`] against `head` rather than the branch's head.
+    fn prepare_on(
+        &self,
+        repo: &Repository,
+        head: Option<Oid>,
+        action: &Action,
+    ) -> Result<Prepared, ApplyError> {
         let base = self.gitops.snapshot(repo, head)?;
         let change = action.apply(&base.intent)?;
         if change.files.is_empty() {
@@ -609,6 +643,7 @@ impl Engine {
         meta: &ActionMeta,
         action: &Action,
         prepared: Prepared,
+        move_branch: bool,
     ) -> Result<Outcome, Retry> {
         let Prepared {
             parent,
@@ -634,17 +669,28 @@ impl Engine {
         if Some(new_tree) == snapshot.tree {
             return Ok(Outcome::Unchanged);
         }
+        // Crash tests (`failpoints` feature): blobs and trees are written.
+        crate::gitops::failpoint!("apply-tree-written");
         let message = message(meta, action);
         let author = author(meta);
-        match self.gitops.commit(
-            repo,
-            parent,
-            new_tree,
-            &author,
-            &self.bot,
-            &message.render(),
-        ) {
-            Ok(id) => {
+        // Push outbox hook (service::push): the commit object is written, then its action is
+        // journaled (fsynced), and only then does the branch move (not at all for `apply_on`).
+        let text = message.render();
+        let id = self
+            .gitops
+            .write_commit(repo, parent, new_tree, &author, &self.bot, &text)
+            .map_err(ApplyError::from)
+            .and_then(|id| super::push::record(repo, id, meta, action).map(|()| id))
+            .map_err(Retry::Failed)?;
+        let moved = if move_branch {
+            let reflog = format!("hexabase: {}", text.lines().next().unwrap_or_default());
+            let branch = self.gitops.branch_ref();
+            self.gitops.move_ref(repo, &branch, parent, id, &reflog)
+        } else {
+            Ok(())
+        };
+        match moved {
+            Ok(()) => {
                 snapshot.commit = Some(id);
                 snapshot.tree = Some(new_tree);
                 snapshot.intent_tree = repo

@@ -2,3 +2,5 @@
 
 pub mod action;
 pub mod apply;
+pub mod audit;
+pub mod push;

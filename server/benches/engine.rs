@@ -1,0 +1,734 @@
+//! Measures the commit engine on a repository of 10,000 rendered workspaces and prints a
+//! markdown table. Nothing here asserts on time; it only reports.
+//!
+//! ```text
+//! cargo bench -p server --bench engine
+//! ```
+//!
+//! Measurements:
+//! 1. One action end to end in-process (`Engine::apply`: read the head, apply the action,
+//!    compile the workspace, write blobs and trees, write the commit, move the branch; no
+//!    push), p50 and p99 over [`ACTIONS`] actions. Targets: p50 < 5 ms, p99 < 20 ms.
+//! 2. The git CLI making the same changes (the engine's commits replayed: changed files
+//!    written into a non-bare clone's working tree, `git add` + `git commit`), for the first
+//!    [`GIT_SAMPLES`] of those actions. Target: the engine ≥10× faster. Git gets the rendered
+//!    files for free: its time has no compile in it.
+//! 3. [`THREADS`] writer threads on one engine and branch, each action its own commit:
+//!    actions per second. Target ≥300/s.
+//!
+//! The repository (built once by `Engine::import`, with fsync off during the build only, then
+//! packed by `git repack`) and its clone are cached under `target/bench-engine/<key>/`; each
+//! run resets both branches to the cached base commit. Both sides fsync objects and refs:
+//! `core.fsyncObjectFiles` (libgit2) and `core.fsync=committed` (git).
+//!
+//! Environment: `HB_BENCH_ACTIONS`, `HB_BENCH_GIT_SAMPLES`, `HB_BENCH_THREAD_ACTIONS` change
+//! the counts.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use compiler::intent::IntentFiles;
+use git2::{Oid, Repository};
+use server::gitops::{GitOps, Identity};
+use server::service::action::Action;
+use server::service::apply::{ActionMeta, Engine, Outcome};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Bump when the workload or the cache layout changes; the compiler version is added to it.
+const CACHE_VERSION: &str = "engine-bench-v1";
+/// The example platform: two clusters (`home`, `edge`) and two plans.
+const PLATFORM: &str = include_str!("../../gitops-repo-example/intent/platform.yaml");
+const CLUSTERS: [&str; 2] = ["home", "edge"];
+const PLANS: [&str; 2] = ["shared-small", "dedicated-large"];
+const ORGANIZATIONS: usize = 100;
+const WORKSPACES: usize = 10_000;
+const ACTIONS: usize = 200;
+const GIT_SAMPLES: usize = 30;
+const THREADS: usize = 16;
+const THREAD_ACTIONS: usize = 25;
+
+fn main() -> Result<()> {
+    let actions = env_count("HB_BENCH_ACTIONS", ACTIONS);
+    let git_samples = env_count("HB_BENCH_GIT_SAMPLES", GIT_SAMPLES).min(actions);
+    let thread_actions = env_count("HB_BENCH_THREAD_ACTIONS", THREAD_ACTIONS);
+    let mut report = Report::default();
+    let load_at_start = load_average();
+    let cache = Cache::ready(&mut report)?;
+    cache.reset()?;
+
+    // 1. One action at a time, in-process.
+    let engine = Arc::new(Engine::new(GitOps::open(&cache.repo, "main")?, bot())?);
+    progress("first action (loads the intent of every workspace)");
+    let started = Instant::now();
+    let warm_up = apply(&engine, 0, &create_project(0, "warm-up"))?;
+    let first = started.elapsed();
+    progress(&format!("{actions} actions, one at a time"));
+    let mut times = Vec::with_capacity(actions);
+    let mut commits = Vec::with_capacity(actions);
+    for i in 0..actions {
+        let action = create_project(spread(i + 1), &format!("bench-{i}"));
+        let started = Instant::now();
+        let commit = apply(&engine, i + 1, &action)?;
+        times.push(started.elapsed());
+        commits.push(commit);
+    }
+    let (p50, p99) = (percentile(&mut times, 50), percentile(&mut times, 99));
+    report.row(
+        "1",
+        format!("First action after start (loads the intent of {WORKSPACES} workspaces)"),
+        fmt(first),
+        "",
+        None,
+    );
+    report.row(
+        "1",
+        format!("One action end to end, in-process: p50 of {actions}"),
+        fmt(p50),
+        "< 5 ms",
+        Some(p50 < Duration::from_millis(5)),
+    );
+    report.row(
+        "1",
+        format!("One action end to end, in-process: p99 of {actions}"),
+        fmt(p99),
+        "< 20 ms",
+        Some(p99 < Duration::from_millis(20)),
+    );
+
+    // Where part of that goes: the compiler on one workspace of the loaded intent.
+    {
+        let repo = Repository::open(&cache.repo)?;
+        let head = engine.gitops().head(&repo)?;
+        let snapshot = engine.gitops().snapshot(&repo, head)?;
+        let compiler = compiler::Compiler::new(&compiler::Catalog::builtin())?;
+        let mut compiles: Vec<Duration> = (0..20)
+            .map(|i| {
+                let (org, ws, _, _) = placement(spread(50_000 + i));
+                let only = std::collections::BTreeSet::from([(org, ws)]);
+                let started = Instant::now();
+                let out = compiler.compile_workspaces(&snapshot.intent, &only);
+                let elapsed = started.elapsed();
+                out.map(|_| elapsed)
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        report.row(
+            "1",
+            format!("… of which `compile_workspaces` of one workspace in {WORKSPACES}: p50 of 20"),
+            fmt(percentile(&mut compiles, 50)),
+            "",
+            None,
+        );
+    }
+
+    // 2. The git CLI making the same changes.
+    progress(&format!("git CLI: the first {git_samples} changes again"));
+    let repo = Repository::open(&cache.repo)?;
+    let mut git_times = Vec::with_capacity(git_samples);
+    git_cli_commit(&repo, &cache.clone, warm_up, 0)?;
+    for (i, commit) in commits.iter().take(git_samples).enumerate() {
+        git_times.push(git_cli_commit(&repo, &cache.clone, *commit, i + 1)?);
+    }
+    if let Some(last) = commits.get(git_samples.wrapping_sub(1)) {
+        let ours = repo.find_commit(*last)?.tree_id();
+        let theirs = git(&cache.clone, &["rev-parse", "HEAD^{tree}"])?;
+        assert_eq!(ours.to_string(), theirs.trim(), "git made other trees");
+    }
+    let mut ours: Vec<Duration> = times.clone();
+    if git_times.is_empty() {
+        git_times.push(Duration::ZERO);
+    }
+    let git_p50 = percentile(&mut git_times, 50);
+    let ours_p50 = percentile(&mut ours, 50);
+    let ratio = git_p50.as_secs_f64() / ours_p50.as_secs_f64().max(1e-9);
+    report.row(
+        "2",
+        format!(
+            "git CLI, same change (write files, `git add`, `git commit`): p50 of {git_samples}"
+        ),
+        format!(
+            "{}; p99 {}",
+            fmt(git_p50),
+            fmt(percentile(&mut git_times, 99))
+        ),
+        "",
+        None,
+    );
+    report.row(
+        "2",
+        "Engine faster than the git CLI by".to_owned(),
+        format!("{ratio:.1}×"),
+        "≥ 10×",
+        Some(ratio >= 10.0),
+    );
+
+    // 3. Writer threads on one branch.
+    progress(&format!("{THREADS} threads × {thread_actions} actions"));
+    let before = history_len(&repo)?;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || -> std::result::Result<(), String> {
+                for a in 0..thread_actions {
+                    let n = 100_000 + t * thread_actions + a;
+                    apply(&engine, n, &create_project(spread(n), &format!("t{t}-{a}")))
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().map_err(|_| "a writer panicked")??;
+    }
+    let wall = started.elapsed();
+    let total = THREADS * thread_actions;
+    assert_eq!(history_len(&repo)? - before, total, "one commit per action");
+    let rate = total as f64 / wall.as_secs_f64().max(1e-9);
+    report.row(
+        "3",
+        format!("{THREADS} writer threads, one branch, one commit per action ({total} actions)"),
+        format!("{rate:.0} actions/s ({} wall)", fmt(wall)),
+        "≥ 300/s",
+        Some(rate >= 300.0),
+    );
+    let sequential = actions as f64 / times.iter().sum::<Duration>().as_secs_f64();
+    report.row(
+        "3",
+        "One writer, same actions (from part 1)".to_owned(),
+        format!("{sequential:.0} actions/s"),
+        "",
+        None,
+    );
+
+    report.note(format!(
+        "Repository: {WORKSPACES} workspaces (5 projects, 3 custom roles, 2 Functions, 1 CronJob \
+         each; {ORGANIZATIONS} organizations, 2 clusters, 2 plans), {} files at the base \
+         commit, packed; cached in `{}`.",
+        cache.files,
+        cache.dir.display()
+    ));
+    report.note(format!(
+        "Each action creates a project in a different workspace (so the workspace is rendered \
+         again); {} CPUs; load average (1 min) before {load_at_start}, after {}. Other \
+         processes on the machine slow wall times down.",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_average()
+    ));
+    progress("pruning this run's objects");
+    drop(engine);
+    cache.prune()?;
+    report.print();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions
+
+fn bot() -> Identity {
+    Identity {
+        name: "Hexabase".into(),
+        email: "bot@hexabase.invalid".into(),
+    }
+}
+
+/// Workspace number `i`'s place, spread so that consecutive actions hit other workspaces.
+fn spread(i: usize) -> usize {
+    (i * 7_919) % WORKSPACES
+}
+
+fn create_project(workspace: usize, project: &str) -> Action {
+    let (org, ws, _, _) = placement(workspace);
+    Action::CreateProject {
+        org,
+        workspace: ws,
+        project: project.to_owned(),
+        display_name: None,
+    }
+}
+
+/// Applies `action` as request `n`; it must make a commit.
+fn apply(engine: &Engine, n: usize, action: &Action) -> Result<Oid> {
+    let meta = ActionMeta {
+        actor: Identity {
+            name: "bench".into(),
+            email: "bench@example.com".into(),
+        },
+        request_id: format!("bench-{n}"),
+    };
+    match engine.apply(&meta, action)? {
+        Outcome::Committed { commit, .. } => Ok(Oid::from_str(&commit)?),
+        other => Err(format!("expected a commit, got {other:?}").into()),
+    }
+}
+
+fn history_len(repo: &Repository) -> Result<usize> {
+    let mut walk = repo.revwalk()?;
+    walk.push_ref("refs/heads/main")?;
+    Ok(walk.count())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The git CLI
+
+/// Writes `commit`'s changes against its parent into the clone's working tree, then
+/// `git add` and `git commit`; returns the time of all three.
+fn git_cli_commit(repo: &Repository, clone: &Path, commit: Oid, n: usize) -> Result<Duration> {
+    let commit = repo.find_commit(commit)?;
+    let old = commit.parent(0)?.tree()?;
+    let new = commit.tree()?;
+    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
+    let mut changes: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    for delta in diff.deltas() {
+        let file = delta.new_file();
+        let path = file
+            .path()
+            .or_else(|| delta.old_file().path())
+            .and_then(Path::to_str)
+            .ok_or("a non-UTF-8 path")?
+            .to_owned();
+        let bytes = if delta.status() == git2::Delta::Deleted {
+            None
+        } else {
+            Some(repo.find_blob(file.id())?.content().to_vec())
+        };
+        changes.push((path, bytes));
+    }
+    let started = Instant::now();
+    for (path, bytes) in &changes {
+        let target = clone.join(path);
+        match bytes {
+            Some(bytes) => {
+                if let Some(dir) = target.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&target, bytes)?;
+            }
+            None => std::fs::remove_file(&target)?,
+        }
+    }
+    let mut add = vec!["add", "-A", "--"];
+    add.extend(changes.iter().map(|(p, _)| p.as_str()));
+    git(clone, &add)?;
+    git(
+        clone,
+        &[
+            "commit",
+            "-q",
+            "--no-verify",
+            "-m",
+            &format!("bench change {n}"),
+        ],
+    )?;
+    Ok(started.elapsed())
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.first().unwrap_or(&""),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cached repository
+
+struct Cache {
+    dir: PathBuf,
+    /// The bare repository the engine writes.
+    repo: PathBuf,
+    /// A non-bare clone for the git CLI.
+    clone: PathBuf,
+    /// The base commit both start from.
+    base: Oid,
+    files: usize,
+}
+
+impl Cache {
+    /// The cached repository and clone, built first if missing.
+    fn ready(report: &mut Report) -> Result<Self> {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+            PathBuf::from,
+        );
+        let key = format!(
+            "{CACHE_VERSION}-compiler-{}-{WORKSPACES}",
+            compiler::VERSION
+        );
+        let dir = target.join("bench-engine").join(key);
+        let marker = dir.join("ready");
+        let (repo, clone) = (dir.join("repo.git"), dir.join("clone"));
+        if let Ok(text) = std::fs::read_to_string(&marker) {
+            let mut parts = text.split_whitespace();
+            if let (Some(base), Some(files)) = (parts.next(), parts.next()) {
+                report.note("The repository came from the cache.".to_owned());
+                return Ok(Self {
+                    base: Oid::from_str(base)?,
+                    files: files.parse()?,
+                    dir,
+                    repo,
+                    clone,
+                });
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        progress(&format!(
+            "building the repository of {WORKSPACES} workspaces"
+        ));
+        let started = Instant::now();
+        let files = workload(WORKSPACES);
+        let engine = Engine::new(GitOps::open(&repo, "main")?, bot())?;
+        // Setup only: a hundred thousand fsyncs would take minutes. Restored below.
+        Repository::open(&repo)?
+            .config()?
+            .set_bool("core.fsyncObjectFiles", false)?;
+        let meta = ActionMeta {
+            actor: Identity {
+                name: "bench".into(),
+                email: "bench@example.com".into(),
+            },
+            request_id: "bench-import".into(),
+        };
+        let Outcome::Committed { commit, .. } =
+            engine.import(&meta, &files, "platform: import intent")?
+        else {
+            return Err("the import made no commit".into());
+        };
+        drop(engine);
+        Repository::open(&repo)?
+            .config()?
+            .set_bool("core.fsyncObjectFiles", true)?;
+        let import = started.elapsed();
+        git(&repo, &["repack", "-a", "-d", "-q"])?;
+        git(&repo, &["prune-packed"])?;
+        let out = Command::new("git")
+            .args(["clone", "-q"])
+            .arg(&repo)
+            .arg(&clone)
+            .output()?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+        }
+        for (key, value) in [
+            ("core.fsync", "committed"),
+            ("user.name", "bench"),
+            ("user.email", "bench@example.com"),
+            ("gc.auto", "0"),
+        ] {
+            git(&clone, &["config", key, value])?;
+        }
+        let count = {
+            let repo = Repository::open(&repo)?;
+            let tree = repo.find_commit(Oid::from_str(&commit)?)?.tree()?;
+            let mut paths = std::collections::BTreeSet::new();
+            GitOps::files_under(&repo, &tree, "", &mut paths)?;
+            paths.len()
+        };
+        std::fs::write(&marker, format!("{commit} {count}\n"))?;
+        report.note(format!(
+            "Built the repository: `Engine::import` in {}, with packing and cloning {}.",
+            fmt(import),
+            fmt(started.elapsed())
+        ));
+        Ok(Self {
+            base: Oid::from_str(&commit)?,
+            files: count,
+            dir,
+            repo,
+            clone,
+        })
+    }
+
+    /// Both branches back to the base commit, and the objects of earlier runs pruned.
+    ///
+    /// Pruning deletes thousands of files, and ext4 without a journal (as on this machine)
+    /// skips inodes freed in the last ~30 s (`vm.dirty_expire_centisecs`) when it allocates
+    /// one, scanning the inode table past them: every object written in that window costs
+    /// far more. So runs prune when they end, and one that finds leftovers (an aborted run)
+    /// prunes and then waits that window out.
+    fn reset(&self) -> Result<()> {
+        if self.prune()? {
+            progress("pruned the leftovers of an aborted run; waiting 35 s for ext4");
+            std::thread::sleep(Duration::from_secs(35));
+        }
+        Ok(())
+    }
+
+    /// Resets both branches to the base and prunes everything else; true if anything was
+    /// there to prune.
+    fn prune(&self) -> Result<bool> {
+        let repo = Repository::open(&self.repo)?;
+        let head = repo.refname_to_id("refs/heads/main")?;
+        let dirty = head != self.base
+            || std::fs::read_dir(self.repo.join("objects"))?
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().len() == 2);
+        if !dirty {
+            return Ok(false);
+        }
+        repo.reference("refs/heads/main", self.base, true, "bench: reset")?;
+        let base = self.base.to_string();
+        git(&self.clone, &["reset", "-q", "--hard", &base])?;
+        for dir in [&self.repo, &self.clone] {
+            git(dir, &["reflog", "expire", "--expire=all", "--all"])?;
+            git(dir, &["prune", "--expire=now"])?;
+        }
+        Ok(true)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload: the same as compiler/benches/compile.rs (kept in step by hand).
+
+/// Organization and workspace of workspace number `i`, and its cluster and plan.
+fn placement(i: usize) -> (String, String, &'static str, &'static str) {
+    let org = format!("org-{:03}", i % ORGANIZATIONS);
+    let ws = format!("ws-{i:05}");
+    let cluster = CLUSTERS[(i / ORGANIZATIONS) % 2];
+    let plan = PLANS[(i / (2 * ORGANIZATIONS)) % 2];
+    (org, ws, cluster, plan)
+}
+
+/// An intent tree of `n` workspaces, spread over [`ORGANIZATIONS`] organizations, both clusters
+/// and both plans. Each workspace: 5 projects, 3 custom roles, 2 Functions, 1 CronJob.
+fn workload(n: usize) -> IntentFiles {
+    let mut files = IntentFiles::new();
+    files.insert("platform.yaml".into(), PLATFORM.into());
+    for o in 0..ORGANIZATIONS.min(n) {
+        let org = format!("org-{o:03}");
+        files.insert(
+            format!("{org}/organization.yaml"),
+            format!(
+                "apiVersion: hexabase.ai/v1alpha1\nkind: Organization\nmetadata:\n  name: {org}\n\
+                 spec:\n  displayName: Organization {o}\n"
+            ),
+        );
+    }
+    for i in 0..n {
+        let (org, ws, cluster, plan) = placement(i);
+        let dir = format!("{org}/{ws}");
+        let dedicated = plan == "dedicated-large";
+        let mut text =
+            format!("apiVersion: hexabase.ai/v1alpha1\nkind: Workspace\nmetadata:\n  name: {ws}\n");
+        if dedicated {
+            text.push_str("  labels:\n    environment: production\n");
+        }
+        write!(
+            text,
+            "spec:\n  displayName: Workspace {i} of {org}\n  plan: {plan}\n  cluster: {cluster}\n\
+             \x20 clusterRoleBindings:\n    - group: WorkspaceMembers\n      clusterRole: hexabase:workspace-viewer\n"
+        )
+        .expect("writing to a String cannot fail");
+        if dedicated {
+            write!(
+                text,
+                "  dedicatedNodes:\n    nodeSelector:\n      hexabase.ai/tenant: {org}\n"
+            )
+            .expect("writing to a String cannot fail");
+        }
+        files.insert(format!("{dir}/workspace.yaml"), text);
+        for (project, body) in projects(&org, &ws) {
+            let text = format!(
+                "apiVersion: hexabase.ai/v1alpha1\nkind: Project\nmetadata:\n  name: {project}\n{body}"
+            );
+            files.insert(format!("{dir}/projects/{project}.yaml"), text);
+        }
+    }
+    files
+}
+
+/// The five projects of one workspace (name, the document after `metadata.name`).
+fn projects(org: &str, ws: &str) -> [(&'static str, String); 5] {
+    [
+        (
+            "web",
+            format!(
+                r#"  labels:
+    team: frontend
+spec:
+  displayName: Web shop of {org}
+  quota:
+    requestsCpu: "4"
+  roles:
+    - name: deployer
+      rules:
+        - apiGroups: ["apps"]
+          resources: ["deployments", "replicasets"]
+          verbs: ["get", "list", "watch", "create", "update", "patch"]
+        - apiGroups: [""]
+          resources: ["pods", "pods/log", "services", "configmaps"]
+          verbs: ["get", "list", "watch"]
+  roleBindings:
+    - group: WSUsers
+      role: deployer
+    - group: WSAdmins
+      clusterRole: hexabase:workspace-admin
+  functions:
+    - name: checkout
+      image: ghcr.io/{org}/checkout-fn:2.0.1
+      port: 8080
+      env:
+        - name: CURRENCY
+          value: EUR
+        - name: WORKSPACE
+          value: {ws}
+      scaling:
+        minScale: 0
+        maxScale: 10
+        target: 50
+      resources:
+        cpu: 100m
+        memory: 256Mi
+"#
+            ),
+        ),
+        (
+            "api",
+            format!(
+                r#"spec:
+  roles:
+    - name: reader
+      rules:
+        - apiGroups: ["", "apps", "batch"]
+          resources: ["pods", "deployments", "jobs", "cronjobs"]
+          verbs: ["get", "list", "watch"]
+  roleBindings:
+    - group: WorkspaceMembers
+      role: reader
+  functions:
+    - name: webhook
+      image: ghcr.io/{org}/webhook:1.0.0
+      scaling:
+        maxScale: 3
+"#
+            ),
+        ),
+        (
+            "batch",
+            format!(
+                r#"spec:
+  displayName: Scheduled jobs
+  roles:
+    - name: job-runner
+      rules:
+        - apiGroups: ["batch"]
+          resources: ["jobs", "cronjobs"]
+          verbs: ["get", "list", "watch", "create", "delete"]
+  roleBindings:
+    - group: WSUsers
+      role: job-runner
+  cronJobs:
+    - name: nightly-report
+      schedule: "0 3 * * *"
+      timeZone: Europe/Berlin
+      image: ghcr.io/{org}/reporter:1.4.2
+      args: ["--since", "24h", "--workspace", "{ws}"]
+      env:
+        - name: REPORT_BUCKET
+          value: s3://{org}-reports
+      resources:
+        cpu: 100m
+        memory: 128Mi
+"#
+            ),
+        ),
+        (
+            "data",
+            r#"spec:
+  quota:
+    requestsMemory: 8Gi
+  roleBindings:
+    - group: WSUsers
+      clusterRole: hexabase:workspace-viewer
+"#
+            .to_owned(),
+        ),
+        ("ops", "spec:\n  displayName: Operations\n".to_owned()),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p`th percentile (nearest rank).
+fn percentile(times: &mut [Duration], p: usize) -> Duration {
+    times.sort_unstable();
+    let rank = (times.len() * p).div_ceil(100).max(1);
+    times[rank - 1]
+}
+
+fn fmt(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms >= 1_000.0 {
+        format!("{:.1} s", ms / 1e3)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+fn progress(what: &str) {
+    eprintln!("engine bench: {what}");
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<[String; 5]>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn row(&mut self, part: &str, what: String, result: String, target: &str, met: Option<bool>) {
+        let status = match met {
+            Some(true) => "met",
+            Some(false) => "**MISSED**",
+            None => "",
+        };
+        self.rows
+            .push([part.into(), what, result, target.into(), status.into()]);
+    }
+
+    fn note(&mut self, note: String) {
+        self.notes.push(note);
+    }
+
+    fn print(&self) {
+        let mut out = String::new();
+        let _ = writeln!(out, "\n| Part | Measurement | Result | Target | Status |");
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+        for row in &self.rows {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        let _ = writeln!(out);
+        for note in &self.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        print!("{out}");
+    }
+}
