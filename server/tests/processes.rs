@@ -71,7 +71,11 @@ fn assert_head_is_compiled(files: &BTreeMap<String, String>) {
 }
 
 fn project(w: usize, a: usize) -> (&'static str, String) {
-    let ws = if (w + a).is_multiple_of(2) { "dev" } else { "prod" };
+    let ws = if (w + a).is_multiple_of(2) {
+        "dev"
+    } else {
+        "prod"
+    };
     (ws, format!("w{w}-a{a}"))
 }
 
