@@ -10,3 +10,5 @@ test:
 
 bench:
 	cargo bench -p compiler --bench compile
+	cargo bench -p server --bench engine
+	cargo bench -p server --bench audit
