@@ -156,10 +156,26 @@ pub struct Target {
     /// The request id for the `Hexabase-Request` trailer.
     #[arg(long, default_value = "cli")]
     pub request: String,
+    /// Sign commits with this SSH private key (as `git` does with `gpg.format=ssh`).
+    #[arg(long, conflicts_with = "sign_gpg_key")]
+    pub sign_ssh_key: Option<std::path::PathBuf>,
+    /// Sign commits with this OpenPGP key id, from the default GnuPG home.
+    #[arg(long)]
+    pub sign_gpg_key: Option<String>,
 }
 
 fn engine(target: &Target) -> Result<(Engine, ActionMeta)> {
-    let gitops = GitOps::open(&target.repo, &target.branch).context("opening the repository")?;
+    let signing = match (&target.sign_ssh_key, &target.sign_gpg_key) {
+        (Some(key), _) => Some(crate::gitops::Signing::Ssh { key: key.clone() }),
+        (None, Some(key_id)) => Some(crate::gitops::Signing::OpenPgp {
+            key_id: key_id.clone(),
+            home: None,
+        }),
+        (None, None) => None,
+    };
+    let gitops = GitOps::open(&target.repo, &target.branch)
+        .context("opening the repository")?
+        .with_signing(signing);
     let bot = Identity {
         name: "Hexabase".into(),
         email: "bot@hexabase.invalid".into(),

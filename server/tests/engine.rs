@@ -528,3 +528,93 @@ fn free_text_cannot_forge_subject_lines_or_trailers() {
     let project = &intent.organizations["acme"].workspaces["dev"].projects["injected"];
     assert_eq!(project.spec.display_name.as_deref(), Some(nasty));
 }
+
+fn run(command: &mut std::process::Command) -> String {
+    let output = command.output().expect("tool runs");
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        command,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn commits_are_signed_with_ssh_and_openpgp_keys_git_can_verify() {
+    use server::gitops::Signing;
+    let dir = temp_repo("signing-keys");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // SSH: git verifies against an allowed-signers file, as Flux's users would.
+    let key = dir.join("id_ed25519");
+    run(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "bot", "-f"])
+        .arg(&key));
+    let public = std::fs::read_to_string(dir.join("id_ed25519.pub")).expect("public key");
+    let allowed = dir.join("allowed_signers");
+    std::fs::write(&allowed, format!("bot@hexabase.example {public}")).expect("write");
+    // OpenPGP: a throwaway GnuPG home with one signing key.
+    let home = dir.join("gnupg");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    run(std::process::Command::new("gpg")
+        .arg("--homedir")
+        .arg(&home)
+        .args([
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Hexabase <bot@hexabase.example>",
+            "ed25519",
+            "sign",
+            "never",
+        ]));
+
+    for (name, signing) in [
+        ("ssh", Signing::Ssh { key }),
+        (
+            "openpgp",
+            Signing::OpenPgp {
+                key_id: "bot@hexabase.example".into(),
+                home: Some(home.clone()),
+            },
+        ),
+    ] {
+        let path = temp_repo(&format!("signed-{name}"));
+        let gitops = GitOps::open(&path, "main")
+            .expect("opens")
+            .with_signing(Some(signing));
+        let engine = Engine::new(gitops, bot()).expect("engine");
+        engine
+            .import(
+                &meta("admin", "seed"),
+                &example_files(),
+                "platform: import intent",
+            )
+            .expect("imports");
+        let Outcome::Committed { commit, .. } = engine
+            .apply(
+                &meta("alice", "r"),
+                &create_project("acme", "dev", "signed"),
+            )
+            .expect("applies")
+        else {
+            panic!("commit")
+        };
+        let verify = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&path)
+            .arg("-c")
+            .arg(format!("gpg.ssh.allowedSignersFile={}", allowed.display()))
+            .env("GNUPGHOME", &home)
+            .args(["verify-commit", "-v", &commit])
+            .output()
+            .expect("git runs");
+        let said = String::from_utf8_lossy(&verify.stderr);
+        assert!(verify.status.success(), "{name}: {said}");
+        assert!(
+            said.contains("Good") || said.contains("good"),
+            "{name}: {said}"
+        );
+    }
+}

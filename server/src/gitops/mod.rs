@@ -66,6 +66,12 @@ pub enum GitOpsError {
         /// The branch.
         branch: String,
     },
+    /// Signing a commit failed.
+    #[error("failed to sign the commit: {reason}")]
+    Signing {
+        /// What the signing tool said.
+        reason: String,
+    },
     /// A file that must be UTF-8 text is not.
     #[error("{path} is not UTF-8 text")]
     NotText {
@@ -132,6 +138,76 @@ pub struct GitOps {
     /// A shared advisory lock on `<gitdir>/hexabase.lock`, held while this value lives (and
     /// released by the kernel when the process dies, however it dies): see [`process_lock`].
     _process_lock: File,
+    /// How commits are signed, if at all.
+    signing: Option<Signing>,
+}
+
+/// How commits are signed: the way `git` itself does it, by the standard tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signing {
+    /// An SSH key (`ssh-keygen -Y sign -n git`).
+    Ssh {
+        /// The private key file.
+        key: PathBuf,
+    },
+    /// An OpenPGP key in a GnuPG home (`gpg --detach-sign --armor`).
+    OpenPgp {
+        /// The key id or fingerprint.
+        key_id: String,
+        /// The GnuPG home; the default one when `None`.
+        home: Option<PathBuf>,
+    },
+}
+
+impl Signing {
+    /// An armored detached signature of `content`.
+    fn sign(&self, content: &[u8]) -> Result<String, GitOpsError> {
+        let mut command = match self {
+            Self::Ssh { key } => {
+                let mut c = std::process::Command::new("ssh-keygen");
+                c.args(["-Y", "sign", "-n", "git", "-f"]).arg(key);
+                c
+            }
+            Self::OpenPgp { key_id, home } => {
+                let mut c = std::process::Command::new("gpg");
+                if let Some(home) = home {
+                    c.arg("--homedir").arg(home);
+                }
+                c.args([
+                    "--batch",
+                    "--yes",
+                    "--detach-sign",
+                    "--armor",
+                    "--local-user",
+                    key_id,
+                ]);
+                c
+            }
+        };
+        let failed = |reason: String| GitOpsError::Signing { reason };
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(format!("cannot run the signing tool: {e}")))?;
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            stdin
+                .write_all(content)
+                .map_err(|e| failed(format!("cannot feed the signing tool: {e}")))?;
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| failed(format!("the signing tool failed: {e}")))?;
+        if !output.status.success() {
+            return Err(failed(
+                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            ));
+        }
+        String::from_utf8(output.stdout).map_err(|_| failed("the signature is not text".into()))
+    }
 }
 
 impl GitOps {
@@ -177,6 +253,7 @@ impl GitOps {
             branch: branch.to_owned(),
             last: Mutex::new(None),
             _process_lock: process_lock,
+            signing: None,
         })
     }
 
@@ -331,6 +408,24 @@ impl GitOps {
         committer: &Identity,
         message: &str,
     ) -> Result<Oid, GitOpsError> {
+        let id = self.write_commit(repo, parent, tree, author, committer, message)?;
+        let subject = message.lines().next().unwrap_or_default();
+        self.move_ref(repo, refname, current, id, &format!("hexabase: {subject}"))?;
+        Ok(id)
+    }
+
+    /// Writes a commit object of `tree` on `parent`, signed when signing is configured; no
+    /// reference moves. Committing in two steps lets something durable (the push journal)
+    /// be written between the commit object and the branch move.
+    pub fn write_commit(
+        &self,
+        repo: &Repository,
+        parent: Option<Oid>,
+        tree: Oid,
+        author: &Identity,
+        committer: &Identity,
+        message: &str,
+    ) -> Result<Oid, GitOpsError> {
         let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
         let author = git2::Signature::now(&author.name, &author.email).map_err(GitOpsError::Git)?;
         let committer =
@@ -340,19 +435,46 @@ impl GitOps {
             .transpose()
             .map_err(GitOpsError::Git)?;
         let parent_refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        let id = repo
-            .commit(None, &author, &committer, message, &tree, &parent_refs)
-            .map_err(GitOpsError::Git)?;
+        let id = match &self.signing {
+            None => repo
+                .commit(None, &author, &committer, message, &tree, &parent_refs)
+                .map_err(GitOpsError::Git)?,
+            Some(signing) => {
+                let buffer = repo
+                    .commit_create_buffer(&author, &committer, message, &tree, &parent_refs)
+                    .map_err(GitOpsError::Git)?;
+                let content = std::str::from_utf8(&buffer).map_err(|_| GitOpsError::NotText {
+                    path: "commit".into(),
+                })?;
+                let signature = signing.sign(content.as_bytes())?;
+                repo.commit_signed(content, &signature, None)
+                    .map_err(GitOpsError::Git)?
+            }
+        };
         failpoint!("gitops-commit-written");
-        let subject = message.lines().next().unwrap_or_default();
-        let reflog = format!("hexabase: {subject}");
+        Ok(id)
+    }
+
+    /// Moves `refname` from `current` to `target` (compare-and-swap; `current: None` means
+    /// the reference must not exist yet). [`GitOpsError::Moved`] when it was elsewhere.
+    pub fn move_ref(
+        &self,
+        repo: &Repository,
+        refname: &str,
+        current: Option<Oid>,
+        target: Oid,
+        reflog: &str,
+    ) -> Result<(), GitOpsError> {
         let moved = |e: git2::Error| {
             if matches!(
                 e.code(),
                 ErrorCode::Modified | ErrorCode::Locked | ErrorCode::Exists
             ) {
                 GitOpsError::Moved {
-                    branch: self.branch.clone(),
+                    branch: refname
+                        .strip_prefix("refs/heads/")
+                        .unwrap_or(refname)
+                        .to_owned(),
                 }
             } else {
                 GitOpsError::Git(e)
@@ -361,12 +483,20 @@ impl GitOps {
         failpoint!("gitops-before-ref-update");
         match current {
             Some(current) => repo
-                .reference_matching(refname, id, true, current, &reflog)
+                .reference_matching(refname, target, true, current, reflog)
                 .map_err(moved)?,
-            None => repo.reference(refname, id, false, &reflog).map_err(moved)?,
+            None => repo
+                .reference(refname, target, false, reflog)
+                .map_err(moved)?,
         };
         failpoint!("gitops-ref-updated");
-        Ok(id)
+        Ok(())
+    }
+
+    /// Signs every commit from now on (for Flux's `GitRepository.spec.verify`).
+    pub fn with_signing(mut self, signing: Option<Signing>) -> Self {
+        self.signing = signing;
+        self
     }
 
     /// Paths of generated files under `prefixes` in `tree`, for finding stale files.

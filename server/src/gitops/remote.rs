@@ -15,8 +15,6 @@ use git2::{
     RemoteCallbacks, Repository,
 };
 
-use super::{GitOps, GitOpsError, Identity};
-
 /// How to authenticate to a remote.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -505,75 +503,6 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-/// Committing in two steps, so that something durable (the push journal) can be written
-/// between the commit object and the branch move. [`GitOps::commit_ref`] does both at once.
-impl GitOps {
-    /// Writes a commit object of `tree` on `parent`; no reference moves.
-    pub fn write_commit(
-        &self,
-        repo: &Repository,
-        parent: Option<Oid>,
-        tree: Oid,
-        author: &Identity,
-        committer: &Identity,
-        message: &str,
-    ) -> Result<Oid, GitOpsError> {
-        let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
-        let author = git2::Signature::now(&author.name, &author.email).map_err(GitOpsError::Git)?;
-        let committer =
-            git2::Signature::now(&committer.name, &committer.email).map_err(GitOpsError::Git)?;
-        let parents = parent
-            .map(|p| repo.find_commit(p))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
-        let parent_refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        let id = repo
-            .commit(None, &author, &committer, message, &tree, &parent_refs)
-            .map_err(GitOpsError::Git)?;
-        // The same failpoints as GitOps::commit_ref, so crash tests see one sequence.
-        super::failpoint!("gitops-commit-written");
-        Ok(id)
-    }
-
-    /// Moves `refname` from `current` to `target` (compare-and-swap; `current: None` means
-    /// the reference must not exist yet), [`GitOpsError::Moved`] when it was elsewhere.
-    pub fn move_ref(
-        &self,
-        repo: &Repository,
-        refname: &str,
-        current: Option<Oid>,
-        target: Oid,
-        reflog: &str,
-    ) -> Result<(), GitOpsError> {
-        let moved = |e: git2::Error| {
-            if matches!(
-                e.code(),
-                ErrorCode::Modified | ErrorCode::Locked | ErrorCode::Exists
-            ) {
-                GitOpsError::Moved {
-                    branch: refname
-                        .strip_prefix("refs/heads/")
-                        .unwrap_or(refname)
-                        .to_owned(),
-                }
-            } else {
-                GitOpsError::Git(e)
-            }
-        };
-        super::failpoint!("gitops-before-ref-update");
-        match current {
-            Some(current) => repo
-                .reference_matching(refname, target, true, current, reflog)
-                .map_err(moved)?,
-            None => repo
-                .reference(refname, target, false, reflog)
-                .map_err(moved)?,
-        };
-        super::failpoint!("gitops-ref-updated");
-        Ok(())
-    }
 }
 
 #[cfg(test)]
