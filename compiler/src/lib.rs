@@ -114,7 +114,8 @@ pub enum Scope {
     /// The whole tree (apart from workspaces skipped as unchanged).
     Full,
     /// Only these workspaces (`(org, workspace)`), their organizations' index files, and the
-    /// cluster-level files.
+    /// per-cluster lists of organizations (`tenants/<c>/kustomization.yaml`). Files that
+    /// depend on the platform alone are neither rendered nor owned.
     Workspaces(BTreeSet<(String, String)>),
 }
 
@@ -162,8 +163,8 @@ impl Output {
             (_, ["tenants", _, "kustomization.yaml"]) => true,
             (_, ["tenants", _, org_file]) => org_file.strip_suffix(".yaml").is_some_and(in_set),
             (_, ["tenants", _, org, "kustomization.yaml"]) => in_set(org),
-            (Scope::Workspaces(_), ["tenants", ..]) => false,
-            _ => true,
+            (Scope::Workspaces(_), _) => false,
+            (Scope::Full, _) => true,
         }
     }
 }
@@ -225,7 +226,7 @@ impl Compiler {
     }
 
     /// Compiles only the named workspaces (`(org, workspace)`), plus the index files of their
-    /// organizations and the cluster-level files. A named workspace that no longer exists
+    /// organizations and the per-cluster organization lists. A named workspace that no longer exists
     /// renders nothing, and the output speaks for its folder: that is how deletions look. The rest of the intent is assumed valid, as
     /// it was when last compiled; cross-workspace rules (unique host namespaces) are still checked.
     pub fn compile_workspaces(
@@ -246,26 +247,41 @@ impl Compiler {
         let mut diagnostics = Vec::new();
         let platform = plan::platform(intent, &mut diagnostics);
         self.check_plan_policies(intent, &mut diagnostics);
-        let valid_orgs = plan::organizations(intent, &mut diagnostics);
-        check_host_namespaces(intent, &mut diagnostics);
+        let in_scope: Option<BTreeSet<&str>> =
+            only.map(|s| s.iter().map(|(o, _)| o.as_str()).collect());
+        let valid_orgs = plan::organizations(intent, in_scope.as_ref(), &mut diagnostics);
+        match only {
+            Some(only) => check_host_namespaces_of(intent, only, &mut diagnostics),
+            None => check_host_namespaces(intent, &mut diagnostics),
+        }
         let Some(platform) = platform else {
             return Ok(finish(BTreeMap::new(), BTreeMap::new(), diagnostics, scope));
         };
         let platform_hash = platform_fingerprint(&self.catalog_hash, &platform);
 
-        let selected: Vec<(&String, &String, &intent::WorkspaceIntent)> = intent
-            .organizations
-            .iter()
-            .filter(|(org, _)| valid_orgs.contains(*org))
-            .flat_map(|(org, o)| {
-                o.workspaces
-                    .iter()
-                    .map(move |(ws, w)| (org, ws, w.as_ref()))
-            })
-            .filter(|(org, ws, _)| {
-                only.is_none_or(|s| s.contains(&((*org).clone(), (*ws).clone())))
-            })
-            .collect();
+        // A partial compile looks up its workspaces instead of walking all of them, so an
+        // action on one workspace costs the same among ten or ten thousand.
+        let selected: Vec<(&String, &String, &intent::WorkspaceIntent)> = match only {
+            Some(only) => only
+                .iter()
+                .filter(|(org, _)| valid_orgs.contains(org))
+                .filter_map(|(org, ws)| {
+                    let (org, o) = intent.organizations.get_key_value(org)?;
+                    let (ws, w) = o.workspaces.get_key_value(ws)?;
+                    Some((org, ws, w.as_ref()))
+                })
+                .collect(),
+            None => intent
+                .organizations
+                .iter()
+                .filter(|(org, _)| valid_orgs.contains(*org))
+                .flat_map(|(org, o)| {
+                    o.workspaces
+                        .iter()
+                        .map(move |(ws, w)| (org, ws, w.as_ref()))
+                })
+                .collect(),
+        };
         type Compiled = Result<
             (
                 String,
@@ -398,23 +414,73 @@ impl Compiler {
         platform: &PlatformModel,
         only: Option<&BTreeSet<(String, String)>>,
     ) -> Result<BTreeMap<String, String>, Error> {
+        let mut files = self.render_tenant_indexes(intent, platform, only)?;
+        // Files that depend on the platform alone: a partial compile neither renders nor owns
+        // them (actions do not change the platform; an import compiles everything).
+        if only.is_none() {
+            files.extend(self.render_platform(platform)?);
+        }
+        Ok(files)
+    }
+
+    /// `tenants/<c>/kustomization.yaml` (organizations on a cluster) and, for organizations
+    /// in scope, `tenants/<c>/<org>.yaml` and `tenants/<c>/<org>/kustomization.yaml`.
+    fn render_tenant_indexes(
+        &self,
+        intent: &Intent,
+        platform: &PlatformModel,
+        only: Option<&BTreeSet<(String, String)>>,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let r = &self.renderer;
+        let mut files = BTreeMap::new();
+        let on_cluster = |w: &intent::WorkspaceIntent, c: &str| {
+            w.workspace.as_ref().is_some_and(|d| d.spec.cluster == c)
+        };
+        for cluster in &platform.clusters {
+            let c = cluster.name.as_str();
+            // An organization is listed when any of its workspaces is on the cluster: the
+            // search stops at the first, so this stays cheap for large organizations.
+            let orgs: Vec<&String> = intent
+                .organizations
+                .iter()
+                .filter(|(_, o)| o.workspaces.values().any(|w| on_cluster(w, c)))
+                .map(|(org, _)| org)
+                .collect();
+            let org_files: Vec<String> = orgs.iter().map(|o| format!("{o}.yaml")).collect();
+            files.insert(
+                format!("tenants/{c}/kustomization.yaml"),
+                render::kustomization(r, &org_files)?,
+            );
+            for org in orgs {
+                if only.is_some_and(|s| !s.iter().any(|(o, _)| o == org)) {
+                    continue;
+                }
+                let ctx =
+                    minijinja::context! { cluster => render::val(cluster), org => org.as_str() };
+                files.insert(
+                    format!("tenants/{c}/{org}.yaml"),
+                    r.render("cluster/organization.yaml.j2", &ctx)?,
+                );
+                let ws_files: Vec<String> = intent.organizations[org]
+                    .workspaces
+                    .iter()
+                    .filter(|(_, w)| on_cluster(w, c))
+                    .map(|(ws, _)| format!("{ws}/flux.yaml"))
+                    .collect();
+                files.insert(
+                    format!("tenants/{c}/{org}/kustomization.yaml"),
+                    render::kustomization(r, &ws_files)?,
+                );
+            }
+        }
+        Ok(files)
+    }
+
+    /// Cluster entry points, infrastructure, policies, README and `.sourceignore`.
+    fn render_platform(&self, platform: &PlatformModel) -> Result<BTreeMap<String, String>, Error> {
         let r = &self.renderer;
         let mut files = BTreeMap::new();
         let pctx = render::val(platform);
-        // Which organizations have workspaces on which cluster.
-        let mut placement: BTreeMap<&str, BTreeMap<&str, Vec<&str>>> = BTreeMap::new();
-        for (org, o) in &intent.organizations {
-            for (ws, w) in &o.workspaces {
-                if let Some(doc) = &w.workspace {
-                    placement
-                        .entry(doc.spec.cluster.as_str())
-                        .or_default()
-                        .entry(org.as_str())
-                        .or_default()
-                        .push(ws.as_str());
-                }
-            }
-        }
         for cluster in &platform.clusters {
             let c = cluster.name.as_str();
             let ctx =
@@ -435,31 +501,6 @@ impl Compiler {
                 format!("infrastructure/config/{c}/kustomization.yaml"),
                 render::kustomization(r, &["config.yaml"])?,
             );
-            let orgs = placement.get(c).cloned().unwrap_or_default();
-            let org_files: Vec<String> = orgs.keys().map(|o| format!("{o}.yaml")).collect();
-            files.insert(
-                format!("tenants/{c}/kustomization.yaml"),
-                render::kustomization(r, &org_files)?,
-            );
-            for (org, workspaces) in &orgs {
-                let in_scope = only.is_none_or(|s| s.iter().any(|(o, _)| o == org));
-                if !in_scope {
-                    continue;
-                }
-                let ctx = minijinja::context! { cluster => render::val(cluster), org => *org };
-                files.insert(
-                    format!("tenants/{c}/{org}.yaml"),
-                    r.render("cluster/organization.yaml.j2", &ctx)?,
-                );
-                let ws_files: Vec<String> = workspaces
-                    .iter()
-                    .map(|w| format!("{w}/flux.yaml"))
-                    .collect();
-                files.insert(
-                    format!("tenants/{c}/{org}/kustomization.yaml"),
-                    render::kustomization(r, &ws_files)?,
-                );
-            }
         }
         files.insert(
             "infrastructure/controllers/controllers.yaml".into(),
@@ -560,6 +601,47 @@ fn check_host_namespaces(intent: &Intent, out: &mut Vec<Diagnostic>) {
                 "metadata.name",
                 format!(
                     "host namespace {namespace:?} is also the namespace of {}",
+                    others.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+/// [`check_host_namespaces`] for a few workspaces: `ws-<org>-<ws>` can only collide with a
+/// split of `<org>-<ws>` at another `-`, so only those are looked up.
+fn check_host_namespaces_of(
+    intent: &Intent,
+    only: &BTreeSet<(String, String)>,
+    out: &mut Vec<Diagnostic>,
+) {
+    for (org, ws) in only {
+        let exists = intent
+            .organizations
+            .get(org)
+            .is_some_and(|o| o.workspaces.contains_key(ws));
+        if !exists {
+            continue;
+        }
+        let joined = format!("{org}-{ws}");
+        let others: Vec<String> = joined
+            .match_indices('-')
+            .map(|(i, _)| (&joined[..i], &joined[i + 1..]))
+            .filter(|(o, w)| (*o, *w) != (org.as_str(), ws.as_str()))
+            .filter(|(o, w)| {
+                intent
+                    .organizations
+                    .get(*o)
+                    .is_some_and(|x| x.workspaces.contains_key(*w))
+            })
+            .map(|(o, w)| format!("{o}/{w}"))
+            .collect();
+        if !others.is_empty() {
+            out.push(Diagnostic::error(
+                format!("intent/{org}/{ws}/workspace.yaml"),
+                "metadata.name",
+                format!(
+                    "host namespace \"ws-{joined}\" is also the namespace of {}",
                     others.join(", ")
                 ),
             ));

@@ -487,10 +487,18 @@ fn tolerations(list: &[Toleration]) -> Vec<TolerationModel> {
         .collect()
 }
 
-/// Validates organizations without workspaces' contents; returns the valid org slugs.
-pub(crate) fn organizations(intent: &Intent, out: &mut Vec<Diagnostic>) -> BTreeSet<String> {
+/// Validates organizations without workspaces' contents (only those in `only`, when given);
+/// returns the valid org slugs.
+pub(crate) fn organizations(
+    intent: &Intent,
+    only: Option<&BTreeSet<&str>>,
+    out: &mut Vec<Diagnostic>,
+) -> BTreeSet<String> {
     let mut valid = BTreeSet::new();
     for (slug, org) in &intent.organizations {
+        if only.is_some_and(|o| !o.contains(slug.as_str())) {
+            continue;
+        }
         let file = format!("intent/{slug}/organization.yaml");
         let before = out.len();
         let mut sink = Sink { file: &file, out };

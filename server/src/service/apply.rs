@@ -511,7 +511,6 @@ impl Engine {
             let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
             let orgs: BTreeSet<&String> = change.workspaces.iter().map(|(o, _)| o).collect();
             let mut existing = BTreeSet::new();
-            GitOps::files_under(repo, &tree, "infrastructure", &mut existing)?;
             for cluster in &clusters {
                 for org in &orgs {
                     for path in [
