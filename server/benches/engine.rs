@@ -22,7 +22,9 @@
 //! `core.fsyncObjectFiles` (libgit2) and `core.fsync=committed` (git).
 //!
 //! Environment: `HB_BENCH_ACTIONS`, `HB_BENCH_GIT_SAMPLES`, `HB_BENCH_THREAD_ACTIONS` change
-//! the counts.
+//! the counts; `HB_BENCH_DIR` puts the cache elsewhere than `target/bench-engine` (about
+//! 1.2 GB). On a file system where others build (a shared `target/`), creating files is
+//! slower, and the engine creates one per object.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -69,6 +71,7 @@ fn main() -> Result<()> {
     progress(&format!("{actions} actions, one at a time"));
     let mut times = Vec::with_capacity(actions);
     let mut commits = Vec::with_capacity(actions);
+    let cpu_before = cpu_time();
     for i in 0..actions {
         let action = create_project(spread(i + 1), &format!("bench-{i}"));
         let started = Instant::now();
@@ -76,7 +79,9 @@ fn main() -> Result<()> {
         times.push(started.elapsed());
         commits.push(commit);
     }
+    let cpu = cpu_time().saturating_sub(cpu_before);
     let (p50, p99) = (percentile(&mut times, 50), percentile(&mut times, 99));
+    let loose = loose_objects(&cache.repo)?;
     report.row(
         "1",
         format!("First action after start (loads the intent of {WORKSPACES} workspaces)"),
@@ -99,6 +104,20 @@ fn main() -> Result<()> {
         Some(p99 < Duration::from_millis(20)),
     );
 
+    let wall: Duration = times.iter().sum();
+    report.row(
+        "1",
+        "… CPU time per action (the process's, mean; the rest of the wall time is waiting: \
+         fsync, other processes)"
+            .to_owned(),
+        format!(
+            "{} of {} wall",
+            fmt(cpu / actions.max(1) as u32),
+            fmt(wall / actions.max(1) as u32)
+        ),
+        "",
+        None,
+    );
     // Where part of that goes: the compiler on one workspace of the loaded intent.
     {
         let repo = Repository::open(&cache.repo)?;
@@ -213,6 +232,10 @@ fn main() -> Result<()> {
         cache.dir.display()
     ));
     report.note(format!(
+        "Objects written per action (part 1, loose, each fsynced): {:.1}.",
+        loose as f64 / (actions + 1) as f64
+    ));
+    report.note(format!(
         "Each action creates a project in a different workspace (so the workspace is rendered \
          again); {} CPUs; load average (1 min) before {load_at_start}, after {}. Other \
          processes on the machine slow wall times down.",
@@ -264,6 +287,18 @@ fn apply(engine: &Engine, n: usize, action: &Action) -> Result<Oid> {
         Outcome::Committed { commit, .. } => Ok(Oid::from_str(&commit)?),
         other => Err(format!("expected a commit, got {other:?}").into()),
     }
+}
+
+/// Loose objects in the repository at `path`.
+fn loose_objects(path: &Path) -> Result<usize> {
+    let mut n = 0;
+    for dir in std::fs::read_dir(path.join("objects"))? {
+        let dir = dir?;
+        if dir.file_name().len() == 2 {
+            n += std::fs::read_dir(dir.path())?.count();
+        }
+    }
+    Ok(n)
 }
 
 fn history_len(repo: &Repository) -> Result<usize> {
@@ -357,15 +392,20 @@ struct Cache {
 impl Cache {
     /// The cached repository and clone, built first if missing.
     fn ready(report: &mut Report) -> Result<Self> {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-            PathBuf::from,
-        );
+        let root = match std::env::var_os("HB_BENCH_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(
+                    || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+                    PathBuf::from,
+                )
+                .join("bench-engine"),
+        };
         let key = format!(
             "{CACHE_VERSION}-compiler-{}-{WORKSPACES}",
             compiler::VERSION
         );
-        let dir = target.join("bench-engine").join(key);
+        let dir = root.join(key);
         let marker = dir.join("ready");
         let (repo, clone) = (dir.join("repo.git"), dir.join("clone"));
         if let Ok(text) = std::fs::read_to_string(&marker) {
@@ -436,6 +476,7 @@ impl Cache {
             paths.len()
         };
         std::fs::write(&marker, format!("{commit} {count}\n"))?;
+        std::fs::write(dir.join("pruned"), "")?;
         report.note(format!(
             "Built the repository: `Engine::import` in {}, with packing and cloning {}.",
             fmt(import),
@@ -452,15 +493,24 @@ impl Cache {
 
     /// Both branches back to the base commit, and the objects of earlier runs pruned.
     ///
-    /// Pruning deletes thousands of files, and ext4 without a journal (as on this machine)
-    /// skips inodes freed in the last ~30 s (`vm.dirty_expire_centisecs`) when it allocates
-    /// one, scanning the inode table past them: every object written in that window costs
-    /// far more. So runs prune when they end, and one that finds leftovers (an aborted run)
-    /// prunes and then waits that window out.
+    /// Pruning (and building, which packs and then deletes every loose object) deletes
+    /// thousands of files, and ext4 without a journal (as on this machine) skips inodes
+    /// freed in the last ~30 s (`vm.dirty_expire_centisecs`) when it allocates one, scanning
+    /// the inode table past them: every object written in that window costs far more. So
+    /// runs prune when they end, note when, and the next run waits until 35 s after that.
     fn reset(&self) -> Result<()> {
-        if self.prune()? {
-            progress("pruned the leftovers of an aborted run; waiting 35 s for ext4");
-            std::thread::sleep(Duration::from_secs(35));
+        self.prune()?;
+        let since = std::fs::metadata(self.dir.join("pruned"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or(Duration::MAX);
+        if let Some(wait) = Duration::from_secs(35).checked_sub(since) {
+            progress(&format!(
+                "waiting {} s: files were deleted here just now (ext4)",
+                wait.as_secs()
+            ));
+            std::thread::sleep(wait);
         }
         Ok(())
     }
@@ -484,6 +534,7 @@ impl Cache {
             git(dir, &["reflog", "expire", "--expire=all", "--all"])?;
             git(dir, &["prune", "--expire=now"])?;
         }
+        std::fs::write(self.dir.join("pruned"), "")?;
         Ok(true)
     }
 }
@@ -684,6 +735,22 @@ fn fmt(d: Duration) -> String {
     } else {
         format!("{ms:.2} ms")
     }
+}
+
+/// CPU time (user + system) of this process so far, in 10 ms ticks.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name (which may hold spaces): utime and stime are fields 14 and 15.
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 fn load_average() -> String {

@@ -115,21 +115,12 @@ impl Repo {
         repo.refname_to_id("refs/heads/main").ok()
     }
 
-    /// Commits on the branch, newest first.
-    fn commits(&self) -> Vec<git2::Commit<'static>> {
-        // A leaked handle per call keeps the commits' lifetime simple; tests are short.
-        let repo: &'static git2::Repository =
-            Box::leak(Box::new(git2::Repository::open(&self.path).expect("open")));
+    /// How many commits on the branch carry `Hexabase-Request: <request>`.
+    fn commits_for(&self, request: &str) -> usize {
+        let repo = git2::Repository::open(&self.path).expect("open");
         let mut walk = repo.revwalk().expect("revwalk");
         walk.push_ref("refs/heads/main").expect("branch");
         walk.map(|id| repo.find_commit(id.expect("walk")).expect("commit"))
-            .collect()
-    }
-
-    /// How many commits on the branch carry `Hexabase-Request: <request>`.
-    fn commits_for(&self, request: &str) -> usize {
-        self.commits()
-            .iter()
             .filter(|c| {
                 c.message()
                     .ok()

@@ -35,12 +35,11 @@ pub(crate) use failpoint;
 pub const FAILPOINTS: [&str; 4] = [
     // Engine::commit (and Engine::import: `import-tree-written`): blobs and trees written.
     "apply-tree-written",
-    // GitOps::commit_ref and GitOps::write_commit: the commit object is written, nothing
-    // points at it yet.
+    // GitOps::write_commit: the commit object is written, nothing points at it yet.
     "gitops-commit-written",
-    // GitOps::commit_ref and GitOps::move_ref: just before the compare-and-swap of the ref.
+    // GitOps::move_ref: just before the compare-and-swap of the reference.
     "gitops-before-ref-update",
-    // GitOps::commit_ref and GitOps::move_ref: the reference points at the new commit.
+    // GitOps::move_ref: the reference points at the new commit.
     "gitops-ref-updated",
 ];
 // Also, not on the way to the branch: `push-before-push` and `push-pushed` (service::push).
