@@ -258,6 +258,7 @@ impl Compiler {
             return Ok(finish(BTreeMap::new(), BTreeMap::new(), diagnostics, scope));
         };
         let platform_hash = platform_fingerprint(&self.catalog_hash, &platform);
+        let platform_value = render::val(&platform);
 
         // A partial compile looks up its workspaces instead of walking all of them, so an
         // action on one workspace costs the same among ten or ten thousand.
@@ -318,14 +319,17 @@ impl Compiler {
                     };
                     return Ok((key, out, diags, BTreeMap::new()));
                 };
-                let files = render::workspace(&self.renderer, &platform, &model)?;
+                let files = render::workspace(&self.renderer, &platform_value, &model)?;
                 // host/ goes to the host cluster, inside/ to the vCluster: two sets of objects.
-                let (inside, host): (BTreeMap<_, _>, BTreeMap<_, _>) = files
-                    .iter()
-                    .map(|(p, t)| (p.clone(), t.clone()))
-                    .partition(|(p, _)| p.contains("/inside/"));
-                render::check_documents(&host, Some(&model.tenant))?;
-                render::check_documents(&inside, Some(&model.tenant))?;
+                let inside = |p: &String| p.contains("/inside/");
+                render::check_documents(
+                    files.iter().filter(|(p, _)| !inside(p)),
+                    Some(&model.tenant),
+                )?;
+                render::check_documents(
+                    files.iter().filter(|(p, _)| inside(p)),
+                    Some(&model.tenant),
+                )?;
                 let out = WorkspaceOutput {
                     fingerprint,
                     root: render::workspace_root(&model),

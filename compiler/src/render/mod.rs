@@ -10,7 +10,7 @@ use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 use crate::Error;
 use crate::catalog::Catalog;
-use crate::plan::{PlatformModel, WorkspaceModel};
+use crate::plan::WorkspaceModel;
 
 pub(crate) use yaml::{check_documents, quote};
 
@@ -129,13 +129,15 @@ fn normalize(text: &str) -> String {
 /// Renders every file of one workspace: `tenants/<cluster>/<org>/<ws>/...`.
 pub(crate) fn workspace(
     renderer: &Renderer,
-    platform: &PlatformModel,
+    platform: &Value,
     ws: &WorkspaceModel,
 ) -> Result<BTreeMap<String, String>, Error> {
     let root = workspace_root(ws);
+    // Converted once: a template value clones by reference count.
+    let ws_value = val(ws);
     let ctx = minijinja::context! {
-        ws => val(ws),
-        platform => val(platform),
+        ws => ws_value.clone(),
+        platform => platform.clone(),
     };
     let mut files = BTreeMap::new();
     let mut host = vec![
@@ -169,7 +171,7 @@ pub(crate) fn workspace(
     );
     for project in &ws.projects {
         let ctx = minijinja::context! {
-            ws => val(ws),
+            ws => ws_value.clone(),
             p => val(project),
         };
         let file = format!("projects/{}.yaml", project.name);

@@ -114,8 +114,8 @@ pub(crate) type ObjectKey = (String, String, String);
 /// Parses every document of every file back and checks its head: `apiVersion`, `kind` and
 /// `metadata.name` present, no object twice, and, when `tenant` is given, the tenant label.
 /// Returns the objects seen.
-pub(crate) fn check_documents(
-    files: &BTreeMap<String, String>,
+pub(crate) fn check_documents<'a>(
+    files: impl IntoIterator<Item = (&'a String, &'a String)>,
     tenant: Option<&str>,
 ) -> Result<BTreeSet<ObjectKey>, Error> {
     let mut seen = BTreeSet::new();
