@@ -143,7 +143,17 @@ fn scan_inner(doc: &str) -> Option<Head> {
             (content, indent, level_path)
         };
         let (key, value) = split_key(entry)?;
-        let key_text = key_string(key)?;
+        // Keys and values are decoded only where the head is read; elsewhere they are
+        // only checked, which spares an allocation per line.
+        let wanted = matches!(entry_path, Path::Root | Path::Metadata | Path::Labels);
+        let key_text = if wanted {
+            Some(key_string(key)?)
+        } else {
+            if key.starts_with('"') && !valid_quoted(key) {
+                return None;
+            }
+            None
+        };
         match entry_path {
             Path::Root if entry_indent == 0 => {
                 if root_keys.contains(&key) {
@@ -159,34 +169,39 @@ fn scan_inner(doc: &str) -> Option<Head> {
             }
             _ => {}
         }
+        let key_text = key_text.as_deref();
         match value {
             None => {
-                let child = match (entry_path, key_text.as_str()) {
-                    (Path::Root, "metadata") if entry_indent == 0 => {
+                let child = match (entry_path, key_text) {
+                    (Path::Root, Some("metadata")) if entry_indent == 0 => {
                         head.has_metadata = true;
                         Path::Metadata
                     }
-                    (Path::Metadata, "labels") => Path::Labels,
+                    (Path::Metadata, Some("labels")) => Path::Labels,
                     _ => Path::Other,
                 };
                 pending = Some((entry_indent, child));
             }
             Some(value) => {
                 let text = scalar(value, &mut lines, entry_indent)?;
-                match (entry_path, key_text.as_str()) {
-                    (Path::Root, "apiVersion") if entry_indent == 0 => {
-                        head.api_version = Some(text)
+                match (entry_path, key_text) {
+                    (Path::Root, Some("apiVersion")) if entry_indent == 0 => {
+                        head.api_version = Some(text.decode()?)
                     }
-                    (Path::Root, "kind") if entry_indent == 0 => head.kind = Some(text),
-                    (Path::Root, "metadata") if entry_indent == 0 => {
-                        head.has_metadata = text == "{}";
-                        if text != "{}" {
+                    (Path::Root, Some("kind")) if entry_indent == 0 => {
+                        head.kind = Some(text.decode()?)
+                    }
+                    (Path::Root, Some("metadata")) if entry_indent == 0 => {
+                        if text != Text::Plain("{}") {
                             return None;
                         }
+                        head.has_metadata = true;
                     }
-                    (Path::Metadata, "name") => head.name = Some(text),
-                    (Path::Metadata, "namespace") => head.namespace = Some(text),
-                    (Path::Labels, _) => head.labels.push((key_text, text)),
+                    (Path::Metadata, Some("name")) => head.name = Some(text.decode()?),
+                    (Path::Metadata, Some("namespace")) => head.namespace = Some(text.decode()?),
+                    (Path::Labels, Some(label)) => {
+                        head.labels.push((label.to_owned(), text.decode()?))
+                    }
                     _ => {}
                 }
             }
@@ -236,14 +251,30 @@ fn key_string(key: &str) -> Option<String> {
     }
 }
 
-/// Reads a scalar value; for block scalars, consumes the lines that belong to it.
+/// A scalar as written: plain text, or a double-quoted scalar still in its quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text<'a> {
+    Plain(&'a str),
+    Quoted(&'a str),
+}
+
+impl Text<'_> {
+    fn decode(self) -> Option<String> {
+        match self {
+            Text::Plain(s) => Some(s.to_owned()),
+            Text::Quoted(s) => unquote(s),
+        }
+    }
+}
+
+/// Checks a scalar value; for block scalars, consumes the lines that belong to it.
 fn scalar<'a>(
-    value: &str,
-    lines: &mut std::iter::Peekable<std::str::Lines<'a>>,
+    value: &'a str,
+    lines: &mut std::iter::Peekable<std::str::Lines<'_>>,
     indent: usize,
-) -> Option<String> {
+) -> Option<Text<'a>> {
     match value {
-        "{}" | "[]" => Some(value.to_owned()),
+        "{}" | "[]" => Some(Text::Plain(value)),
         "|" | "|-" | ">" | ">-" => {
             // The block holds every following line indented deeper than its key.
             while let Some(next) = lines.peek() {
@@ -254,13 +285,10 @@ fn scalar<'a>(
                     break;
                 }
             }
-            Some(String::new())
+            Some(Text::Plain(""))
         }
         v if v.starts_with('"') => {
-            if closing_quote(v)? + 1 != v.len() {
-                return None;
-            }
-            unquote(v)
+            (closing_quote(v)? + 1 == v.len() && valid_quoted(v)).then_some(Text::Quoted(v))
         }
         v => {
             let plain = v.bytes().all(|b| (0x20..0x7f).contains(&b))
@@ -271,9 +299,41 @@ fn scalar<'a>(
                 && !v.ends_with([' ', ':'])
                 && !v.contains(": ")
                 && !v.contains(" #");
-            plain.then(|| v.to_owned())
+            plain.then_some(Text::Plain(v))
         }
     }
+}
+
+/// True when `s` is a double-quoted scalar using only the escapes our quoting writes.
+fn valid_quoted(s: &str) -> bool {
+    let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return false;
+    };
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('"' | '\\' | 'n' | 't' | 'r') => {}
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    let ok = hex.len() == 4
+                        && u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                            .is_some();
+                    if !ok {
+                        return false;
+                    }
+                }
+                _ => return false,
+            },
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                return false;
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Index of the quote closing the double-quoted scalar that starts `s`.
