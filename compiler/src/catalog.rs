@@ -23,7 +23,6 @@ impl Catalog {
     pub fn builtin() -> Self {
         let templates = embed!(
             "templates",
-            "_macros.j2",
             "kustomization.yaml.j2",
             "README.md.j2",
             "sourceignore",

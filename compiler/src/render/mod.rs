@@ -63,6 +63,7 @@ impl Renderer {
             out.write_str(&buf).map_err(Into::into)
         });
         env.add_filter("verbatim", verbatim);
+        env.add_function("labels", labels);
         for (name, source) in &catalog.templates {
             env.add_template_owned(name.clone(), source.clone())
                 .map_err(|source| Error::TemplateInvalid {
@@ -90,6 +91,52 @@ impl Renderer {
             Ok(format!("{}\n", text.trim_end()))
         }
     }
+}
+
+/// The labels every object of a workspace carries, plus `extra`, as `metadata.labels` lines
+/// (four spaces in). A function rather than a template macro: it runs for every object.
+fn labels(ws: &Value, extra: Option<&Value>) -> Result<Value, minijinja::Error> {
+    let field = |name: &str| -> Result<String, minijinja::Error> {
+        ws.get_attr(name)?
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("ws.{name} is not a string"),
+                )
+            })
+    };
+    let mut out = String::with_capacity(256);
+    out.push_str("    app.kubernetes.io/managed-by: hexabase\n");
+    for (key, name) in [
+        ("hexabase.ai/org", "org"),
+        ("hexabase.ai/workspace", "name"),
+        ("toolkit.fluxcd.io/tenant", "tenant"),
+    ] {
+        out.push_str("    ");
+        out.push_str(key);
+        out.push_str(": ");
+        quote(&field(name)?, &mut out);
+        out.push('\n');
+    }
+    if let Some(extra) = extra.filter(|e| !e.is_undefined() && !e.is_none()) {
+        for key in extra.try_iter()? {
+            let value = extra.get_item(&key)?;
+            let (Some(key), Some(value)) = (key.as_str(), value.as_str()) else {
+                return Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    "labels must be strings",
+                ));
+            };
+            out.push_str("    ");
+            quote(key, &mut out);
+            out.push_str(": ");
+            quote(value, &mut out);
+            out.push('\n');
+        }
+    }
+    Ok(Value::from_safe_string(out))
 }
 
 /// Writes a string unquoted, for block scalars; only characters that cannot break out of one.
