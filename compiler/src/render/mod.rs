@@ -37,10 +37,10 @@ impl Renderer {
                 .build()
                 .expect("the default delimiters are valid"),
         );
-        // Auto-escaping on for every template, so macro output counts as safe template text.
+        // Auto-escaping marks template output as safe text; the formatter below does all quoting.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Custom("yaml".into()));
         env.set_formatter(|out, _state, value| {
-            // Template text and macro output are trusted; every value is written as a
+            // Template text and safe strings (`labels`, `verbatim`) are trusted; every value is written as a
             // double-quoted YAML scalar, so no value can add a line, a key or a document.
             if value.is_safe() {
                 return out
