@@ -16,14 +16,14 @@
 //!
 //! `HB_CRASH_SEED=<n>` repeats a run of the random-kill test.
 
-use std::collections::BTreeMap;
-use std::collections::BTreeSet;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use server::gitops::{CommitMessage, FAILPOINTS, GitOps};
+use server::gitops::{CommitMessage, FAILPOINTS};
 
 // ---------------------------------------------------------------------------------------------
 // The binary and the repository
@@ -176,36 +176,12 @@ impl Repo {
 
     /// The head's rendered files are exactly what a full compile of the head's intent gives.
     fn assert_head_is_compiled(&self) {
-        let files = head_files(&self.path);
-        let intent: compiler::IntentFiles = files
-            .iter()
-            .filter_map(|(p, t)| p.strip_prefix("intent/").map(|p| (p.to_owned(), t.clone())))
-            .collect();
-        let compiler = compiler::Compiler::new(&compiler::Catalog::builtin()).expect("catalog");
-        let output = compiler
-            .compile_files(&intent, &compiler::Options::default())
-            .expect("compiles");
-        assert!(output.diagnostics.is_empty(), "{:?}", output.diagnostics);
-        let rendered: BTreeMap<&String, &String> = files
-            .iter()
-            .filter(|(p, _)| compiler::is_generated(p))
-            .collect();
-        let expected: BTreeMap<&String, &String> = output.files.iter().collect();
-        assert_eq!(
-            rendered.keys().collect::<Vec<_>>(),
-            expected.keys().collect::<Vec<_>>(),
-            "rendered paths"
-        );
-        let changed: Vec<_> = expected
-            .iter()
-            .filter(|(p, t)| rendered.get(*p).is_some_and(|r| r != *t))
-            .map(|(p, _)| p)
-            .collect();
-        assert!(changed.is_empty(), "stale rendered files {changed:?}");
+        common::assert_head_is_compiled(&self.path);
     }
 
     fn has_project(&self, project: &str) -> bool {
-        head_files(&self.path).contains_key(&format!("intent/acme/dev/projects/{project}.yaml"))
+        common::head_files(&self.path)
+            .contains_key(&format!("intent/acme/dev/projects/{project}.yaml"))
     }
 }
 
@@ -215,25 +191,6 @@ impl Drop for Repo {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
-}
-
-fn head_files(path: &Path) -> BTreeMap<String, String> {
-    let repo = git2::Repository::open(path).expect("open");
-    let tree = repo
-        .find_reference("refs/heads/main")
-        .and_then(|r| r.peel_to_tree())
-        .expect("the branch points at a commit with a tree");
-    let mut paths = BTreeSet::new();
-    GitOps::files_under(&repo, &tree, "", &mut paths).expect("walk");
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = GitOps::read_file(&repo, &tree, &p)
-                .expect("read")
-                .expect("exists");
-            (p, text)
-        })
-        .collect()
 }
 
 fn stderr(out: &Output) -> String {

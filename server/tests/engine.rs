@@ -1,7 +1,9 @@
 //! The commit engine on real repositories: one commit per action, compare-and-swap under
 //! concurrency, commits by people picked up, hand edits of rendered files overwritten.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -57,62 +59,6 @@ fn seeded(name: &str) -> (PathBuf, Engine) {
     (path, engine)
 }
 
-/// Every file at the branch head.
-fn head_files(path: &Path) -> BTreeMap<String, String> {
-    let repo = git2::Repository::open(path).expect("open");
-    let tree = repo
-        .find_reference("refs/heads/main")
-        .and_then(|r| r.peel_to_tree())
-        .expect("head tree");
-    let mut paths = BTreeSet::new();
-    GitOps::files_under(&repo, &tree, "", &mut paths).expect("walk");
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = GitOps::read_file(&repo, &tree, &p)
-                .expect("read")
-                .expect("exists");
-            (p, text)
-        })
-        .collect()
-}
-
-/// The head's rendered files are exactly what a full compile of the head's intent gives.
-fn assert_head_is_compiled(path: &Path) {
-    let files = head_files(path);
-    let intent: compiler::IntentFiles = files
-        .iter()
-        .filter_map(|(p, t)| p.strip_prefix("intent/").map(|p| (p.to_owned(), t.clone())))
-        .collect();
-    let compiler = compiler::Compiler::new(&compiler::Catalog::builtin()).expect("catalog");
-    let output = compiler
-        .compile_files(&intent, &compiler::Options::default())
-        .expect("compiles");
-    assert!(output.diagnostics.is_empty(), "{:?}", output.diagnostics);
-    let rendered: BTreeMap<&String, &String> = files
-        .iter()
-        .filter(|(p, _)| compiler::is_generated(p))
-        .collect();
-    let expected: BTreeMap<&String, &String> = output.files.iter().collect();
-    let missing: Vec<_> = expected
-        .keys()
-        .filter(|p| !rendered.contains_key(*p))
-        .collect();
-    let extra: Vec<_> = rendered
-        .keys()
-        .filter(|p| !expected.contains_key(*p))
-        .collect();
-    let changed: Vec<_> = expected
-        .iter()
-        .filter(|(p, t)| rendered.get(*p).is_some_and(|r| r != *t))
-        .map(|(p, _)| p)
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && changed.is_empty(),
-        "missing {missing:?}\nextra {extra:?}\nchanged {changed:?}"
-    );
-}
-
 fn commits(path: &Path) -> Vec<git2::Oid> {
     let repo = git2::Repository::open(path).expect("open");
     let mut walk = repo.revwalk().expect("revwalk");
@@ -161,12 +107,12 @@ fn an_action_is_one_commit_with_author_committer_and_trailers() {
     assert_eq!(trailers.workspace.as_deref(), Some("dev"));
     assert_eq!(trailers.request, "req-1");
     assert_eq!(trailers.compiler, compiler::VERSION);
-    let files = head_files(&path);
+    let files = common::head_files(&path);
     assert!(files.contains_key("intent/acme/dev/projects/billing.yaml"));
     assert!(
         files["tenants/home/acme/dev/inside/kustomization.yaml"].contains("projects/billing.yaml")
     );
-    assert_head_is_compiled(&path);
+    common::assert_head_is_compiled(&path);
     // The parent's tree is shared: only changed paths got new objects.
     let parent = commit.parent(0).expect("parent");
     let old = parent.tree().expect("tree");
@@ -282,14 +228,14 @@ fn concurrent_writers_get_one_commit_each_on_a_linear_history() {
             "history is linear"
         );
     }
-    let files = head_files(&path);
+    let files = common::head_files(&path);
     for w in 0..writers {
         for a in 0..actions {
             let ws = if a % 2 == 0 { "dev" } else { "prod" };
             assert!(files.contains_key(&format!("intent/acme/{ws}/projects/p{w}-{a}.yaml")));
         }
     }
-    assert_head_is_compiled(&path);
+    common::assert_head_is_compiled(&path);
 }
 
 #[test]
@@ -334,13 +280,13 @@ fn commits_by_people_are_picked_up_and_hand_edits_overwritten() {
     engine
         .apply(&meta("alice", "r"), &create_project("acme", "dev", "after"))
         .expect("applies");
-    let files = head_files(&path);
+    let files = common::head_files(&path);
     assert!(
         files["tenants/home/acme/dev/inside/kustomization.yaml"].contains("projects/handmade.yaml")
     );
     assert!(files["tenants/home/acme/dev/host/network.yaml"].contains("kind: NetworkPolicy"));
     assert_eq!(files["docs/notes.md"], "# kept\n");
-    assert_head_is_compiled(&path);
+    common::assert_head_is_compiled(&path);
 }
 
 #[test]
@@ -355,10 +301,10 @@ fn deleting_a_workspace_removes_its_folder_and_index_entries() {
             },
         )
         .expect("applies");
-    let files = head_files(&path);
+    let files = common::head_files(&path);
     assert!(!files.keys().any(|p| p.starts_with("tenants/home/acme/prod/") || p.starts_with("intent/acme/prod/")));
     assert!(!files["tenants/home/acme/kustomization.yaml"].contains("prod/"));
-    assert_head_is_compiled(&path);
+    common::assert_head_is_compiled(&path);
 }
 
 #[test]
@@ -415,10 +361,10 @@ fn review_branches_fast_forward_or_reapply_onto_a_newer_head() {
         .find_commit(git2::Oid::from_str(&commit).expect("oid"))
         .expect("commit");
     assert_eq!(landed.author().name().ok(), Some("bob"));
-    let files = head_files(&path);
+    let files = common::head_files(&path);
     assert!(files.contains_key("intent/acme/prod/projects/later.yaml"));
     assert!(files.contains_key("intent/acme/dev/projects/meanwhile.yaml"));
-    assert_head_is_compiled(&path);
+    common::assert_head_is_compiled(&path);
 
     for bad in ["../main", "a b", "x.lock", "", "a..b", "-\n"] {
         assert!(
@@ -518,7 +464,7 @@ fn free_text_cannot_forge_subject_lines_or_trailers() {
     );
     assert!(!commit.author().name().unwrap_or_default().contains('\n'));
     // The display name itself is kept, exactly, in the intent.
-    let files = head_files(&path);
+    let files = common::head_files(&path);
     let (intent, _) = compiler::intent::load(
         &files
             .iter()

@@ -3,11 +3,13 @@
 //! processes share nothing but the repository (no in-process commit lock, no snapshot cache),
 //! so this exercises the compare-and-swap on the branch and the process lock of `GitOps::open`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use server::gitops::{CommitMessage, GitOps};
+use server::gitops::CommitMessage;
 
 const WRITERS: usize = 4;
 const ACTIONS: usize = 10;
@@ -30,44 +32,6 @@ fn hb(repo: &Path, args: &[&str], request: &str) -> Command {
         .args(["--request", request])
         .stdin(Stdio::null());
     cmd
-}
-
-fn head_files(path: &Path) -> BTreeMap<String, String> {
-    let repo = git2::Repository::open(path).expect("open");
-    let tree = repo
-        .find_reference("refs/heads/main")
-        .and_then(|r| r.peel_to_tree())
-        .expect("head tree");
-    let mut paths = BTreeSet::new();
-    GitOps::files_under(&repo, &tree, "", &mut paths).expect("walk");
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = GitOps::read_file(&repo, &tree, &p)
-                .expect("read")
-                .expect("exists");
-            (p, text)
-        })
-        .collect()
-}
-
-/// The head's rendered files are exactly what a full compile of the head's intent gives.
-fn assert_head_is_compiled(files: &BTreeMap<String, String>) {
-    let intent: compiler::IntentFiles = files
-        .iter()
-        .filter_map(|(p, t)| p.strip_prefix("intent/").map(|p| (p.to_owned(), t.clone())))
-        .collect();
-    let compiler = compiler::Compiler::new(&compiler::Catalog::builtin()).expect("catalog");
-    let output = compiler
-        .compile_files(&intent, &compiler::Options::default())
-        .expect("compiles");
-    assert!(output.diagnostics.is_empty(), "{:?}", output.diagnostics);
-    let rendered: BTreeMap<&String, &String> = files
-        .iter()
-        .filter(|(p, _)| compiler::is_generated(p))
-        .collect();
-    let expected: BTreeMap<&String, &String> = output.files.iter().collect();
-    assert_eq!(rendered, expected, "the head is not its intent compiled");
 }
 
 fn project(w: usize, a: usize) -> (&'static str, String) {
@@ -155,7 +119,7 @@ fn concurrent_hb_processes_make_one_commit_per_action_on_a_linear_history() {
             CommitMessage::parse_trailers(commit.message().expect("UTF-8")).expect("trailers");
         *requests.entry(trailers.request).or_default() += 1;
     }
-    let files = head_files(&path);
+    let files = common::head_files(&path);
     for w in 0..WRITERS {
         for a in 0..ACTIONS {
             let (ws, project) = project(w, a);
@@ -170,7 +134,7 @@ fn concurrent_hb_processes_make_one_commit_per_action_on_a_linear_history() {
             );
         }
     }
-    assert_head_is_compiled(&files);
+    common::assert_compiled(&files);
 
     let fsck = Command::new("git")
         .arg("-C")

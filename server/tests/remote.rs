@@ -2,7 +2,9 @@
 //! protocol (git http-backend behind a tiny CGI server with Basic auth), and SSH (a
 //! loopback sshd). Someone else pushing first, and the remote being down, lose nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
+
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -156,62 +158,6 @@ fn journal_files(local: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Every file at the branch head.
-fn head_files(path: &Path) -> BTreeMap<String, String> {
-    let repo = git2::Repository::open(path).expect("open");
-    let tree = repo
-        .find_reference("refs/heads/main")
-        .and_then(|r| r.peel_to_tree())
-        .expect("head tree");
-    let mut paths = BTreeSet::new();
-    GitOps::files_under(&repo, &tree, "", &mut paths).expect("walk");
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = GitOps::read_file(&repo, &tree, &p)
-                .expect("read")
-                .expect("exists");
-            (p, text)
-        })
-        .collect()
-}
-
-/// The head's rendered files are exactly what a full compile of the head's intent gives.
-fn assert_head_is_compiled(path: &Path) {
-    let files = head_files(path);
-    let intent: compiler::IntentFiles = files
-        .iter()
-        .filter_map(|(p, t)| p.strip_prefix("intent/").map(|p| (p.to_owned(), t.clone())))
-        .collect();
-    let compiler = compiler::Compiler::new(&compiler::Catalog::builtin()).expect("catalog");
-    let output = compiler
-        .compile_files(&intent, &compiler::Options::default())
-        .expect("compiles");
-    assert!(output.diagnostics.is_empty(), "{:?}", output.diagnostics);
-    let rendered: BTreeMap<&String, &String> = files
-        .iter()
-        .filter(|(p, _)| compiler::is_generated(p))
-        .collect();
-    let expected: BTreeMap<&String, &String> = output.files.iter().collect();
-    let missing: Vec<_> = expected
-        .keys()
-        .filter(|p| !rendered.contains_key(*p))
-        .collect();
-    let extra: Vec<_> = rendered
-        .keys()
-        .filter(|p| !expected.contains_key(*p))
-        .collect();
-    let changed: Vec<_> = expected
-        .iter()
-        .filter(|(p, t)| rendered.get(*p).is_some_and(|r| r != *t))
-        .map(|(p, _)| p)
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && changed.is_empty(),
-        "missing {missing:?}\nextra {extra:?}\nchanged {changed:?}"
-    );
-}
-
 fn git(args: &[&str], dir: &Path) {
     let output = Command::new("git")
         .args(["-c", "user.name=Pat", "-c", "user.email=pat@example.com"])
@@ -251,7 +197,7 @@ fn actions_are_pushed_to_a_file_remote_in_order() {
     assert!(pusher.pending().expect("pending").is_empty());
     assert_eq!(journal_files(&local), 0, "pushed commits leave the journal");
     assert_eq!(requests(&remote), ["seed", "req-a", "req-b", "req-c"]);
-    assert_head_is_compiled(&remote);
+    common::assert_head_is_compiled(&remote);
     // Orphans (a commit whose branch move failed) go once they are old; young ones may
     // belong to a commit whose branch is about to move, and stay.
     let journal = local.join("hexabase/journal");
@@ -341,7 +287,7 @@ fn a_push_refused_because_someone_pushed_first_is_a_fetch_and_a_reapply() {
         ["seed", "theirs", "ours-1", "ours-2", "ours-3"],
         "each action exactly once, ours after theirs, in order"
     );
-    let files = head_files(&remote);
+    let files = common::head_files(&remote);
     assert_eq!(files["docs/notes.md"], "# notes\n");
     for path in [
         "intent/acme/dev/projects/web2.yaml",
@@ -351,7 +297,7 @@ fn a_push_refused_because_someone_pushed_first_is_a_fetch_and_a_reapply() {
     ] {
         assert!(files.contains_key(path), "{path}");
     }
-    assert_head_is_compiled(&remote);
+    common::assert_head_is_compiled(&remote);
     assert_eq!(journal_files(&local), 0);
 
     // The other instance picks everything up as its new base.
@@ -385,7 +331,7 @@ fn an_action_that_no_longer_applies_is_dropped_and_reported() {
         "{report:?}"
     );
     assert_eq!(requests(&remote), ["seed", "theirs", "ours-after"]);
-    assert_head_is_compiled(&remote);
+    common::assert_head_is_compiled(&remote);
     assert!(
         dir.join(format!(
             "local.git/hexabase/journal/dropped/{}.json",
@@ -440,7 +386,7 @@ fn with_the_remote_down_actions_still_commit_and_are_pushed_later_in_order() {
         "none lost or duplicated"
     );
     assert_eq!(journal_files(&local), 0);
-    assert_head_is_compiled(&remote);
+    common::assert_head_is_compiled(&remote);
 }
 
 // --- Smart HTTP ------------------------------------------------------------------------------
@@ -662,7 +608,7 @@ fn smart_http_with_basic_auth_and_a_password_file() {
     let report = pusher.push_pending().expect("pushes over HTTP");
     assert_eq!(report.pushed, ours);
     assert_eq!(head(&remote), head(&local));
-    assert_head_is_compiled(&remote);
+    common::assert_head_is_compiled(&remote);
 
     // Fetch over HTTP: a second instance starts from the remote.
     let other_local = dir.join("other.git");
