@@ -151,27 +151,7 @@ impl Repo {
 
     /// `git fsck --full --strict` (the git CLI, not libgit2) finds nothing wrong.
     fn assert_fsck_clean(&self) {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&self.path)
-            .args(["fsck", "--full", "--strict", "--no-progress"])
-            .output()
-            .expect("git runs");
-        let err = stderr(&out);
-        let found = String::from_utf8_lossy(&out.stdout);
-        // Dangling objects (a commit written by a killed process that no ref reached) are
-        // fine, and git warns that core.fsyncObjectFiles is deprecated; anything else is not.
-        let problems: Vec<&str> = err
-            .lines()
-            .chain(found.lines())
-            .filter(|l| !l.starts_with("dangling ") && !l.contains("core.fsyncObjectFiles"))
-            .filter(|l| !l.trim().is_empty())
-            .collect();
-        assert!(
-            out.status.success() && problems.is_empty(),
-            "git fsck: {}\n{problems:#?}",
-            out.status
-        );
+        common::assert_fsck_clean(&self.path);
     }
 
     /// The head's rendered files are exactly what a full compile of the head's intent gives.

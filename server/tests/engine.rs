@@ -236,6 +236,42 @@ fn concurrent_writers_get_one_commit_each_on_a_linear_history() {
         }
     }
     common::assert_head_is_compiled(&path);
+    common::assert_fsck_clean(&path);
+}
+
+#[test]
+fn actions_write_packs_that_are_rolled_up_and_stay_sound() {
+    let (path, engine) = seeded("packs");
+    let (loose, _) = common::object_files(&path);
+    let before = commits(&path).len();
+    let actions = server::gitops::PACKS_BEFORE_ROLLUP * 2 + 5;
+    for a in 0..actions {
+        let ws = if a % 2 == 0 { "dev" } else { "prod" };
+        let outcome = engine
+            .apply(
+                &meta("packer", &format!("pack-{a}")),
+                &create_project("acme", ws, &format!("p{a}")),
+            )
+            .expect("applies");
+        assert!(matches!(outcome, Outcome::Committed { .. }));
+        // Every action's objects went into a pack; none were written loose.
+        let (now_loose, packs) = common::object_files(&path);
+        assert_eq!(now_loose, loose, "loose objects after action {a}");
+        assert!(
+            packs <= server::gitops::PACKS_BEFORE_ROLLUP + 1,
+            "{packs} packs after action {a}: small packs are rolled up"
+        );
+    }
+    assert_eq!(commits(&path).len(), before + actions);
+    common::assert_fsck_clean(&path);
+    common::assert_head_is_compiled(&path);
+    // Another handle (another process) reads every commit from the packs.
+    let repo = git2::Repository::open(&path).expect("open");
+    for id in commits(&path) {
+        repo.find_commit(id)
+            .and_then(|c| c.tree())
+            .expect("every commit and tree is readable");
+    }
 }
 
 #[test]

@@ -32,11 +32,14 @@ macro_rules! failpoint {
 pub(crate) use failpoint;
 
 /// The failpoints on the way of an action to the branch, in the order a commit passes them.
-pub const FAILPOINTS: [&str; 4] = [
-    // Engine::commit (and Engine::import: `import-tree-written`): blobs and trees written.
+pub const FAILPOINTS: [&str; 5] = [
+    // Engine::commit (and Engine::import: `import-tree-written`): blobs and trees written
+    // (in memory for an action, loose and fsynced for an import).
     "apply-tree-written",
     // GitOps::write_commit: the commit object is written, nothing points at it yet.
     "gitops-commit-written",
+    // GitOps::write_pack: an action's objects are on disk as one pack, fsynced.
+    "gitops-pack-written",
     // GitOps::move_ref: just before the compare-and-swap of the reference.
     "gitops-before-ref-update",
     // GitOps::move_ref: the reference points at the new commit.
@@ -272,6 +275,124 @@ impl GitOps {
             path: self.path.clone(),
             source,
         })
+    }
+
+    /// A handle whose new objects stay in memory (a mempack backend in front of the object
+    /// database) until [`GitOps::write_pack`] writes them out as one pack. Objects written
+    /// through it and never packed vanish with it, which is what a failed commit wants.
+    pub fn memory_repo(&self) -> Result<Repository, GitOpsError> {
+        let repo = self.repo()?;
+        {
+            let odb = repo.odb().map_err(GitOpsError::Git)?;
+            // Above the loose and pack backends (priorities 1 and 2): writes land here, and
+            // reads look here first. The odb owns the backend; the handle can be dropped.
+            odb.add_new_mempack_backend(1000)
+                .map_err(GitOpsError::Git)?;
+        }
+        Ok(repo)
+    }
+
+    /// Writes `objects` (ids written through a [`GitOps::memory_repo`] handle; repeats and
+    /// objects already on disk are harmless) as one pack into `objects/pack`. Durable when it
+    /// returns: with `core.fsyncObjectFiles` libgit2's indexer fsyncs the index and the pack
+    /// before renaming each into place, then the folder; a reference may point at them next.
+    /// One pack per commit batch costs three fsyncs, where loose objects cost two each.
+    pub fn write_pack(&self, repo: &Repository, objects: &[Oid]) -> Result<(), GitOpsError> {
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let mut builder = repo.packbuilder().map_err(GitOpsError::Git)?;
+        // A batch holds a few dozen small objects; threads would cost more than they save.
+        builder.set_threads(1);
+        let mut seen = BTreeSet::new();
+        for id in objects {
+            if seen.insert(*id) {
+                builder.insert_object(*id, None).map_err(GitOpsError::Git)?;
+            }
+        }
+        builder
+            .write(&repo.path().join("objects").join("pack"), 0)
+            .map_err(GitOpsError::Git)?;
+        failpoint!("gitops-pack-written");
+        Ok(())
+    }
+
+    /// Rolls small packs up into one when there are more than [`PACKS_BEFORE_ROLLUP`], so
+    /// that a pack per commit batch does not slow reads down over time (every object lookup
+    /// that misses the last pack used searches the others' indexes). Packs are taken
+    /// smallest first while each is smaller than twice the ones taken so far, as
+    /// `git repack --geometric=2` does: the large base pack is left alone, and pack sizes
+    /// stay a geometric progression, so there are O(log n) packs and each object is
+    /// rewritten O(log n) times. The new pack is fsynced before the old ones are removed;
+    /// readers that still map an old one keep it until they let go (POSIX unlink), and
+    /// libgit2 rescans the folder when a lookup misses. Returns how many packs were merged.
+    pub fn roll_up_packs(&self, repo: &Repository) -> Result<usize, GitOpsError> {
+        let dir = repo.path().join("objects").join("pack");
+        let io = |source| GitOpsError::Lock {
+            path: dir.clone(),
+            source,
+        };
+        let mut indexes = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.extension().is_some_and(|e| e == "idx")
+                && path.with_extension("pack").exists()
+                && !path.with_extension("keep").exists()
+            {
+                indexes.push(path);
+            }
+        }
+        if indexes.len() <= PACKS_BEFORE_ROLLUP {
+            return Ok(0);
+        }
+        // A pack whose index cannot be read is left alone.
+        let mut packs: Vec<(usize, PathBuf)> = indexes
+            .into_iter()
+            .filter_map(|path| Some((pack_index_count(&path).ok()?, path)))
+            .collect();
+        if packs.len() <= PACKS_BEFORE_ROLLUP {
+            return Ok(0);
+        }
+        packs.sort();
+        let mut taken = 0;
+        let mut objects = 0;
+        for (n, _) in &packs {
+            if taken >= 2 && *n >= 2 * objects {
+                break;
+            }
+            taken += 1;
+            objects += n;
+        }
+        if taken < 2 {
+            return Ok(0);
+        }
+        let mut builder = repo.packbuilder().map_err(GitOpsError::Git)?;
+        builder.set_threads(1);
+        for (_, idx) in &packs[..taken] {
+            for id in pack_index_ids(idx).map_err(io)? {
+                builder.insert_object(id, None).map_err(GitOpsError::Git)?;
+            }
+        }
+        builder.write(&dir, 0).map_err(GitOpsError::Git)?;
+        let new = builder
+            .name()
+            .ok()
+            .flatten()
+            .map(|n| format!("pack-{n}.idx"));
+        for (_, idx) in &packs[..taken] {
+            // Same objects, same name: the new pack may have replaced this one.
+            if new.as_deref() == idx.file_name().and_then(|n| n.to_str()) {
+                continue;
+            }
+            for path in [idx.clone(), idx.with_extension("pack")] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(e)),
+                }
+            }
+        }
+        Ok(taken)
     }
 
     /// The branch head, `None` while the branch has no commit.
@@ -548,6 +669,39 @@ impl GitOps {
     }
 }
 
+/// How many packs may pile up before [`GitOps::roll_up_packs`] merges the small ones.
+pub const PACKS_BEFORE_ROLLUP: usize = 24;
+
+/// The object count of a version 2 pack index (`.idx`): after the 8-byte header comes a
+/// 256-entry fan-out table whose last entry is the count.
+fn pack_index_count(path: &Path) -> std::io::Result<usize> {
+    use std::io::Read as _;
+    let mut head = [0u8; 8 + 256 * 4];
+    File::open(path)?.read_exact(&mut head)?;
+    if head[..8] != *b"\xfftOc\0\0\0\x02" {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a v2 pack index",
+        ));
+    }
+    let last: [u8; 4] = head[8 + 255 * 4..].try_into().expect("four bytes");
+    Ok(u32::from_be_bytes(last) as usize)
+}
+
+/// The object ids of a version 2 pack index: the sorted ids follow the fan-out table.
+fn pack_index_ids(path: &Path) -> std::io::Result<Vec<Oid>> {
+    let count = pack_index_count(path)?;
+    let bytes = std::fs::read(path)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "truncated pack index");
+    let start = 8 + 256 * 4;
+    bytes
+        .get(start..start + count * 20)
+        .ok_or_else(bad)?
+        .chunks_exact(20)
+        .map(|raw| Oid::from_bytes(raw).map_err(|_| bad()))
+        .collect()
+}
+
 // --- Stale lock recovery ------------------------------------------------------------------
 //
 // Git guards each ref, HEAD, packed-refs and config with a `<file>.lock` created with O_EXCL
@@ -598,8 +752,8 @@ fn process_lock(gitdir: &Path) -> Result<File, GitOpsError> {
     Ok(file)
 }
 
-/// Removes `refs/**/*.lock`, `packed-refs.lock`, `HEAD.lock` and `config.lock`. Only call
-/// with the process lock held exclusively.
+/// Removes `refs/**/*.lock`, `packed-refs.lock`, `HEAD.lock`, `config.lock` and what a pack
+/// write leaves when killed. Only call with the process lock held exclusively.
 fn remove_stale_locks(gitdir: &Path) -> Result<(), GitOpsError> {
     let mut stale: Vec<PathBuf> = ["packed-refs.lock", "HEAD.lock", "config.lock"]
         .iter()
@@ -622,6 +776,18 @@ fn remove_stale_locks(gitdir: &Path) -> Result<(), GitOpsError> {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "lock") {
                 stale.push(path);
+            }
+        }
+    }
+    // A pack write killed half way leaves its temporary pack (`pack_XXXXXX`) and the lock
+    // file of its index (`pack-<hash>.idx.lock`); no reference can need either.
+    let packs = gitdir.join("objects").join("pack");
+    if let Ok(entries) = std::fs::read_dir(&packs) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("pack_") || name.ends_with(".lock") {
+                stale.push(entry.path());
             }
         }
     }

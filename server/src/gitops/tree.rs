@@ -26,6 +26,17 @@ pub fn apply(
     base: Option<&Tree<'_>>,
     edits: &BTreeMap<String, Edit>,
 ) -> Result<Option<Oid>, GitOpsError> {
+    apply_into(repo, base, edits, &mut Vec::new())
+}
+
+/// [`apply`], adding the ids of the blobs and trees it writes to `written` (for
+/// [`super::GitOps::write_pack`]).
+pub fn apply_into(
+    repo: &Repository,
+    base: Option<&Tree<'_>>,
+    edits: &BTreeMap<String, Edit>,
+    written: &mut Vec<Oid>,
+) -> Result<Option<Oid>, GitOpsError> {
     // Sorted by components, not by text, so that everything under one folder is contiguous
     // ("a/b" and "a/b/c" around "a/b-c" in text order).
     let mut edits: Vec<(Vec<&str>, &Edit)> = edits
@@ -34,7 +45,7 @@ pub fn apply(
         .collect();
     edits.sort_by(|a, b| a.0.cmp(&b.0));
     let refs: Vec<(&[&str], &Edit)> = edits.iter().map(|(p, e)| (p.as_slice(), *e)).collect();
-    build(repo, base, &refs)
+    build(repo, base, &refs, written)
 }
 
 /// Returns the new tree's id, or `None` when it would be empty.
@@ -42,6 +53,7 @@ fn build(
     repo: &Repository,
     base: Option<&Tree<'_>>,
     edits: &[(&[&str], &Edit)],
+    written: &mut Vec<Oid>,
 ) -> Result<Option<Oid>, GitOpsError> {
     let mut builder = repo.treebuilder(base).map_err(GitOpsError::Git)?;
     // Group edits by their first path component, keeping their order (paths are sorted).
@@ -73,9 +85,10 @@ fn build(
         if let Some(Edit::Write(bytes)) = own.iter().find(|e| matches!(e, Edit::Write(_))) {
             let id = Oid::hash_object(ObjectType::Blob, bytes).map_err(GitOpsError::Git)?;
             if existing != Some((id, Some(ObjectType::Blob))) {
-                let written = repo.blob(bytes).map_err(GitOpsError::Git)?;
+                let blob = repo.blob(bytes).map_err(GitOpsError::Git)?;
+                written.push(blob);
                 builder
-                    .insert(name, written, FILE_MODE)
+                    .insert(name, blob, FILE_MODE)
                     .map_err(GitOpsError::Git)?;
             }
             continue;
@@ -92,7 +105,7 @@ fn build(
             }
             _ => None,
         };
-        match build(repo, sub_base.as_ref(), &below)? {
+        match build(repo, sub_base.as_ref(), &below, written)? {
             Some(id) => {
                 if existing.map(|e| e.0) != Some(id) {
                     builder
@@ -110,5 +123,7 @@ fn build(
     if builder.is_empty() {
         return Ok(None);
     }
-    builder.write().map(Some).map_err(GitOpsError::Git)
+    let tree = builder.write().map_err(GitOpsError::Git)?;
+    written.push(tree);
+    Ok(Some(tree))
 }

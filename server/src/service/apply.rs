@@ -2,8 +2,8 @@
 //! workspaces → build the new tree from the parent's → commit → compare-and-swap the branch.
 //! A moved branch means doing it again on the new head, never a text merge.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use compiler::{Catalog, Compiler, Diagnostic};
 use git2::{Oid, Repository};
@@ -67,15 +67,82 @@ pub struct Engine {
     bot: Identity,
     /// Serializes the commit step inside this process; compiles run in parallel.
     commit_lock: Mutex<()>,
+    /// Actions prepared and waiting for the commit step. Whoever holds the commit lock takes
+    /// all of them and commits them as a chain, each its own commit, with one pack and one
+    /// branch move for the lot (group commit).
+    queue: Mutex<Vec<Arc<Job>>>,
     /// Workspace folders (`tenants/<c>/<org>/<ws>`) as this engine last wrote them: a folder
     /// still at that tree id has not been edited by hand since.
     written: Mutex<BTreeMap<String, Oid>>,
+    /// The last commits this engine put on the branch, oldest first, with what each changed.
+    /// A change prepared on an older head is reused on a newer one when only these commits
+    /// lie between and none of them touched what the change was computed from.
+    landed: Mutex<VecDeque<Landed>>,
+}
+
+/// How many of its own commits the engine remembers for reusing prepared changes.
+const LANDED_KEPT: usize = 256;
+
+/// One action on its way to the commit step.
+struct Job {
+    meta: ActionMeta,
+    action: Action,
+    /// Computed outside the lock, against the head of the moment.
+    prepared: Mutex<Option<Prepared>>,
+    /// Set by the thread that committed it.
+    outcome: Mutex<Option<Result<Outcome, ApplyError>>>,
+}
+
+/// A commit this engine made: its parent, and what it changed.
+#[derive(Debug, Clone)]
+struct Landed {
+    commit: Oid,
+    parent: Option<Oid>,
+    tree: Oid,
+    footprint: Footprint,
+}
+
+/// What a change reads and writes, coarsely: the workspaces it renders, and whether it
+/// touches anything beyond their projects (the platform, an organization, a workspace file),
+/// which other workspaces' renders or shared index files may depend on.
+#[derive(Debug, Clone, Default)]
+struct Footprint {
+    structural: bool,
+    workspaces: BTreeSet<(String, String)>,
+}
+
+impl Footprint {
+    fn of(
+        files: &BTreeMap<String, Option<String>>,
+        workspaces: &BTreeSet<(String, String)>,
+    ) -> Self {
+        let project_file = |path: &str| {
+            matches!(
+                path.split('/').collect::<Vec<_>>().as_slice(),
+                [_, _, "projects", file] if file.ends_with(".yaml")
+            )
+        };
+        Self {
+            structural: files.keys().any(|p| !project_file(p)),
+            workspaces: workspaces.clone(),
+        }
+    }
+
+    /// True when a change with this footprint, computed before `other` landed, could come
+    /// out differently after it.
+    fn conflicts(&self, other: &Self) -> bool {
+        self.structural || other.structural || !self.workspaces.is_disjoint(&other.workspaces)
+    }
 }
 
 /// A change computed against one parent, ready to commit.
 struct Prepared {
     parent: Option<Oid>,
+    /// The intent after the change; its `tree` is the parent's.
     snapshot: Snapshot,
+    /// The action's intent files (relative to `intent/`; `None` deletes), to re-apply them
+    /// on another parent.
+    files: BTreeMap<String, Option<String>>,
     edits: BTreeMap<String, Edit>,
     /// The workspaces rendered again.
     workspaces: BTreeSet<(String, String)>,
@@ -121,7 +188,9 @@ impl Engine {
             compiler: Compiler::new(&Catalog::builtin())?,
             bot,
             commit_lock: Mutex::new(()),
+            queue: Mutex::new(Vec::new()),
             written: Mutex::new(BTreeMap::new()),
+            landed: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -131,36 +200,258 @@ impl Engine {
     }
 
     /// Applies `action` as one commit on the branch.
+    ///
+    /// The change is computed outside the commit lock, so concurrent actions compile in
+    /// parallel. It then joins the queue; the first thread to get the commit lock commits
+    /// everything queued, each action its own commit, chained, with one pack write and one
+    /// compare-and-swap of the branch. A change computed on an older head is reused when
+    /// only this engine's commits to other workspaces came in between; otherwise it is
+    /// computed again on the new head (re-applying the action, never merging text).
     pub fn apply(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
-        let repo = self.gitops.repo()?;
-        // Compile outside the lock, so concurrent actions compile in parallel.
-        let prepared = self.prepare(&repo, action)?;
-        let _guard = self
-            .commit_lock
-            .lock()
-            .expect("the commit lock is never poisoned: commit code does not panic");
-        self.apply_locked(&repo, meta, action, prepared)
+        let prepared = {
+            let repo = self.gitops.repo()?;
+            self.prepare(&repo, action)?
+        };
+        let job = Arc::new(Job {
+            meta: meta.clone(),
+            action: action.clone(),
+            prepared: Mutex::new(Some(prepared)),
+            outcome: Mutex::new(None),
+        });
+        lock(&self.queue).push(Arc::clone(&job));
+        let _guard = lock(&self.commit_lock);
+        // Jobs leave the queue only under the commit lock, and are done before it is let go:
+        // ours is either done or still queued.
+        if lock(&job.outcome).is_none() {
+            let batch = std::mem::take(&mut *lock(&self.queue));
+            self.commit_batch(&batch);
+        }
+        lock(&job.outcome)
+            .take()
+            .expect("a job is done once its batch is")
     }
 
-    /// The commit step, with the commit lock held.
+    /// [`Engine::apply`] with the commit lock already held, on the branch's current head.
     fn apply_locked(
         &self,
         repo: &Repository,
         meta: &ActionMeta,
         action: &Action,
-        mut prepared: Prepared,
     ) -> Result<Outcome, ApplyError> {
-        for _ in 0..MAX_ATTEMPTS {
-            if self.gitops.head(repo)? != prepared.parent {
-                prepared = self.prepare(repo, action)?;
+        let prepared = self.prepare(repo, action)?;
+        let job = Arc::new(Job {
+            meta: meta.clone(),
+            action: action.clone(),
+            prepared: Mutex::new(Some(prepared)),
+            outcome: Mutex::new(None),
+        });
+        self.commit_batch(std::slice::from_ref(&job));
+        lock(&job.outcome)
+            .take()
+            .expect("a job is done once its batch is")
+    }
+
+    /// Commits `jobs` in order, with the commit lock held, and sets each one's outcome.
+    fn commit_batch(&self, jobs: &[Arc<Job>]) {
+        let outcomes = self
+            .gitops
+            .memory_repo()
+            .map_err(ApplyError::from)
+            .and_then(|repo| self.run_batch(&repo, jobs));
+        match outcomes {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.iter().zip(outcomes) {
+                    *lock(&job.outcome) = Some(outcome);
+                }
             }
-            match self.commit(repo, meta, action, prepared, true) {
-                Ok(outcome) => return Ok(outcome),
-                Err(Retry::Moved(again)) => prepared = *again,
-                Err(Retry::Failed(e)) => return Err(e),
+            Err(e) => {
+                // Nothing of the batch landed. Every job fails; the first gets the error
+                // itself, the others its text.
+                let text = format!("{:#}", anyhow::Error::from(e));
+                let mut first = Some(ApplyError::GitOps(GitOpsError::Git(git2::Error::from_str(
+                    &text,
+                ))));
+                for job in jobs {
+                    let e = first.take().unwrap_or_else(|| {
+                        ApplyError::GitOps(GitOpsError::Git(git2::Error::from_str(&text)))
+                    });
+                    *lock(&job.outcome) = Some(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Commits `jobs` as a chain on the branch head and moves the branch once; the outcome
+    /// of each, or an error when nothing landed.
+    fn run_batch(
+        &self,
+        repo: &Repository,
+        jobs: &[Arc<Job>],
+    ) -> Result<Vec<Result<Outcome, ApplyError>>, ApplyError> {
+        let mut prepared: Vec<Option<Prepared>> =
+            jobs.iter().map(|j| lock(&j.prepared).take()).collect();
+        let branch = self.gitops.branch_ref();
+        for _ in 0..MAX_ATTEMPTS {
+            let head = self.gitops.head(repo)?;
+            let mut current = self.gitops.snapshot(repo, head)?;
+            let mut chain: Vec<(Landed, BTreeSet<(String, String)>)> = Vec::new();
+            let mut objects = Vec::new();
+            let mut outcomes = Vec::with_capacity(jobs.len());
+            for (job, slot) in jobs.iter().zip(prepared.iter_mut()) {
+                outcomes.push(self.commit_one(
+                    repo,
+                    job,
+                    slot.take(),
+                    &mut current,
+                    &mut chain,
+                    &mut objects,
+                ));
+            }
+            let Some((last, _)) = chain.last() else {
+                return Ok(outcomes);
+            };
+            self.gitops.write_pack(repo, &objects)?;
+            let reflog = match chain.len() {
+                1 => "hexabase: 1 commit".to_owned(),
+                n => format!("hexabase: {n} commits"),
+            };
+            match self
+                .gitops
+                .move_ref(repo, &branch, head, last.commit, &reflog)
+            {
+                Ok(()) => {
+                    self.gitops.remember(&current);
+                    let mut landed = lock(&self.landed);
+                    for (commit, workspaces) in chain {
+                        self.remember_written(repo, commit.tree, &workspaces);
+                        landed.push_back(commit);
+                    }
+                    while landed.len() > LANDED_KEPT {
+                        landed.pop_front();
+                    }
+                    drop(landed);
+                    // Maintenance, not part of the commit: a failure leaves more packs.
+                    let _ = self.gitops.roll_up_packs(repo);
+                    return Ok(outcomes);
+                }
+                // Someone else moved the branch: every job again, on the new head.
+                Err(GitOpsError::Moved { .. }) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Err(ApplyError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Commits one job on `current` (in memory: the objects go to `objects`, for the pack),
+    /// and makes the new commit `current`.
+    fn commit_one(
+        &self,
+        repo: &Repository,
+        job: &Job,
+        prepared: Option<Prepared>,
+        current: &mut Arc<Snapshot>,
+        chain: &mut Vec<(Landed, BTreeSet<(String, String)>)>,
+        objects: &mut Vec<Oid>,
+    ) -> Result<Outcome, ApplyError> {
+        let prepared = match prepared {
+            Some(p) if p.parent == current.commit => p,
+            Some(p) if self.reusable(&p, current.commit, chain) => p.rebase(current),
+            _ => self.prepare_from(repo, current, &job.action)?,
+        };
+        let Prepared {
+            mut snapshot,
+            files,
+            edits,
+            workspaces,
+            drift,
+            ..
+        } = prepared;
+        let base = current
+            .tree
+            .map(|t| repo.find_tree(t))
+            .transpose()
+            .map_err(GitOpsError::Git)?;
+        let new_tree = match crate::gitops::tree::apply_into(repo, base.as_ref(), &edits, objects)?
+        {
+            Some(t) => t,
+            None => {
+                let empty = repo
+                    .treebuilder(None)
+                    .and_then(|b| b.write())
+                    .map_err(GitOpsError::Git)?;
+                objects.push(empty);
+                empty
+            }
+        };
+        if Some(new_tree) == current.tree {
+            return Ok(Outcome::Unchanged);
+        }
+        // Crash tests (`failpoints` feature): blobs and trees are written (in memory).
+        crate::gitops::failpoint!("apply-tree-written");
+        let text = message(&job.meta, &job.action).render();
+        let parent = current.commit;
+        let id = self.gitops.write_commit(
+            repo,
+            parent,
+            new_tree,
+            &author(&job.meta),
+            &self.bot,
+            &text,
+        )?;
+        objects.push(id);
+        // Push outbox hook (service::push): the commit object is written, then its action is
+        // journaled (fsynced), and only then does the branch move.
+        super::push::record(repo, id, &job.meta, &job.action)?;
+        land(&mut snapshot, repo, id, new_tree);
+        chain.push((
+            Landed {
+                commit: id,
+                parent,
+                tree: new_tree,
+                footprint: Footprint::of(&files, &workspaces),
+            },
+            workspaces,
+        ));
+        *current = Arc::new(snapshot);
+        Ok(Outcome::Committed {
+            commit: id.to_string(),
+            drift,
+        })
+    }
+
+    /// True when `prepared` (computed on its parent) holds on `head` too: only this engine's
+    /// commits lie between, and none of them conflicts with it.
+    fn reusable(
+        &self,
+        prepared: &Prepared,
+        head: Option<Oid>,
+        chain: &[(Landed, BTreeSet<(String, String)>)],
+    ) -> bool {
+        let mine = Footprint::of(&prepared.files, &prepared.workspaces);
+        if mine.structural {
+            return false;
+        }
+        let landed = lock(&self.landed);
+        let mut at = head;
+        for _ in 0..=LANDED_KEPT + chain.len() {
+            if at == prepared.parent {
+                return true;
+            }
+            let Some(commit) = at else {
+                return false;
+            };
+            let found = chain
+                .iter()
+                .rev()
+                .map(|(l, _)| l)
+                .chain(landed.iter().rev())
+                .find(|l| l.commit == commit);
+            match found {
+                Some(l) if !l.footprint.conflicts(&mine) => at = l.parent,
+                _ => return false,
+            }
+        }
+        false
     }
 
     /// Puts `action` on its own branch `hexabase/<request-id>`, based on the head, for
@@ -237,10 +528,7 @@ impl Engine {
         let record = self.read_review(request_id)?;
         let commit = repo.find_commit(review).map_err(GitOpsError::Git)?;
         let parent = commit.parent_ids().next();
-        let _guard = self
-            .commit_lock
-            .lock()
-            .expect("the commit lock is never poisoned: commit code does not panic");
+        let _guard = lock(&self.commit_lock);
         let head = self.gitops.head(&repo)?;
         let outcome = if parent == head {
             // Push outbox hook (service::push): journal the review commit's action before the
@@ -266,14 +554,10 @@ impl Engine {
                     commit: review.to_string(),
                     drift: Vec::new(),
                 },
-                Err(_) => {
-                    let prepared = self.prepare(&repo, &record.action)?;
-                    self.apply_locked(&repo, &record.meta, &record.action, prepared)?
-                }
+                Err(_) => self.apply_locked(&repo, &record.meta, &record.action)?,
             }
         } else {
-            let prepared = self.prepare(&repo, &record.action)?;
-            self.apply_locked(&repo, &record.meta, &record.action, prepared)?
+            self.apply_locked(&repo, &record.meta, &record.action)?
         };
         if let Ok(mut reference) = repo.find_reference(&refname) {
             reference.delete().map_err(GitOpsError::Git)?;
@@ -327,10 +611,7 @@ impl Engine {
         subject: &str,
     ) -> Result<Outcome, ApplyError> {
         let repo = self.gitops.repo()?;
-        let _guard = self
-            .commit_lock
-            .lock()
-            .expect("the commit lock is never poisoned: commit code does not panic");
+        let _guard = lock(&self.commit_lock);
         let (intent, problems) = compiler::intent::load(files);
         let mut output = self
             .compiler
@@ -419,13 +700,43 @@ impl Engine {
         meta: &ActionMeta,
         action: &Action,
     ) -> Result<Outcome, ApplyError> {
-        let prepared = self.prepare_on(repo, parent, action)?;
-        match self.commit(repo, meta, action, prepared, false) {
-            Ok(outcome) => Ok(outcome),
-            Err(Retry::Failed(e)) => Err(e),
-            // Only a branch move finds the branch moved, and there is none here.
-            Err(Retry::Moved(_)) => Err(ApplyError::Contention(1)),
+        // Written as loose objects (each fsynced): this path is rare, and `repo` is the
+        // caller's handle.
+        let Prepared {
+            mut snapshot,
+            edits,
+            workspaces,
+            drift,
+            ..
+        } = self.prepare_on(repo, parent, action)?;
+        let base = snapshot
+            .tree
+            .map(|t| repo.find_tree(t))
+            .transpose()
+            .map_err(GitOpsError::Git)?;
+        let new_tree = match crate::gitops::tree::apply(repo, base.as_ref(), &edits)? {
+            Some(t) => t,
+            None => repo
+                .treebuilder(None)
+                .and_then(|b| b.write())
+                .map_err(GitOpsError::Git)?,
+        };
+        if Some(new_tree) == snapshot.tree {
+            return Ok(Outcome::Unchanged);
         }
+        crate::gitops::failpoint!("apply-tree-written");
+        let text = message(meta, action).render();
+        let id =
+            self.gitops
+                .write_commit(repo, parent, new_tree, &author(meta), &self.bot, &text)?;
+        super::push::record(repo, id, meta, action)?;
+        land(&mut snapshot, repo, id, new_tree);
+        self.gitops.remember(&Arc::new(snapshot));
+        self.remember_written(repo, new_tree, &workspaces);
+        Ok(Outcome::Committed {
+            commit: id.to_string(),
+            drift,
+        })
     }
 
     /// [`Engine::prepare`] against `head` rather than the branch's head.
@@ -436,31 +747,29 @@ impl Engine {
         action: &Action,
     ) -> Result<Prepared, ApplyError> {
         let base = self.gitops.snapshot(repo, head)?;
+        self.prepare_from(repo, &base, action)
+    }
+
+    /// Computes `action`'s change against the intent and tree of `base`.
+    fn prepare_from(
+        &self,
+        repo: &Repository,
+        base: &Snapshot,
+        action: &Action,
+    ) -> Result<Prepared, ApplyError> {
+        let head = base.commit;
         let change = action.apply(&base.intent)?;
         if change.files.is_empty() {
             return Ok(Prepared {
                 parent: head,
-                snapshot: (*base).clone(),
+                snapshot: base.clone(),
+                files: BTreeMap::new(),
                 edits: BTreeMap::new(),
                 workspaces: BTreeSet::new(),
                 drift: Vec::new(),
             });
         }
-        let mut snapshot = Snapshot {
-            commit: None,
-            tree: base.tree,
-            intent_tree: None,
-            intent: base.intent.clone(),
-            problems: base.problems.clone(),
-        };
-        for (path, text) in &change.files {
-            let problems = snapshot.intent.set_file(path, text.as_deref());
-            if problems.is_empty() {
-                snapshot.problems.remove(path);
-            } else {
-                snapshot.problems.insert(path.clone(), problems);
-            }
-        }
+        let snapshot = changed(base, &change.files);
         // A broken file in what this action renders would silently drop it: refuse instead.
         let blocking: Vec<Diagnostic> = snapshot
             .problems
@@ -528,10 +837,11 @@ impl Engine {
                 edits.insert(path, Edit::Remove);
             }
         }
-        let drift = self.drift(repo, &base, &change.workspaces, &clusters)?;
+        let drift = self.drift(repo, base, &change.workspaces, &clusters)?;
         Ok(Prepared {
             parent: head,
             snapshot,
+            files: change.files,
             edits,
             workspaces: change.workspaces,
             drift,
@@ -635,87 +945,56 @@ impl Engine {
             }
         }
     }
+}
 
-    fn commit(
-        &self,
-        repo: &Repository,
-        meta: &ActionMeta,
-        action: &Action,
-        prepared: Prepared,
-        move_branch: bool,
-    ) -> Result<Outcome, Retry> {
-        let Prepared {
-            parent,
-            mut snapshot,
-            edits,
-            workspaces,
-            drift,
-        } = prepared;
-        let base = snapshot
-            .tree
-            .map(|t| repo.find_tree(t))
-            .transpose()
-            .map_err(|e| Retry::Failed(GitOpsError::Git(e).into()))?;
-        let new_tree = crate::gitops::tree::apply(repo, base.as_ref(), &edits)
-            .map_err(|e| Retry::Failed(e.into()))?;
-        let new_tree = match new_tree {
-            Some(t) => t,
-            None => repo
-                .treebuilder(None)
-                .and_then(|b| b.write())
-                .map_err(|e| Retry::Failed(GitOpsError::Git(e).into()))?,
-        };
-        if Some(new_tree) == snapshot.tree {
-            return Ok(Outcome::Unchanged);
-        }
-        // Crash tests (`failpoints` feature): blobs and trees are written.
-        crate::gitops::failpoint!("apply-tree-written");
-        let message = message(meta, action);
-        let author = author(meta);
-        // Push outbox hook (service::push): the commit object is written, then its action is
-        // journaled (fsynced), and only then does the branch move (not at all for `apply_on`).
-        let text = message.render();
-        let id = self
-            .gitops
-            .write_commit(repo, parent, new_tree, &author, &self.bot, &text)
-            .map_err(ApplyError::from)
-            .and_then(|id| super::push::record(repo, id, meta, action).map(|()| id))
-            .map_err(Retry::Failed)?;
-        let moved = if move_branch {
-            let reflog = format!("hexabase: {}", text.lines().next().unwrap_or_default());
-            let branch = self.gitops.branch_ref();
-            self.gitops.move_ref(repo, &branch, parent, id, &reflog)
-        } else {
-            Ok(())
-        };
-        match moved {
-            Ok(()) => {
-                snapshot.commit = Some(id);
-                snapshot.tree = Some(new_tree);
-                snapshot.intent_tree = repo
-                    .find_tree(new_tree)
-                    .ok()
-                    .and_then(|t| t.get_name("intent").map(|e| e.id()));
-                self.gitops.remember(&Arc::new(snapshot));
-                self.remember_written(repo, new_tree, &workspaces);
-                Ok(Outcome::Committed {
-                    commit: id.to_string(),
-                    drift,
-                })
-            }
-            Err(GitOpsError::Moved { .. }) => {
-                let again = self.prepare(repo, action).map_err(Retry::Failed)?;
-                Err(Retry::Moved(Box::new(again)))
-            }
-            Err(e) => Err(Retry::Failed(e.into())),
+/// Makes `snapshot` the one at `commit`, whose tree is `tree`.
+fn land(snapshot: &mut Snapshot, repo: &Repository, commit: Oid, tree: Oid) {
+    snapshot.commit = Some(commit);
+    snapshot.tree = Some(tree);
+    snapshot.intent_tree = repo
+        .find_tree(tree)
+        .ok()
+        .and_then(|t| t.get_name("intent").map(|e| e.id()));
+}
+
+impl Prepared {
+    /// This change on `head` instead of its parent, when [`Engine::reusable`] says it holds
+    /// there: the same edits, and the action's intent files applied to `head`'s intent.
+    fn rebase(self, head: &Snapshot) -> Self {
+        Self {
+            parent: head.commit,
+            snapshot: changed(head, &self.files),
+            ..self
         }
     }
 }
 
-/// A commit attempt that must be redone on the new head, or a real failure.
-enum Retry {
-    Moved(Box<Prepared>),
-    Failed(ApplyError),
+/// `base`'s intent with `files` (relative to `intent/`; `None` deletes) written, on `base`'s
+/// tree (the commit and intent tree are not known yet).
+fn changed(base: &Snapshot, files: &BTreeMap<String, Option<String>>) -> Snapshot {
+    let mut snapshot = Snapshot {
+        commit: None,
+        tree: base.tree,
+        intent_tree: None,
+        intent: base.intent.clone(),
+        problems: base.problems.clone(),
+    };
+    for (path, text) in files {
+        let problems = snapshot.intent.set_file(path, text.as_deref());
+        if problems.is_empty() {
+            snapshot.problems.remove(path);
+        } else {
+            snapshot.problems.insert(path.clone(), problems);
+        }
+    }
+    snapshot
+}
+
+/// Locks `mutex`; nothing panics while holding the engine's locks.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .expect("the engine's locks are never poisoned: nothing panics under them")
 }
 
 /// True when the edits already decide `path` (written, or under a replaced folder).

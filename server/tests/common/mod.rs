@@ -65,3 +65,47 @@ pub(crate) fn assert_compiled(files: &BTreeMap<String, String>) {
 pub(crate) fn assert_head_is_compiled(path: &Path) {
     assert_compiled(&head_files(path));
 }
+
+/// `git fsck --full --strict` (the git CLI, not libgit2) finds nothing wrong; dangling
+/// objects (written by a commit whose branch move failed) are fine.
+pub(crate) fn assert_fsck_clean(path: &Path) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(path)
+        .args(["fsck", "--full", "--strict", "--no-progress"])
+        .output()
+        .expect("git runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let found = String::from_utf8_lossy(&out.stdout);
+    let problems: Vec<&str> = err
+        .lines()
+        .chain(found.lines())
+        .filter(|l| !l.starts_with("dangling ") && !l.contains("core.fsyncObjectFiles"))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        out.status.success() && problems.is_empty(),
+        "git fsck: {}\n{problems:#?}",
+        out.status
+    );
+}
+
+/// Loose objects, and packs, in the repository at `path`.
+pub(crate) fn object_files(path: &Path) -> (usize, usize) {
+    let objects = path.join("objects");
+    let mut loose = 0;
+    for dir in std::fs::read_dir(&objects).expect("objects") {
+        let dir = dir.expect("entry");
+        if dir.file_name().len() == 2 {
+            loose += std::fs::read_dir(dir.path()).expect("fan-out").count();
+        }
+    }
+    let packs = std::fs::read_dir(objects.join("pack"))
+        .expect("pack folder")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        })
+        .count();
+    (loose, packs)
+}
