@@ -21,6 +21,9 @@
 //! run resets both branches to the cached base commit. Both sides fsync objects and refs:
 //! `core.fsyncObjectFiles` (libgit2) and `core.fsync=committed` (git).
 //!
+//! With `HB_TIMING=1` it also prints where an action's time goes, phase by phase
+//! (`server::timing`).
+//!
 //! Environment: `HB_BENCH_ACTIONS`, `HB_BENCH_GIT_SAMPLES`, `HB_BENCH_THREAD_ACTIONS` change
 //! the counts; `HB_BENCH_DIR` puts the cache elsewhere than `target/bench-engine` (about
 //! 1.2 GB). On a file system where others build (a shared `target/`), creating files is
@@ -72,6 +75,7 @@ fn main() -> Result<()> {
     let mut times = Vec::with_capacity(actions);
     let mut commits = Vec::with_capacity(actions);
     let cpu_before = cpu_time();
+    let _ = server::timing::take();
     for i in 0..actions {
         let action = create_project(spread(i + 1), &format!("bench-{i}"));
         let started = Instant::now();
@@ -80,6 +84,7 @@ fn main() -> Result<()> {
         commits.push(commit);
     }
     let cpu = cpu_time().saturating_sub(cpu_before);
+    let sequential_phases = server::timing::take();
     let (p50, p99) = (percentile(&mut times, 50), percentile(&mut times, 99));
     let loose = loose_objects(&cache.repo)?;
     report.row(
@@ -205,6 +210,7 @@ fn main() -> Result<()> {
         h.join().map_err(|_| "a writer panicked")??;
     }
     let wall = started.elapsed();
+    let threaded_phases = server::timing::take();
     let total = THREADS * thread_actions;
     assert_eq!(history_len(&repo)? - before, total, "one commit per action");
     let rate = total as f64 / wall.as_secs_f64().max(1e-9);
@@ -246,7 +252,36 @@ fn main() -> Result<()> {
     drop(engine);
     cache.prune()?;
     report.print();
+    print_phases(
+        &format!("one action at a time, per action of {actions}"),
+        &sequential_phases,
+        actions,
+    );
+    print_phases(
+        &format!("{THREADS} threads, per action of {total}"),
+        &threaded_phases,
+        total,
+    );
     Ok(())
+}
+
+/// The per-phase breakdown of `server::timing` (only with `HB_TIMING=1`).
+fn print_phases(title: &str, phases: &[(&'static str, u64, Duration)], actions: usize) {
+    if phases.is_empty() {
+        return;
+    }
+    let mut out = format!("\nPhases ({title}; wall time summed over threads):\n\n");
+    let _ = writeln!(out, "| Phase | Runs | Total | Per action |");
+    let _ = writeln!(out, "| --- | ---: | ---: | ---: |");
+    for (phase, runs, total) in phases {
+        let _ = writeln!(
+            out,
+            "| {phase} | {runs} | {} | {} |",
+            fmt(*total),
+            fmt(*total / actions.max(1) as u32)
+        );
+    }
+    print!("{out}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,13 +558,33 @@ impl Cache {
         let dirty = head != self.base
             || std::fs::read_dir(self.repo.join("objects"))?
                 .filter_map(|e| e.ok())
-                .any(|e| e.file_name().len() == 2);
+                .any(|e| e.file_name().len() == 2)
+            || std::fs::read_dir(self.repo.join("objects/pack"))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+                > 1;
         if !dirty {
             return Ok(false);
         }
         repo.reference("refs/heads/main", self.base, true, "bench: reset")?;
         let base = self.base.to_string();
         git(&self.clone, &["reset", "-q", "--hard", &base])?;
+        // `git prune` leaves packed objects alone: drop the packs this run wrote, all but
+        // the largest (the base commit's, from `git repack` when the cache was built).
+        let packs = self.repo.join("objects/pack");
+        let mut sizes: Vec<(u64, PathBuf)> = std::fs::read_dir(&packs)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.len(), p)))
+            .collect();
+        sizes.sort();
+        sizes.pop();
+        for (_, pack) in sizes {
+            for ext in ["idx", "pack", "rev", "bitmap"] {
+                let _ = std::fs::remove_file(pack.with_extension(ext));
+            }
+        }
         for dir in [&self.repo, &self.clone] {
             git(dir, &["reflog", "expire", "--expire=all", "--all"])?;
             git(dir, &["prune", "--expire=now"])?;

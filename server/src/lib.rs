@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod gitops;
 pub mod service;
+pub mod timing;
 pub mod tree;

@@ -10,6 +10,7 @@ use git2::{Oid, Repository};
 
 use super::action::{Action, ActionError};
 use crate::gitops::{CommitMessage, Edit, GitOps, GitOpsError, Identity, Snapshot, Trailers};
+use crate::timing;
 
 /// How often a commit is retried when other processes keep moving the branch.
 const MAX_ATTEMPTS: usize = 64;
@@ -209,6 +210,7 @@ impl Engine {
     /// computed again on the new head (re-applying the action, never merging text).
     pub fn apply(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
         let prepared = {
+            let _t = timing::span("apply.prepare");
             let repo = self.gitops.repo()?;
             self.prepare(&repo, action)?
         };
@@ -219,7 +221,9 @@ impl Engine {
             outcome: Mutex::new(None),
         });
         lock(&self.queue).push(Arc::clone(&job));
+        let waiting = timing::span("apply.wait_for_commit_lock");
         let _guard = lock(&self.commit_lock);
+        drop(waiting);
         // Jobs leave the queue only under the commit lock, and are done before it is let go:
         // ours is either done or still queued.
         if lock(&job.outcome).is_none() {
@@ -253,6 +257,7 @@ impl Engine {
 
     /// Commits `jobs` in order, with the commit lock held, and sets each one's outcome.
     fn commit_batch(&self, jobs: &[Arc<Job>]) {
+        let _t = timing::span("batch");
         let outcomes = self
             .gitops
             .memory_repo()
@@ -292,8 +297,10 @@ impl Engine {
             jobs.iter().map(|j| lock(&j.prepared).take()).collect();
         let branch = self.gitops.branch_ref();
         for _ in 0..MAX_ATTEMPTS {
+            let t = timing::span("batch.snapshot");
             let head = self.gitops.head(repo)?;
             let mut current = self.gitops.snapshot(repo, head)?;
+            drop(t);
             let mut chain: Vec<(Landed, BTreeSet<(String, String)>)> = Vec::new();
             let mut objects = Vec::new();
             let mut outcomes = Vec::with_capacity(jobs.len());
@@ -310,7 +317,10 @@ impl Engine {
             let Some((last, _)) = chain.last() else {
                 return Ok(outcomes);
             };
+            let t = timing::span("batch.write_pack");
             self.gitops.write_pack(repo, &objects)?;
+            drop(t);
+            let t = timing::span("batch.move_ref");
             let reflog = match chain.len() {
                 1 => "hexabase: 1 commit".to_owned(),
                 n => format!("hexabase: {n} commits"),
@@ -320,6 +330,8 @@ impl Engine {
                 .move_ref(repo, &branch, head, last.commit, &reflog)
             {
                 Ok(()) => {
+                    drop(t);
+                    let t = timing::span("batch.remember_written");
                     self.gitops.remember(&current);
                     let mut landed = lock(&self.landed);
                     for (commit, workspaces) in chain {
@@ -330,6 +342,8 @@ impl Engine {
                         landed.pop_front();
                     }
                     drop(landed);
+                    drop(t);
+                    let _t = timing::span("batch.roll_up_packs");
                     // Maintenance, not part of the commit: a failure leaves more packs.
                     let _ = self.gitops.roll_up_packs(repo);
                     return Ok(outcomes);
@@ -356,7 +370,10 @@ impl Engine {
         let prepared = match prepared {
             Some(p) if p.parent == current.commit => p,
             Some(p) if self.reusable(&p, current.commit, chain) => p.rebase(current),
-            _ => self.prepare_from(repo, current, &job.action)?,
+            _ => {
+                let _t = timing::span("commit.prepare_again");
+                self.prepare_from(repo, current, &job.action)?
+            }
         };
         let Prepared {
             mut snapshot,
@@ -366,6 +383,7 @@ impl Engine {
             drift,
             ..
         } = prepared;
+        let t = timing::span("commit.tree");
         let base = current
             .tree
             .map(|t| repo.find_tree(t))
@@ -383,11 +401,13 @@ impl Engine {
                 empty
             }
         };
+        drop(t);
         if Some(new_tree) == current.tree {
             return Ok(Outcome::Unchanged);
         }
         // Crash tests (`failpoints` feature): blobs and trees are written (in memory).
         crate::gitops::failpoint!("apply-tree-written");
+        let t = timing::span("commit.object");
         let text = message(&job.meta, &job.action).render();
         let parent = current.commit;
         let id = self.gitops.write_commit(
@@ -399,6 +419,8 @@ impl Engine {
             &text,
         )?;
         objects.push(id);
+        drop(t);
+        let _t = timing::span("commit.journal_and_land");
         // Push outbox hook (service::push): the commit object is written, then its action is
         // journaled (fsynced), and only then does the branch move.
         super::push::record(repo, id, &job.meta, &job.action)?;
@@ -746,7 +768,9 @@ impl Engine {
         head: Option<Oid>,
         action: &Action,
     ) -> Result<Prepared, ApplyError> {
+        let t = timing::span("prepare.snapshot");
         let base = self.gitops.snapshot(repo, head)?;
+        drop(t);
         self.prepare_from(repo, &base, action)
     }
 
@@ -758,6 +782,7 @@ impl Engine {
         action: &Action,
     ) -> Result<Prepared, ApplyError> {
         let head = base.commit;
+        let t = timing::span("prepare.action");
         let change = action.apply(&base.intent)?;
         if change.files.is_empty() {
             return Ok(Prepared {
@@ -787,12 +812,16 @@ impl Engine {
         if !blocking.is_empty() {
             return Err(ApplyError::Invalid(blocking));
         }
+        drop(t);
+        let t = timing::span("prepare.compile");
         let output = self
             .compiler
             .compile_workspaces(&snapshot.intent, &change.workspaces)?;
         if output.has_errors() {
             return Err(ApplyError::Invalid(output.diagnostics));
         }
+        drop(t);
+        let t = timing::span("prepare.edits");
         let mut edits = BTreeMap::new();
         for (path, text) in &change.files {
             let edit = text
@@ -837,7 +866,10 @@ impl Engine {
                 edits.insert(path, Edit::Remove);
             }
         }
+        drop(t);
+        let t = timing::span("prepare.drift");
         let drift = self.drift(repo, base, &change.workspaces, &clusters)?;
+        drop(t);
         Ok(Prepared {
             parent: head,
             snapshot,
@@ -884,6 +916,7 @@ impl Engine {
         if suspects.is_empty() {
             return Ok(Vec::new());
         }
+        let _t = timing::span("prepare.drift.compile_and_compare");
         let expected = self.compiler.compile_workspaces(&base.intent, &suspects)?;
         if expected.has_errors() {
             return Ok(Vec::new());
