@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod message;
+mod pack;
 pub mod remote;
 pub mod tree;
 
@@ -88,6 +89,15 @@ pub enum GitOpsError {
         /// What failed.
         #[source]
         source: git2::Error,
+    },
+    /// Writing or rolling up a pack failed.
+    #[error("failed to write a pack in {path}")]
+    Pack {
+        /// The pack folder.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
     },
     /// Taking the process lock (`hexabase.lock`) or removing stale lock files failed.
     #[error("failed to lock the repository at {path}")]
@@ -293,28 +303,35 @@ impl GitOps {
     }
 
     /// Writes `objects` (ids written through a [`GitOps::memory_repo`] handle; repeats and
-    /// objects already on disk are harmless) as one pack into `objects/pack`. Durable when it
-    /// returns: with `core.fsyncObjectFiles` libgit2's indexer fsyncs the index and the pack
-    /// before renaming each into place, then the folder; a reference may point at them next.
-    /// One pack per commit batch costs three fsyncs, where loose objects cost two each.
+    /// objects already on disk are harmless) as one pack into `objects/pack`, each object
+    /// stored whole (no delta search: an action writes a few dozen small objects). Durable
+    /// when it returns: the pack and its index are fsynced before they are renamed into
+    /// place, then the folder; a reference may point at them next.
     pub fn write_pack(&self, repo: &Repository, objects: &[Oid]) -> Result<(), GitOpsError> {
         if objects.is_empty() {
             return Ok(());
         }
-        let mut builder = repo.packbuilder().map_err(GitOpsError::Git)?;
-        // A batch holds a few dozen small objects; threads would cost more than they save.
-        builder.set_threads(1);
-        let mut seen = BTreeSet::new();
+        let odb = repo.odb().map_err(GitOpsError::Git)?;
+        let mut pack = pack::PackWriter::new();
         for id in objects {
-            if seen.insert(*id) {
-                builder.insert_object(*id, None).map_err(GitOpsError::Git)?;
+            if pack.contains(*id) {
+                continue;
             }
+            let object = odb.read(*id).map_err(GitOpsError::Git)?;
+            pack.add(*id, object.kind(), object.data())
+                .map_err(|source| self.pack_error(source))?;
         }
-        builder
-            .write(&repo.path().join("objects").join("pack"), 0)
-            .map_err(GitOpsError::Git)?;
+        pack.finish(&repo.path().join("objects").join("pack"))
+            .map_err(|source| self.pack_error(source))?;
         failpoint!("gitops-pack-written");
         Ok(())
+    }
+
+    fn pack_error(&self, source: std::io::Error) -> GitOpsError {
+        GitOpsError::Pack {
+            path: self.path.join("objects").join("pack"),
+            source,
+        }
     }
 
     /// Rolls small packs up into one when there are more than [`PACKS_BEFORE_ROLLUP`], so
@@ -323,15 +340,14 @@ impl GitOps {
     /// smallest first while each is smaller than twice the ones taken so far, as
     /// `git repack --geometric=2` does: the large base pack is left alone, and pack sizes
     /// stay a geometric progression, so there are O(log n) packs and each object is
-    /// rewritten O(log n) times. The new pack is fsynced before the old ones are removed;
-    /// readers that still map an old one keep it until they let go (POSIX unlink), and
-    /// libgit2 rescans the folder when a lookup misses. Returns how many packs were merged.
+    /// rewritten O(log n) times. Whole objects are copied as they are (no inflating, no
+    /// delta search); deltas (from `git repack` or a fetch) are read and stored whole. The
+    /// new pack is fsynced before the old ones are removed; readers that still map an old
+    /// one keep it until they let go (POSIX unlink), and libgit2 rescans the folder when a
+    /// lookup misses. Returns how many packs were merged.
     pub fn roll_up_packs(&self, repo: &Repository) -> Result<usize, GitOpsError> {
         let dir = repo.path().join("objects").join("pack");
-        let io = |source| GitOpsError::Lock {
-            path: dir.clone(),
-            source,
-        };
+        let io = |source| self.pack_error(source);
         let mut indexes = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(io)? {
             let path = entry.map_err(io)?.path();
@@ -366,22 +382,38 @@ impl GitOps {
         if taken < 2 {
             return Ok(0);
         }
-        let mut builder = repo.packbuilder().map_err(GitOpsError::Git)?;
-        builder.set_threads(1);
+        let odb = repo.odb().map_err(GitOpsError::Git)?;
+        let mut writer = pack::PackWriter::new();
         for (_, idx) in &packs[..taken] {
-            for id in pack_index_ids(idx).map_err(io)? {
-                builder.insert_object(id, None).map_err(GitOpsError::Git)?;
+            let entries = pack::read_index(idx).map_err(io)?;
+            let bytes = std::fs::read(idx.with_extension("pack")).map_err(io)?;
+            for (entry, (raw, whole)) in entries
+                .iter()
+                .zip(pack::entry_bytes(&bytes, &entries).map_err(io)?)
+            {
+                let mut crc = flate2::Crc::new();
+                crc.update(raw);
+                if crc.sum() != entry.crc {
+                    return Err(io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} does not match its index", idx.display()),
+                    )));
+                }
+                if whole {
+                    writer.add_raw(entry.id, raw, entry.crc);
+                } else if !writer.contains(entry.id) {
+                    let object = odb.read(entry.id).map_err(GitOpsError::Git)?;
+                    writer
+                        .add(entry.id, object.kind(), object.data())
+                        .map_err(io)?;
+                }
             }
         }
-        builder.write(&dir, 0).map_err(GitOpsError::Git)?;
-        let new = builder
-            .name()
-            .ok()
-            .flatten()
-            .map(|n| format!("pack-{n}.idx"));
+        debug_assert!(writer.len() <= objects);
+        let new = format!("{}.idx", writer.finish(&dir).map_err(io)?);
         for (_, idx) in &packs[..taken] {
             // Same objects, same name: the new pack may have replaced this one.
-            if new.as_deref() == idx.file_name().and_then(|n| n.to_str()) {
+            if idx.file_name().and_then(|n| n.to_str()) == Some(new.as_str()) {
                 continue;
             }
             for path in [idx.clone(), idx.with_extension("pack")] {
@@ -688,20 +720,6 @@ fn pack_index_count(path: &Path) -> std::io::Result<usize> {
     Ok(u32::from_be_bytes(last) as usize)
 }
 
-/// The object ids of a version 2 pack index: the sorted ids follow the fan-out table.
-fn pack_index_ids(path: &Path) -> std::io::Result<Vec<Oid>> {
-    let count = pack_index_count(path)?;
-    let bytes = std::fs::read(path)?;
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "truncated pack index");
-    let start = 8 + 256 * 4;
-    bytes
-        .get(start..start + count * 20)
-        .ok_or_else(bad)?
-        .chunks_exact(20)
-        .map(|raw| Oid::from_bytes(raw).map_err(|_| bad()))
-        .collect()
-}
-
 // --- Stale lock recovery ------------------------------------------------------------------
 //
 // Git guards each ref, HEAD, packed-refs and config with a `<file>.lock` created with O_EXCL
@@ -779,8 +797,8 @@ fn remove_stale_locks(gitdir: &Path) -> Result<(), GitOpsError> {
             }
         }
     }
-    // A pack write killed half way leaves its temporary pack (`pack_XXXXXX`) and the lock
-    // file of its index (`pack-<hash>.idx.lock`); no reference can need either.
+    // A pack write killed half way leaves its temporaries (`pack_hb_*` from ours, and
+    // `pack_XXXXXX` and `pack-<hash>.idx.lock` from libgit2's); no reference can need them.
     let packs = gitdir.join("objects").join("pack");
     if let Ok(entries) = std::fs::read_dir(&packs) {
         for entry in entries.flatten() {
