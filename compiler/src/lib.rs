@@ -237,6 +237,29 @@ impl Compiler {
         self.run(intent, Some(workspaces), &BTreeMap::new())
     }
 
+    /// The fingerprints ([`WorkspaceOutput::fingerprint`]) the named workspaces
+    /// (`(org, workspace)`) would get, without compiling them: a writer that knows what a
+    /// folder was rendered from can tell whether it is still what the intent renders. A
+    /// workspace that does not exist, or an intent without a valid platform, has none.
+    pub fn fingerprints(
+        &self,
+        intent: &Intent,
+        workspaces: &BTreeSet<(String, String)>,
+    ) -> BTreeMap<(String, String), String> {
+        let Some(platform) = plan::platform(intent, &mut Vec::new()) else {
+            return BTreeMap::new();
+        };
+        let platform_hash = platform_fingerprint(&self.catalog_hash, &platform);
+        workspaces
+            .iter()
+            .filter_map(|(org, ws)| {
+                let w = intent.organizations.get(org)?.workspaces.get(ws)?;
+                let fingerprint = workspace_fingerprint(&platform_hash, org, ws, w);
+                Some(((org.clone(), ws.clone()), fingerprint))
+            })
+            .collect()
+    }
+
     fn run(
         &self,
         intent: &Intent,

@@ -120,6 +120,37 @@ fn compiling_one_workspace_matches_the_full_compile() {
 }
 
 #[test]
+fn fingerprints_without_compiling_match_the_compile() {
+    let compiler = compiler();
+    let files = support::example_files();
+    let (intent, _) = compiler::intent::load(&files);
+    let full = compiler
+        .compile(&intent, &Options::default())
+        .expect("compiles");
+    let all: BTreeSet<(String, String)> = full
+        .workspaces
+        .keys()
+        .map(|k| {
+            let (org, ws) = k.split_once('/').expect("org/workspace");
+            (org.to_owned(), ws.to_owned())
+        })
+        .chain([("acme".to_owned(), "missing".to_owned())])
+        .collect();
+    let fingerprints = compiler.fingerprints(&intent, &all);
+    assert_eq!(
+        fingerprints.len(),
+        full.workspaces.len(),
+        "none for a missing workspace"
+    );
+    for ((org, ws), fingerprint) in &fingerprints {
+        assert_eq!(
+            &full.workspaces[&format!("{org}/{ws}")].fingerprint,
+            fingerprint
+        );
+    }
+}
+
+#[test]
 fn output_is_identical_across_runs() {
     let compiler = compiler();
     let files = support::example_files();

@@ -44,7 +44,7 @@ use server::service::apply::{ActionMeta, Engine, Outcome};
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Bump when the workload or the cache layout changes; the compiler version is added to it.
-const CACHE_VERSION: &str = "engine-bench-v1";
+const CACHE_VERSION: &str = "engine-bench-v2";
 /// The example platform: two clusters (`home`, `edge`) and two plans.
 const PLATFORM: &str = include_str!("../../gitops-repo-example/intent/platform.yaml");
 const CLUSTERS: [&str; 2] = ["home", "edge"];

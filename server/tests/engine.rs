@@ -415,14 +415,70 @@ fn review_branches_fast_forward_or_reapply_onto_a_newer_head() {
 #[test]
 fn hand_edits_of_rendered_files_are_reported_as_drift() {
     let (path, engine) = seeded("drift");
+    hand_edit(&path, "tenants/home/acme/dev/host/network.yaml");
+    let Outcome::Committed { drift, .. } = engine
+        .apply(&meta("alice", "r"), &create_project("acme", "dev", "x"))
+        .expect("applies")
+    else {
+        panic!("commit")
+    };
+    assert_eq!(drift, ["tenants/home/acme/dev/host/network.yaml"]);
+    let Outcome::Committed { drift, .. } = engine
+        .apply(&meta("alice", "r"), &create_project("acme", "dev", "y"))
+        .expect("applies")
+    else {
+        panic!("commit")
+    };
+    assert!(drift.is_empty());
+}
+
+#[test]
+fn renders_are_remembered_across_restarts_and_hand_edits_still_found() {
+    let (path, first) = seeded("rendered");
+    drop(first);
+    // The import recorded every folder it rendered by tree id; a torn last line is skipped.
+    let record = path.join("hexabase/rendered");
+    let text = std::fs::read_to_string(&record).expect("the import records its renders");
     let repo = git2::Repository::open(&path).expect("open");
+    let folder = |root: &str| {
+        repo.find_reference("refs/heads/main")
+            .and_then(|r| r.peel_to_tree())
+            .and_then(|t| t.get_path(Path::new(root)))
+            .map(|e| e.id().to_string())
+            .expect("folder")
+    };
+    assert!(text.contains(&folder("tenants/home/acme/prod")));
+    std::fs::write(&record, format!("{text}0123abc")).expect("tear");
+    hand_edit(&path, "tenants/home/acme/dev/host/network.yaml");
+    let engine = engine(&path);
+    for (ws, expected) in [
+        ("dev", vec!["tenants/home/acme/dev/host/network.yaml"]),
+        ("prod", vec![]),
+    ] {
+        let Outcome::Committed { drift, .. } = engine
+            .apply(&meta("alice", ws), &create_project("acme", ws, "x"))
+            .expect("applies")
+        else {
+            panic!("commit")
+        };
+        assert_eq!(drift, expected, "{ws}");
+    }
+    // The new renders are recorded too.
+    let text = std::fs::read_to_string(&record).expect("record");
+    assert!(text.contains(&folder("tenants/home/acme/dev")));
+    common::assert_fsck_clean(&path);
+}
+
+/// Commits a hand edit of `file` on the branch, as a person would.
+fn hand_edit(path: &Path, file: &str) {
+    let repo = git2::Repository::open(path).expect("open");
     let head = repo
         .find_reference("refs/heads/main")
         .and_then(|r| r.peel_to_commit())
         .expect("head");
     let mut edits = BTreeMap::new();
     edits.insert(
-        "tenants/home/acme/dev/host/network.yaml".to_owned(),
+        file.to_owned(),
         server::gitops::Edit::Write(b"hand: edit\n".to_vec()),
     );
     let tree = server::gitops::tree::apply(&repo, Some(&head.tree().expect("tree")), &edits)
@@ -438,20 +494,6 @@ fn hand_edits_of_rendered_files_are_reported_as_drift() {
         &[&head],
     )
     .expect("commit");
-    let Outcome::Committed { drift, .. } = engine
-        .apply(&meta("alice", "r"), &create_project("acme", "dev", "x"))
-        .expect("applies")
-    else {
-        panic!("commit")
-    };
-    assert_eq!(drift, ["tenants/home/acme/dev/host/network.yaml"]);
-    let Outcome::Committed { drift, .. } = engine
-        .apply(&meta("alice", "r"), &create_project("acme", "dev", "y"))
-        .expect("applies")
-    else {
-        panic!("commit")
-    };
-    assert!(drift.is_empty());
 }
 
 #[test]

@@ -152,6 +152,59 @@ pub struct GitOps {
     _process_lock: File,
     /// How commits are signed, if at all.
     signing: Option<Signing>,
+    /// Handles kept between actions (see [`GitOps::cached_repo`]), and memory handles (see
+    /// [`GitOps::cached_memory_repo`]).
+    handles: Mutex<Vec<Kept>>,
+    memory_handles: Mutex<Vec<Kept>>,
+}
+
+/// A repository handle kept for reuse, and how often it was used.
+struct Kept {
+    repo: Repository,
+    uses: usize,
+}
+
+/// How many handles are kept, and how often one is used before it is let go: a long-lived
+/// handle learns about every new pack (a lookup that misses rescans the folder) but never
+/// forgets one that a roll-up removed, and a memory handle keeps every object it wrote.
+const HANDLES_KEPT: usize = 16;
+const HANDLE_USES: usize = 64;
+
+/// A repository handle from [`GitOps::cached_repo`] or [`GitOps::cached_memory_repo`];
+/// it goes back to be reused when dropped.
+pub struct CachedRepo<'a> {
+    kept: Option<Kept>,
+    pool: &'a Mutex<Vec<Kept>>,
+}
+
+impl std::ops::Deref for CachedRepo<'_> {
+    type Target = Repository;
+
+    fn deref(&self) -> &Repository {
+        &self.kept.as_ref().expect("present until dropped").repo
+    }
+}
+
+impl CachedRepo<'_> {
+    /// Lets the handle go instead of keeping it (after a failure, say).
+    pub fn discard(mut self) {
+        self.kept = None;
+    }
+}
+
+impl Drop for CachedRepo<'_> {
+    fn drop(&mut self) {
+        let Some(mut kept) = self.kept.take() else {
+            return;
+        };
+        kept.uses += 1;
+        if kept.uses < HANDLE_USES {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < HANDLES_KEPT {
+                pool.push(kept);
+            }
+        }
+    }
 }
 
 /// How commits are signed: the way `git` itself does it, by the standard tools.
@@ -266,6 +319,8 @@ impl GitOps {
             last: Mutex::new(None),
             _process_lock: process_lock,
             signing: None,
+            handles: Mutex::new(Vec::new()),
+            memory_handles: Mutex::new(Vec::new()),
         })
     }
 
@@ -284,6 +339,43 @@ impl GitOps {
         Repository::open(&self.path).map_err(|source| GitOpsError::Open {
             path: self.path.clone(),
             source,
+        })
+    }
+
+    /// A handle for this thread, reused from earlier calls when one is free: a handle keeps
+    /// the objects it parsed, the packs it opened (and their delta base caches), so the
+    /// trees every action walks (the root, `tenants/<cluster>`, an organization's folders)
+    /// are not read and undeltified again each time. Objects are immutable; references are
+    /// read afresh on every lookup; a pack written since is found by the rescan libgit2 does
+    /// when a lookup misses, and a pack removed since is skipped.
+    pub fn cached_repo(&self) -> Result<CachedRepo<'_>, GitOpsError> {
+        self.cached(&self.handles, || self.repo())
+    }
+
+    /// [`GitOps::memory_repo`], reused like [`GitOps::cached_repo`]. Objects it holds from an
+    /// earlier use are either in a pack already or were never referenced by anything on disk
+    /// (a failed batch); [`GitOps::write_pack`] packs every object a batch lists, wherever
+    /// the handle finds it.
+    pub fn cached_memory_repo(&self) -> Result<CachedRepo<'_>, GitOpsError> {
+        self.cached(&self.memory_handles, || self.memory_repo())
+    }
+
+    fn cached<'a>(
+        &self,
+        pool: &'a Mutex<Vec<Kept>>,
+        open: impl FnOnce() -> Result<Repository, GitOpsError>,
+    ) -> Result<CachedRepo<'a>, GitOpsError> {
+        let kept = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let kept = match kept {
+            Some(kept) => kept,
+            None => Kept {
+                repo: open()?,
+                uses: 0,
+            },
+        };
+        Ok(CachedRepo {
+            kept: Some(kept),
+            pool,
         })
     }
 

@@ -2,7 +2,7 @@
 //! workspaces → build the new tree from the parent's → commit → compare-and-swap the branch.
 //! A moved branch means doing it again on the new head, never a text merge.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use compiler::{Catalog, Compiler, Diagnostic};
@@ -79,6 +79,10 @@ pub struct Engine {
     /// A change prepared on an older head is reused on a newer one when only these commits
     /// lie between and none of them touched what the change was computed from.
     landed: Mutex<VecDeque<Landed>>,
+    /// What workspace folders were rendered from: a folder's tree id to the fingerprint of
+    /// the compiler's inputs ([`compiler::WorkspaceOutput::fingerprint`]), loaded on first
+    /// use from `<gitdir>/hexabase/rendered` (see [`Engine::record_rendered`]).
+    rendered: Mutex<Option<HashMap<Oid, String>>>,
 }
 
 /// How many of its own commits the engine remembers for reusing prepared changes.
@@ -149,6 +153,8 @@ struct Prepared {
     workspaces: BTreeSet<(String, String)>,
     /// Hand-edited rendered files this change overwrites.
     drift: Vec<String>,
+    /// The folders rendered (`tenants/<cluster>/<org>/<ws>`) and their fingerprints.
+    rendered: Vec<(String, String)>,
 }
 
 /// An action proposed for review on its own branch.
@@ -192,6 +198,7 @@ impl Engine {
             queue: Mutex::new(Vec::new()),
             written: Mutex::new(BTreeMap::new()),
             landed: Mutex::new(VecDeque::new()),
+            rendered: Mutex::new(None),
         })
     }
 
@@ -211,7 +218,7 @@ impl Engine {
     pub fn apply(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
         let prepared = {
             let _t = timing::span("apply.prepare");
-            let repo = self.gitops.repo()?;
+            let repo = self.gitops.cached_repo()?;
             self.prepare(&repo, action)?
         };
         let job = Arc::new(Job {
@@ -260,9 +267,16 @@ impl Engine {
         let _t = timing::span("batch");
         let outcomes = self
             .gitops
-            .memory_repo()
+            .cached_memory_repo()
             .map_err(ApplyError::from)
-            .and_then(|repo| self.run_batch(&repo, jobs));
+            .and_then(|repo| {
+                let outcomes = self.run_batch(&repo, jobs);
+                if outcomes.is_err() {
+                    // Its memory holds objects that never reached disk: start afresh.
+                    repo.discard();
+                }
+                outcomes
+            });
         match outcomes {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.iter().zip(outcomes) {
@@ -381,6 +395,7 @@ impl Engine {
             edits,
             workspaces,
             drift,
+            rendered,
             ..
         } = prepared;
         let t = timing::span("commit.tree");
@@ -405,6 +420,7 @@ impl Engine {
         if Some(new_tree) == current.tree {
             return Ok(Outcome::Unchanged);
         }
+        self.record_rendered(repo, new_tree, &rendered);
         // Crash tests (`failpoints` feature): blobs and trees are written (in memory).
         crate::gitops::failpoint!("apply-tree-written");
         let t = timing::span("commit.object");
@@ -695,6 +711,7 @@ impl Engine {
                 .commit(&repo, head, tree, &meta.actor, &self.bot, &message.render())
             {
                 Ok(id) => {
+                    self.record_rendered(&repo, tree, &rendered_folders(&output));
                     return Ok(Outcome::Committed {
                         commit: id.to_string(),
                         drift: Vec::new(),
@@ -792,6 +809,7 @@ impl Engine {
                 edits: BTreeMap::new(),
                 workspaces: BTreeSet::new(),
                 drift: Vec::new(),
+                rendered: Vec::new(),
             });
         }
         let snapshot = changed(base, &change.files);
@@ -822,6 +840,7 @@ impl Engine {
         }
         drop(t);
         let t = timing::span("prepare.edits");
+        let rendered = rendered_folders(&output);
         let mut edits = BTreeMap::new();
         for (path, text) in &change.files {
             let edit = text
@@ -877,6 +896,7 @@ impl Engine {
             edits,
             workspaces: change.workspaces,
             drift,
+            rendered,
         })
     }
 
@@ -893,8 +913,7 @@ impl Engine {
             return Ok(Vec::new());
         };
         let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
-        let mut suspects = BTreeSet::new();
-        let mut roots = Vec::new();
+        let mut candidates = Vec::new();
         {
             let written = self
                 .written
@@ -907,9 +926,34 @@ impl Engine {
                         continue;
                     };
                     if written.get(&root) != Some(&entry.id()) {
-                        suspects.insert((org.clone(), ws.clone()));
-                        roots.push(root);
+                        candidates.push((org, ws, root, entry.id()));
                     }
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A folder known to be the render of the very inputs `base` has for its workspace
+        // is what `base` renders (same intent, same bytes): no need to compile it again.
+        let names = candidates
+            .iter()
+            .map(|(o, w, _, _)| ((*o).clone(), (*w).clone()))
+            .collect();
+        let fingerprints = self.compiler.fingerprints(&base.intent, &names);
+        let mut suspects = BTreeSet::new();
+        let mut roots = Vec::new();
+        {
+            let mut rendered = lock(&self.rendered);
+            let rendered = rendered.get_or_insert_with(|| self.load_rendered());
+            for (org, ws, root, id) in candidates {
+                let key = (org.clone(), ws.clone());
+                if fingerprints
+                    .get(&key)
+                    .is_none_or(|f| rendered.get(&id) != Some(f))
+                {
+                    suspects.insert(key);
+                    roots.push(root);
                 }
             }
         }
@@ -943,6 +987,79 @@ impl Engine {
         drift.sort();
         drift.dedup();
         Ok(drift)
+    }
+
+    /// Records that the folders `rendered` (root, fingerprint) in `tree` are the compiler's
+    /// output for those fingerprints. That is a fact about content (a tree id and the hash
+    /// of the inputs), true whether or not the commit lands, so it is kept in memory and
+    /// appended to `<gitdir>/hexabase/rendered` (`<tree id> <fingerprint>` lines) without
+    /// fsync: a line lost in a crash only costs a compile later, and a torn or garbled line
+    /// is skipped when the file is read.
+    fn record_rendered(&self, repo: &Repository, tree: Oid, rendered: &[(String, String)]) {
+        if rendered.is_empty() {
+            return;
+        }
+        let Ok(tree) = repo.find_tree(tree) else {
+            return;
+        };
+        let mut map = lock(&self.rendered);
+        let map = map.get_or_insert_with(|| self.load_rendered());
+        let mut lines = String::new();
+        for (root, fingerprint) in rendered {
+            let Ok(entry) = tree.get_path(std::path::Path::new(root)) else {
+                continue;
+            };
+            if map.get(&entry.id()) != Some(fingerprint) {
+                map.insert(entry.id(), fingerprint.clone());
+                lines.push_str(&format!("{} {fingerprint}\n", entry.id()));
+            }
+        }
+        if lines.is_empty() {
+            return;
+        }
+        let path = self.rendered_path();
+        let append = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            std::fs::create_dir_all(path.parent().expect("in a folder"))?;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?
+                .write_all(lines.as_bytes())
+        };
+        // A cache: failing to write it only costs compiles later.
+        let _ = append();
+    }
+
+    fn rendered_path(&self) -> std::path::PathBuf {
+        self.gitops.path().join("hexabase").join("rendered")
+    }
+
+    /// The folders known to be renders, from `<gitdir>/hexabase/rendered`.
+    fn load_rendered(&self) -> HashMap<Oid, String> {
+        let text = std::fs::read(self.rendered_path()).unwrap_or_default();
+        let mut map = HashMap::new();
+        // Only whole lines: the last one may be torn.
+        for line in text
+            .split(|b| *b == b'\n')
+            .filter(|l| l.len() == 40 + 1 + 64)
+        {
+            let Ok(line) = std::str::from_utf8(line) else {
+                continue;
+            };
+            let Some((id, fingerprint)) = line.split_once(' ') else {
+                continue;
+            };
+            let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+            if id.len() == 40
+                && hex(id)
+                && hex(fingerprint)
+                && let Ok(id) = Oid::from_str(id)
+            {
+                map.insert(id, fingerprint.to_owned());
+            }
+        }
+        map
     }
 
     /// Remembers the workspace folders as written in `tree`.
@@ -1021,6 +1138,16 @@ fn changed(base: &Snapshot, files: &BTreeMap<String, Option<String>>) -> Snapsho
         }
     }
     snapshot
+}
+
+/// The folders `output` rendered, with the fingerprints of what they were rendered from.
+fn rendered_folders(output: &compiler::Output) -> Vec<(String, String)> {
+    output
+        .workspaces
+        .values()
+        .filter(|w| w.rendered && !w.root.is_empty())
+        .map(|w| (w.root.clone(), w.fingerprint.clone()))
+        .collect()
 }
 
 /// Locks `mutex`; nothing panics while holding the engine's locks.
