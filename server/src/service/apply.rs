@@ -68,6 +68,8 @@ pub struct Engine {
     bot: Identity,
     /// Serializes the commit step inside this process; compiles run in parallel.
     commit_lock: Mutex<()>,
+    /// Held while packs are rolled up, after a commit step (one roll-up at a time).
+    rollup_lock: Mutex<()>,
     /// Actions prepared and waiting for the commit step. Whoever holds the commit lock takes
     /// all of them and commits them as a chain, each its own commit, with one pack and one
     /// branch move for the lot (group commit).
@@ -195,6 +197,7 @@ impl Engine {
             compiler: Compiler::new(&Catalog::builtin())?,
             bot,
             commit_lock: Mutex::new(()),
+            rollup_lock: Mutex::new(()),
             queue: Mutex::new(Vec::new()),
             written: Mutex::new(BTreeMap::new()),
             landed: Mutex::new(VecDeque::new()),
@@ -229,17 +232,35 @@ impl Engine {
         });
         lock(&self.queue).push(Arc::clone(&job));
         let waiting = timing::span("apply.wait_for_commit_lock");
-        let _guard = lock(&self.commit_lock);
+        let guard = lock(&self.commit_lock);
         drop(waiting);
         // Jobs leave the queue only under the commit lock, and are done before it is let go:
         // ours is either done or still queued.
-        if lock(&job.outcome).is_none() {
+        let committed = lock(&job.outcome).is_none();
+        if committed {
             let batch = std::mem::take(&mut *lock(&self.queue));
             self.commit_batch(&batch);
+        }
+        drop(guard);
+        if committed {
+            self.roll_up_packs();
         }
         lock(&job.outcome)
             .take()
             .expect("a job is done once its batch is")
+    }
+
+    /// Rolls small packs up (see [`GitOps::roll_up_packs`]), outside the commit lock so that
+    /// other actions commit meanwhile, and in one thread at a time. Maintenance, not part of
+    /// a commit: a failure leaves more packs, and the next batch tries again.
+    fn roll_up_packs(&self) {
+        let Ok(_guard) = self.rollup_lock.try_lock() else {
+            return;
+        };
+        let _t = timing::span("apply.roll_up_packs");
+        if let Ok(repo) = self.gitops.cached_repo() {
+            let _ = self.gitops.roll_up_packs(&repo);
+        }
     }
 
     /// [`Engine::apply`] with the commit lock already held, on the branch's current head.
@@ -357,9 +378,6 @@ impl Engine {
                     }
                     drop(landed);
                     drop(t);
-                    let _t = timing::span("batch.roll_up_packs");
-                    // Maintenance, not part of the commit: a failure leaves more packs.
-                    let _ = self.gitops.roll_up_packs(repo);
                     return Ok(outcomes);
                 }
                 // Someone else moved the branch: every job again, on the new head.
