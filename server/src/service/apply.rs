@@ -3,7 +3,7 @@
 //! A moved branch means doing it again on the new head, never a text merge.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use compiler::{Catalog, Compiler, Diagnostic};
 use git2::{Oid, Repository};
@@ -70,10 +70,12 @@ pub struct Engine {
     commit_lock: Mutex<()>,
     /// Held while packs are rolled up, after a commit step (one roll-up at a time).
     rollup_lock: Mutex<()>,
-    /// Actions prepared and waiting for the commit step. Whoever holds the commit lock takes
-    /// all of them and commits them as a chain, each its own commit, with one pack and one
-    /// branch move for the lot (group commit).
-    queue: Mutex<Vec<Arc<Job>>>,
+    /// Actions prepared and waiting for the commit step. A thread that finds no batch being
+    /// committed takes all of them and commits them as a chain (under the commit lock), each
+    /// its own commit, with one pack and one branch move for the lot (group commit).
+    queue: Mutex<Queue>,
+    /// Signalled when a batch is done: its threads return without taking the commit lock.
+    batch_done: Condvar,
     /// Workspace folders (`tenants/<c>/<org>/<ws>`) as this engine last wrote them: a folder
     /// still at that tree id has not been edited by hand since.
     written: Mutex<BTreeMap<String, Oid>>,
@@ -85,6 +87,13 @@ pub struct Engine {
     /// the compiler's inputs ([`compiler::WorkspaceOutput::fingerprint`]), loaded on first
     /// use from `<gitdir>/hexabase/rendered` (see [`Engine::record_rendered`]).
     rendered: Mutex<Option<HashMap<Oid, String>>>,
+}
+
+/// Actions waiting for the commit step, and whether a thread is committing a batch.
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Arc<Job>>,
+    committing: bool,
 }
 
 /// How many of its own commits the engine remembers for reusing prepared changes.
@@ -198,7 +207,8 @@ impl Engine {
             bot,
             commit_lock: Mutex::new(()),
             rollup_lock: Mutex::new(()),
-            queue: Mutex::new(Vec::new()),
+            queue: Mutex::new(Queue::default()),
+            batch_done: Condvar::new(),
             written: Mutex::new(BTreeMap::new()),
             landed: Mutex::new(VecDeque::new()),
             rendered: Mutex::new(None),
@@ -213,7 +223,7 @@ impl Engine {
     /// Applies `action` as one commit on the branch.
     ///
     /// The change is computed outside the commit lock, so concurrent actions compile in
-    /// parallel. It then joins the queue; the first thread to get the commit lock commits
+    /// parallel. It then joins the queue; a thread that finds no batch under way commits
     /// everything queued, each action its own commit, chained, with one pack write and one
     /// compare-and-swap of the branch. A change computed on an older head is reused when
     /// only this engine's commits to other workspaces came in between; otherwise it is
@@ -230,18 +240,36 @@ impl Engine {
             prepared: Mutex::new(Some(prepared)),
             outcome: Mutex::new(None),
         });
-        lock(&self.queue).push(Arc::clone(&job));
-        let waiting = timing::span("apply.wait_for_commit_lock");
-        let guard = lock(&self.commit_lock);
-        drop(waiting);
-        // Jobs leave the queue only under the commit lock, and are done before it is let go:
-        // ours is either done or still queued.
-        let committed = lock(&job.outcome).is_none();
-        if committed {
-            let batch = std::mem::take(&mut *lock(&self.queue));
-            self.commit_batch(&batch);
+        // Leader and followers: when no batch is being committed, this thread commits
+        // everything queued; otherwise it waits for that batch to end, and returns if its
+        // job was in it. Outcomes are set before the batch ends (under the queue lock), so
+        // a follower never waits for a lock only to learn that it is done.
+        let waiting = timing::span("apply.wait_for_commit");
+        let mut queue = lock(&self.queue);
+        queue.jobs.push(Arc::clone(&job));
+        let mut committed = false;
+        while lock(&job.outcome).is_none() {
+            if queue.committing {
+                queue = self
+                    .batch_done
+                    .wait(queue)
+                    .expect("the engine's locks are never poisoned: nothing panics under them");
+                continue;
+            }
+            queue.committing = true;
+            let batch = std::mem::take(&mut queue.jobs);
+            drop(queue);
+            {
+                let _guard = lock(&self.commit_lock);
+                self.commit_batch(&batch);
+            }
+            committed = true;
+            queue = lock(&self.queue);
+            queue.committing = false;
+            self.batch_done.notify_all();
         }
-        drop(guard);
+        drop(queue);
+        drop(waiting);
         if committed {
             self.roll_up_packs();
         }
