@@ -56,6 +56,9 @@ fn build(
     written: &mut Vec<Oid>,
 ) -> Result<Option<Oid>, GitOpsError> {
     let mut builder = repo.treebuilder(base).map_err(GitOpsError::Git)?;
+    // Whether any entry changed: an untouched tree is not written again (a removal of a
+    // folder that is not there, say, walks down without changing anything).
+    let mut changed = false;
     // Group edits by their first path component, keeping their order (paths are sorted).
     let mut i = 0;
     while i < edits.len() {
@@ -90,12 +93,14 @@ fn build(
                 builder
                     .insert(name, blob, FILE_MODE)
                     .map_err(GitOpsError::Git)?;
+                changed = true;
             }
             continue;
         }
         if below.is_empty() {
             if removed && existing.is_some() {
                 builder.remove(name).map_err(GitOpsError::Git)?;
+                changed = true;
             }
             continue;
         }
@@ -107,21 +112,28 @@ fn build(
         };
         match build(repo, sub_base.as_ref(), &below, written)? {
             Some(id) => {
-                if existing.map(|e| e.0) != Some(id) {
+                if existing != Some((id, Some(ObjectType::Tree))) {
                     builder
                         .insert(name, id, TREE_MODE)
                         .map_err(GitOpsError::Git)?;
+                    changed = true;
                 }
             }
             None => {
                 if existing.is_some() {
                     builder.remove(name).map_err(GitOpsError::Git)?;
+                    changed = true;
                 }
             }
         }
     }
     if builder.is_empty() {
         return Ok(None);
+    }
+    if let Some(base) = base
+        && !changed
+    {
+        return Ok(Some(base.id()));
     }
     let tree = builder.write().map_err(GitOpsError::Git)?;
     written.push(tree);
