@@ -45,13 +45,17 @@ pub fn apply_into(
         .collect();
     edits.sort_by(|a, b| a.0.cmp(&b.0));
     let refs: Vec<(&[&str], &Edit)> = edits.iter().map(|(p, e)| (p.as_slice(), *e)).collect();
-    build(repo, base, &refs, written)
+    build(repo, base, None, &refs, written)
 }
 
 /// Returns the new tree's id, or `None` when it would be empty.
+/// `old` is what stood at this path before a removal of the whole folder (which `base` is
+/// then not): its objects are on disk already, so a file or folder written again exactly as
+/// it was is not written, nor packed, again.
 fn build(
     repo: &Repository,
     base: Option<&Tree<'_>>,
+    old: Option<&Tree<'_>>,
     edits: &[(&[&str], &Edit)],
     written: &mut Vec<Oid>,
 ) -> Result<Option<Oid>, GitOpsError> {
@@ -88,8 +92,16 @@ fn build(
         if let Some(Edit::Write(bytes)) = own.iter().find(|e| matches!(e, Edit::Write(_))) {
             let id = Oid::hash_object(ObjectType::Blob, bytes).map_err(GitOpsError::Git)?;
             if existing != Some((id, Some(ObjectType::Blob))) {
-                let blob = repo.blob(bytes).map_err(GitOpsError::Git)?;
-                written.push(blob);
+                let stored = old
+                    .and_then(|o| o.get_name(name))
+                    .is_some_and(|e| e.id() == id && e.kind() == Some(ObjectType::Blob));
+                let blob = if stored {
+                    id
+                } else {
+                    let blob = repo.blob(bytes).map_err(GitOpsError::Git)?;
+                    written.push(blob);
+                    blob
+                };
                 builder
                     .insert(name, blob, FILE_MODE)
                     .map_err(GitOpsError::Git)?;
@@ -104,13 +116,25 @@ fn build(
             }
             continue;
         }
-        let sub_base = match existing {
-            Some((id, Some(ObjectType::Tree))) if !removed => {
-                Some(repo.find_tree(id).map_err(GitOpsError::Git)?)
+        let (sub_base, sub_old) = match existing {
+            Some((id, Some(ObjectType::Tree))) => {
+                let tree = repo.find_tree(id).map_err(GitOpsError::Git)?;
+                if removed {
+                    (None, Some(tree))
+                } else {
+                    (Some(tree), None)
+                }
             }
-            _ => None,
+            // Below a replaced folder: what stood here before it was replaced.
+            _ => match old.and_then(|o| o.get_name(name)) {
+                Some(e) if e.kind() == Some(ObjectType::Tree) => (
+                    None,
+                    Some(repo.find_tree(e.id()).map_err(GitOpsError::Git)?),
+                ),
+                _ => (None, None),
+            },
         };
-        match build(repo, sub_base.as_ref(), &below, written)? {
+        match build(repo, sub_base.as_ref(), sub_old.as_ref(), &below, written)? {
             Some(id) => {
                 if existing != Some((id, Some(ObjectType::Tree))) {
                     builder
@@ -136,6 +160,8 @@ fn build(
         return Ok(Some(base.id()));
     }
     let tree = builder.write().map_err(GitOpsError::Git)?;
-    written.push(tree);
+    if old.map(Tree::id) != Some(tree) {
+        written.push(tree);
+    }
     Ok(Some(tree))
 }
