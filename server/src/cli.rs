@@ -153,9 +153,10 @@ pub struct Target {
     /// The acting user's email.
     #[arg(long)]
     pub actor_email: String,
-    /// The request id for the `Hexabase-Request` trailer.
-    #[arg(long, default_value = "cli")]
-    pub request: String,
+    /// The request id for the `Hexabase-Request` trailer: the same id again is a retry,
+    /// answered with the first commit. Default: a fresh id (a UUID v7).
+    #[arg(long)]
+    pub request: Option<String>,
     /// Sign commits with this SSH private key (as `git` does with `gpg.format=ssh`).
     #[arg(long, conflicts_with = "sign_gpg_key")]
     pub sign_ssh_key: Option<std::path::PathBuf>,
@@ -186,7 +187,10 @@ fn engine(target: &Target) -> Result<(Engine, ActionMeta)> {
             name: target.actor_name.clone(),
             email: target.actor_email.clone(),
         },
-        request_id: target.request.clone(),
+        request_id: target
+            .request
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
     };
     Ok((engine, meta))
 }
@@ -202,6 +206,11 @@ fn report(result: std::result::Result<Outcome, ApplyError>) -> Result<ExitCode> 
         }
         Ok(Outcome::Unchanged) => {
             eprintln!("hb: nothing changed; no commit");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Outcome::AlreadyApplied { commit }) => {
+            eprintln!("hb: this request is already on the branch; no new commit");
+            println!("{commit}");
             Ok(ExitCode::SUCCESS)
         }
         Err(ApplyError::Invalid(diagnostics)) => {

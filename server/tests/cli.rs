@@ -149,3 +149,88 @@ fn missing_folder_exits_two_and_schema_prints_json() {
     let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).expect("json");
     assert_eq!(schema["oneOf"].as_array().map(Vec::len), Some(4));
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Pat", "-c", "user.email=pat@example.com"])
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// `hb <args> --repo <repo>` as actor Ann.
+fn hb_as_ann(args: &[&str], repo: &Path) -> Command {
+    let mut cmd = hb();
+    cmd.args(args).arg("--repo").arg(repo).args([
+        "--actor-name",
+        "Ann",
+        "--actor-email",
+        "ann@example.com",
+    ]);
+    cmd
+}
+
+fn import(repo: &Path) {
+    let out = hb_as_ann(&["import"], repo)
+        .arg(example_intent())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn act(repo: &Path, project: &str, request: Option<&str>) -> std::process::Output {
+    let action = format!(
+        r#"{{"action":"create-project","org":"acme","workspace":"dev","project":"{project}"}}"#
+    );
+    let mut cmd = hb_as_ann(&["act", &action], repo);
+    if let Some(request) = request {
+        cmd.args(["--request", request]);
+    }
+    cmd.output().expect("runs")
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn act_without_a_request_id_gets_a_fresh_one_and_a_retry_gets_its_first_commit() {
+    let repo = temp_dir("request").join("repo.git");
+    import(&repo);
+    for project in ["one", "two"] {
+        let out = act(&repo, project, None);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let requests = git(
+        &repo,
+        &["log", "--format=%(trailers:key=Hexabase-Request,valueonly)"],
+    );
+    let requests: Vec<&str> = requests.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert!(
+        requests[0] != requests[1] && requests[1] != requests[2] && requests[0] != requests[2],
+        "{requests:?}"
+    );
+    assert!(requests.iter().all(|r| r.len() == 36), "{requests:?}");
+
+    let first = act(&repo, "three", Some("req-3"));
+    assert!(first.status.success(), "{}", stderr(&first));
+    let retry = act(&repo, "three", Some("req-3"));
+    assert!(retry.status.success(), "{}", stderr(&retry));
+    assert_eq!(stdout(&retry), stdout(&first));
+    assert!(
+        stderr(&retry).contains("already on the branch"),
+        "{}",
+        stderr(&retry)
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), stdout(&first));
+}

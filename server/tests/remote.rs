@@ -104,7 +104,7 @@ fn apply(engine: &Engine, request: &str, action: &Action) -> git2::Oid {
         .expect("applies")
     {
         Outcome::Committed { commit, .. } => git2::Oid::from_str(&commit).expect("oid"),
-        Outcome::Unchanged => panic!("{request} changed nothing"),
+        other => panic!("{request} made no commit: {other:?}"),
     }
 }
 

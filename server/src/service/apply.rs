@@ -9,6 +9,7 @@ use compiler::{Catalog, Compiler, Diagnostic};
 use git2::{Oid, Repository};
 
 use super::action::{Action, ActionError};
+use super::requests::RequestIndex;
 use crate::gitops::{CommitMessage, Edit, GitOps, GitOpsError, Identity, Snapshot, Trailers};
 
 /// How often a commit is retried when other processes keep moving the branch.
@@ -35,6 +36,12 @@ pub enum Outcome {
     },
     /// The action changed nothing, so there is no commit.
     Unchanged,
+    /// The request id is already on the branch (a retry): nothing new was committed, and
+    /// this is the commit the request made.
+    AlreadyApplied {
+        /// The request's commit.
+        commit: String,
+    },
 }
 
 /// Why an action was not applied.
@@ -70,6 +77,8 @@ pub struct Engine {
     /// Workspace folders (`tenants/<c>/<org>/<ws>`) as this engine last wrote them: a folder
     /// still at that tree id has not been edited by hand since.
     written: Mutex<BTreeMap<String, Oid>>,
+    /// The request ids on the branch, for answering retries with their first commit.
+    requests: RequestIndex,
 }
 
 /// A change computed against one parent, ready to commit.
@@ -90,6 +99,9 @@ pub struct Proposal {
     pub branch: String,
     /// The commit on it.
     pub commit: String,
+    /// The request was proposed and merged before (a retry): `commit` is on the branch, and
+    /// the review branch is gone.
+    pub merged: bool,
 }
 
 /// What a review branch was made from, kept so it can be re-applied onto a newer head.
@@ -122,6 +134,7 @@ impl Engine {
             bot,
             commit_lock: Mutex::new(()),
             written: Mutex::new(BTreeMap::new()),
+            requests: RequestIndex::default(),
         })
     }
 
@@ -130,11 +143,20 @@ impl Engine {
         &self.gitops
     }
 
-    /// Applies `action` as one commit on the branch.
+    /// Applies `action` as one commit on the branch. A request id already on the branch
+    /// (a retry) makes no commit: the answer is [`Outcome::AlreadyApplied`] with its commit.
     pub fn apply(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
         let repo = self.gitops.repo()?;
+        // A retry is answered before its action runs: the action would likely no longer apply.
+        let head = self.gitops.head(&repo)?;
+        if let Some(done) = self.already_applied(&repo, head, &meta.request_id)? {
+            return Ok(done);
+        }
         // Compile outside the lock, so concurrent actions compile in parallel.
-        let prepared = self.prepare(&repo, action)?;
+        let prepared = match self.prepare_on(&repo, head, action) {
+            Ok(prepared) => prepared,
+            Err(e) => return self.unless_applied(&repo, &meta.request_id, e),
+        };
         let _guard = self
             .commit_lock
             .lock()
@@ -151,20 +173,68 @@ impl Engine {
         mut prepared: Prepared,
     ) -> Result<Outcome, ApplyError> {
         for _ in 0..MAX_ATTEMPTS {
-            if self.gitops.head(repo)? != prepared.parent {
-                prepared = self.prepare(repo, action)?;
+            let head = self.gitops.head(repo)?;
+            // Checked against the very head the compare-and-swap expects, under the commit
+            // lock: of two concurrent retries (threads or processes) only one can commit.
+            if let Some(done) = self.already_applied(repo, head, &meta.request_id)? {
+                return Ok(done);
             }
+            if head != prepared.parent {
+                prepared = self.prepare_on(repo, head, action)?;
+            }
+            let parent = prepared.parent;
             match self.commit(repo, meta, action, prepared, true) {
-                Ok(outcome) => return Ok(outcome),
+                Ok(outcome) => {
+                    self.note_request(parent, &outcome, &meta.request_id);
+                    return Ok(outcome);
+                }
                 Err(Retry::Moved(again)) => prepared = *again,
-                Err(Retry::Failed(e)) => return Err(e),
+                // Also a failure to prepare again on a moved head.
+                Err(Retry::Failed(e)) => return self.unless_applied(repo, &meta.request_id, e),
             }
         }
         Err(ApplyError::Contention(MAX_ATTEMPTS))
     }
 
+    /// `Err(e)`, unless `request` is on the branch by now: a concurrent retry of the same
+    /// request landed first, and `e` is only its action failing a second time.
+    fn unless_applied(
+        &self,
+        repo: &Repository,
+        request: &str,
+        e: ApplyError,
+    ) -> Result<Outcome, ApplyError> {
+        let head = self.gitops.head(repo)?;
+        self.already_applied(repo, head, request)?.ok_or(e)
+    }
+
+    /// [`Outcome::AlreadyApplied`] when `request` is already on the branch at `head`.
+    fn already_applied(
+        &self,
+        repo: &Repository,
+        head: Option<Oid>,
+        request: &str,
+    ) -> Result<Option<Outcome>, ApplyError> {
+        Ok(self
+            .requests
+            .find(repo, head, request)?
+            .map(|commit| Outcome::AlreadyApplied {
+                commit: commit.to_string(),
+            }))
+    }
+
+    /// Tells the request index about a commit this engine put on the branch on `parent`.
+    fn note_request(&self, parent: Option<Oid>, outcome: &Outcome, request: &str) {
+        if let Outcome::Committed { commit, .. } = outcome
+            && let Ok(commit) = Oid::from_str(commit)
+        {
+            self.requests.note(parent, commit, request);
+        }
+    }
+
     /// Puts `action` on its own branch `hexabase/<request-id>`, based on the head, for
-    /// review, instead of on the branch. `None` when the action changes nothing.
+    /// review, instead of on the branch. `None` when the action changes nothing. A retried
+    /// request gets its first proposal back (marked `merged` once it is on the branch).
     pub fn propose(
         &self,
         meta: &ActionMeta,
@@ -177,6 +247,9 @@ impl Engine {
             ))
         })?;
         let repo = self.gitops.repo()?;
+        if let Some(proposal) = self.proposed(&repo, &branch, &meta.request_id)? {
+            return Ok(Some(proposal));
+        }
         let prepared = self.prepare(&repo, action)?;
         let base = prepared
             .snapshot
@@ -196,37 +269,86 @@ impl Engine {
         };
         self.write_review(&meta.request_id, &record)?;
         let refname = format!("refs/heads/{branch}");
-        let commit = self
-            .gitops
-            .commit_ref(
-                &repo,
-                &refname,
-                prepared.parent,
-                None,
-                tree,
-                &author(meta),
-                &self.bot,
-                &message(meta, action).render(),
-            )
-            .map_err(|e| match e {
-                GitOpsError::Moved { .. } => ApplyError::Action(ActionError::AlreadyExists(
-                    format!("review branch {branch}"),
-                )),
-                e => e.into(),
-            })?;
-        Ok(Some(Proposal {
-            branch,
-            commit: commit.to_string(),
-        }))
+        let committed = self.gitops.commit_ref(
+            &repo,
+            &refname,
+            prepared.parent,
+            None,
+            tree,
+            &author(meta),
+            &self.bot,
+            &message(meta, action).render(),
+        );
+        match committed {
+            Ok(commit) => Ok(Some(Proposal {
+                branch,
+                commit: commit.to_string(),
+                merged: false,
+            })),
+            // The same request, proposed concurrently, or another use of the branch name.
+            Err(GitOpsError::Moved { .. }) => {
+                match self.proposed(&repo, &branch, &meta.request_id)? {
+                    Some(proposal) => Ok(Some(proposal)),
+                    None => {
+                        Err(ActionError::AlreadyExists(format!("review branch {branch}")).into())
+                    }
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The proposal `request` already made: its review branch when that carries the
+    /// request, or its commit on the branch once merged.
+    fn proposed(
+        &self,
+        repo: &Repository,
+        branch: &str,
+        request: &str,
+    ) -> Result<Option<Proposal>, ApplyError> {
+        match repo.refname_to_id(&format!("refs/heads/{branch}")) {
+            Ok(id) => {
+                let commit = repo.find_commit(id).map_err(GitOpsError::Git)?;
+                let same = commit
+                    .message()
+                    .ok()
+                    .and_then(CommitMessage::parse_trailers)
+                    .is_some_and(|t| t.request == request);
+                if same {
+                    return Ok(Some(Proposal {
+                        branch: branch.to_owned(),
+                        commit: id.to_string(),
+                        merged: false,
+                    }));
+                }
+            }
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {}
+            Err(e) => return Err(GitOpsError::Git(e).into()),
+        }
+        let head = self.gitops.head(repo)?;
+        Ok(self
+            .requests
+            .find(repo, head, request)?
+            .map(|commit| Proposal {
+                branch: branch.to_owned(),
+                commit: commit.to_string(),
+                merged: true,
+            }))
     }
 
     /// Lands a review branch: fast-forward when the branch has not moved since it was made,
     /// otherwise the action is applied again on the newer head. The review branch goes away.
+    /// A retry, once the request is on the branch, is [`Outcome::AlreadyApplied`].
     pub fn merge_review(&self, request_id: &str) -> Result<Outcome, ApplyError> {
         let branch = review_branch(request_id)
             .ok_or_else(|| ActionError::NotFound(format!("review {request_id}")))?;
         let refname = format!("refs/heads/{branch}");
         let repo = self.gitops.repo()?;
+        let head = self.gitops.head(&repo)?;
+        if let Some(done) = self.already_applied(&repo, head, request_id)? {
+            self.forget_review(&repo, &refname, request_id)?;
+            return Ok(done);
+        }
         let review = match repo.refname_to_id(&refname) {
             Ok(id) => id,
             Err(e) if e.code() == git2::ErrorCode::NotFound => {
@@ -262,10 +384,13 @@ impl Engine {
                 ),
             };
             match moved {
-                Ok(_) => Outcome::Committed {
-                    commit: review.to_string(),
-                    drift: Vec::new(),
-                },
+                Ok(_) => {
+                    self.requests.note(head, review, request_id);
+                    Outcome::Committed {
+                        commit: review.to_string(),
+                        drift: Vec::new(),
+                    }
+                }
                 Err(_) => {
                     let prepared = self.prepare(&repo, &record.action)?;
                     self.apply_locked(&repo, &record.meta, &record.action, prepared)?
@@ -275,11 +400,22 @@ impl Engine {
             let prepared = self.prepare(&repo, &record.action)?;
             self.apply_locked(&repo, &record.meta, &record.action, prepared)?
         };
-        if let Ok(mut reference) = repo.find_reference(&refname) {
+        self.forget_review(&repo, &refname, request_id)?;
+        Ok(outcome)
+    }
+
+    /// Removes a landed review's branch and record.
+    fn forget_review(
+        &self,
+        repo: &Repository,
+        refname: &str,
+        request_id: &str,
+    ) -> Result<(), ApplyError> {
+        if let Ok(mut reference) = repo.find_reference(refname) {
             reference.delete().map_err(GitOpsError::Git)?;
         }
         let _ = std::fs::remove_file(self.review_path(request_id));
-        Ok(outcome)
+        Ok(())
     }
 
     fn review_path(&self, request_id: &str) -> std::path::PathBuf {
@@ -341,6 +477,9 @@ impl Engine {
         }
         for _ in 0..MAX_ATTEMPTS {
             let head = self.gitops.head(&repo)?;
+            if let Some(done) = self.already_applied(&repo, head, &meta.request_id)? {
+                return Ok(done);
+            }
             let base = head
                 .map(|h| repo.find_commit(h).and_then(|c| c.tree()))
                 .transpose()
@@ -392,6 +531,7 @@ impl Engine {
                 .commit(&repo, head, tree, &meta.actor, &self.bot, &message.render())
             {
                 Ok(id) => {
+                    self.requests.note(head, id, &meta.request_id);
                     return Ok(Outcome::Committed {
                         commit: id.to_string(),
                         drift: Vec::new(),

@@ -4,3 +4,4 @@ pub mod action;
 pub mod apply;
 pub mod audit;
 pub mod push;
+pub mod requests;

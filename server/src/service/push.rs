@@ -497,7 +497,10 @@ impl Pusher {
                     replay.replayed.push((commit, new));
                     replay.head = new;
                 }
-                Ok(Outcome::Unchanged) => replay.absorbed.push(commit),
+                // `apply_on` looks for no request ids: as good as unchanged.
+                Ok(Outcome::Unchanged | Outcome::AlreadyApplied { .. }) => {
+                    replay.absorbed.push(commit);
+                }
                 Err(e @ (ApplyError::Action(_) | ApplyError::Invalid(_))) => {
                     replay.dropped.push(Dropped {
                         commit,
