@@ -42,7 +42,7 @@ pub const FAILPOINTS: [&str; 4] = [
     // GitOps::move_ref: the reference points at the new commit.
     "gitops-ref-updated",
 ];
-// Also, not on the way to the branch: `push-before-push` and `push-pushed` (service::push).
+// Also, not on the way to the branch: the push failpoints, `service::push::FAILPOINTS`.
 
 /// Arms the failpoints from FAILPOINTS once per process. fail-rs wants a `FailScenario` held
 /// by `main` for the life of the process; `main.rs` stays thin, so the first `GitOps::open`

@@ -455,7 +455,8 @@ impl Engine {
     }
 
     /// Replaces the whole intent with `files` and renders everything: the first commit of a
-    /// repository, or a re-render after people changed the platform by hand.
+    /// repository, or a re-render after people changed the platform by hand. Journaled like
+    /// an action, so a push can import again on a newer remote head.
     pub fn import(
         &self,
         meta: &ActionMeta,
@@ -467,70 +468,24 @@ impl Engine {
             .commit_lock
             .lock()
             .expect("the commit lock is never poisoned: commit code does not panic");
-        let (intent, problems) = compiler::intent::load(files);
-        let mut output = self
-            .compiler
-            .compile(&intent, &compiler::Options::default())?;
-        output.diagnostics.extend(problems);
-        if output.has_errors() {
-            return Err(ApplyError::Invalid(output.diagnostics));
-        }
+        let output = self.compile_import(files)?;
         for _ in 0..MAX_ATTEMPTS {
             let head = self.gitops.head(&repo)?;
             if let Some(done) = self.already_applied(&repo, head, &meta.request_id)? {
                 return Ok(done);
             }
-            let base = head
-                .map(|h| repo.find_commit(h).and_then(|c| c.tree()))
-                .transpose()
-                .map_err(GitOpsError::Git)?;
-            let mut edits = BTreeMap::new();
-            let mut existing = BTreeSet::new();
-            if let Some(tree) = &base {
-                GitOps::files_under(&repo, tree, "", &mut existing)?;
-            }
-            for path in &existing {
-                let stale =
-                    path.starts_with("intent/") && !files.contains_key(&path["intent/".len()..]);
-                if stale || (output.owns(path) && !output.files.contains_key(path)) {
-                    edits.insert(path.clone(), Edit::Remove);
-                }
-            }
-            for (path, text) in files {
-                edits.insert(
-                    format!("intent/{path}"),
-                    Edit::Write(text.clone().into_bytes()),
-                );
-            }
-            for (path, text) in &output.files {
-                edits.insert(path.clone(), Edit::Write(text.clone().into_bytes()));
-            }
-            let tree = crate::gitops::tree::apply(&repo, base.as_ref(), &edits)?;
-            let Some(tree) = tree else {
+            let Some(tree) = self.import_tree(&repo, head, files, &output)? else {
                 return Ok(Outcome::Unchanged);
             };
-            if base.as_ref().map(git2::Tree::id) == Some(tree) {
-                return Ok(Outcome::Unchanged);
-            }
             // Crash tests (`failpoints` feature): blobs and trees are written.
             crate::gitops::failpoint!("import-tree-written");
-            let message = CommitMessage {
-                subject: subject.to_owned(),
-                body: None,
-                trailers: Trailers {
-                    actor: format!("{} <{}>", meta.actor.name, meta.actor.email),
-                    action: "import".to_owned(),
-                    org: None,
-                    workspace: None,
-                    request: meta.request_id.clone(),
-                    compiler: compiler::VERSION.to_owned(),
-                },
-            };
+            let id = self.write_import(&repo, head, tree, meta, files, subject)?;
+            let reflog = format!("hexabase: {}", crate::gitops::sanitize_line(subject, 200));
             match self
                 .gitops
-                .commit(&repo, head, tree, &meta.actor, &self.bot, &message.render())
+                .move_ref(&repo, &self.gitops.branch_ref(), head, id, &reflog)
             {
-                Ok(id) => {
+                Ok(()) => {
                     self.requests.note(head, id, &meta.request_id);
                     return Ok(Outcome::Committed {
                         commit: id.to_string(),
@@ -542,6 +497,115 @@ impl Engine {
             }
         }
         Err(ApplyError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// [`Engine::import`] as a commit on `parent` without moving any branch, journaled: the
+    /// push side imports again on the remote's head with it (see [`super::push`]).
+    pub fn import_on(
+        &self,
+        repo: &Repository,
+        parent: Option<Oid>,
+        meta: &ActionMeta,
+        files: &compiler::IntentFiles,
+        subject: &str,
+    ) -> Result<Outcome, ApplyError> {
+        let output = self.compile_import(files)?;
+        let Some(tree) = self.import_tree(repo, parent, files, &output)? else {
+            return Ok(Outcome::Unchanged);
+        };
+        let id = self.write_import(repo, parent, tree, meta, files, subject)?;
+        Ok(Outcome::Committed {
+            commit: id.to_string(),
+            drift: Vec::new(),
+        })
+    }
+
+    /// Compiles a whole intent; its problems are [`ApplyError::Invalid`].
+    fn compile_import(
+        &self,
+        files: &compiler::IntentFiles,
+    ) -> Result<compiler::Output, ApplyError> {
+        let (intent, problems) = compiler::intent::load(files);
+        let mut output = self
+            .compiler
+            .compile(&intent, &compiler::Options::default())?;
+        output.diagnostics.extend(problems);
+        if output.has_errors() {
+            return Err(ApplyError::Invalid(output.diagnostics));
+        }
+        Ok(output)
+    }
+
+    /// The tree of `head` with its intent replaced by `files` and rendered as `output`;
+    /// `None` when that is `head`'s tree already.
+    fn import_tree(
+        &self,
+        repo: &Repository,
+        head: Option<Oid>,
+        files: &compiler::IntentFiles,
+        output: &compiler::Output,
+    ) -> Result<Option<Oid>, ApplyError> {
+        let base = head
+            .map(|h| repo.find_commit(h).and_then(|c| c.tree()))
+            .transpose()
+            .map_err(GitOpsError::Git)?;
+        let mut edits = BTreeMap::new();
+        let mut existing = BTreeSet::new();
+        if let Some(tree) = &base {
+            GitOps::files_under(repo, tree, "", &mut existing)?;
+        }
+        for path in &existing {
+            let stale =
+                path.starts_with("intent/") && !files.contains_key(&path["intent/".len()..]);
+            if stale || (output.owns(path) && !output.files.contains_key(path)) {
+                edits.insert(path.clone(), Edit::Remove);
+            }
+        }
+        for (path, text) in files {
+            edits.insert(
+                format!("intent/{path}"),
+                Edit::Write(text.clone().into_bytes()),
+            );
+        }
+        for (path, text) in &output.files {
+            edits.insert(path.clone(), Edit::Write(text.clone().into_bytes()));
+        }
+        let tree = crate::gitops::tree::apply(repo, base.as_ref(), &edits)?;
+        Ok(tree.filter(|&tree| base.as_ref().map(git2::Tree::id) != Some(tree)))
+    }
+
+    /// Writes the commit object of an import and journals it; no branch moves.
+    fn write_import(
+        &self,
+        repo: &Repository,
+        parent: Option<Oid>,
+        tree: Oid,
+        meta: &ActionMeta,
+        files: &compiler::IntentFiles,
+        subject: &str,
+    ) -> Result<Oid, ApplyError> {
+        let message = CommitMessage {
+            subject: subject.to_owned(),
+            body: None,
+            trailers: Trailers {
+                actor: format!("{} <{}>", meta.actor.name, meta.actor.email),
+                action: "import".to_owned(),
+                org: None,
+                workspace: None,
+                request: meta.request_id.clone(),
+                compiler: compiler::VERSION.to_owned(),
+            },
+        };
+        let id = self.gitops.write_commit(
+            repo,
+            parent,
+            tree,
+            &meta.actor,
+            &self.bot,
+            &message.render(),
+        )?;
+        super::push::record_import(repo, id, meta, files, subject)?;
+        Ok(id)
     }
 
     fn prepare(&self, repo: &Repository, action: &Action) -> Result<Prepared, ApplyError> {
