@@ -1,14 +1,15 @@
-//! The offline `hb` subcommands: `compile`, `validate`, `schema`.
+//! The `hb` subcommands: `compile`, `validate`, `schema`, `check`, `import`, `act`, `audit`.
 //!
-//! Exit codes: 0 success; 1 the intent has errors, or `--check` found stale output;
-//! 2 trouble (unreadable files, bad arguments).
+//! Exit codes: 0 success; 1 the intent has errors, `--check` or `hb check` found stale
+//! output, or an action does not apply; 2 trouble (unreadable files, bad arguments, Git
+//! failures).
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use compiler::{Catalog, Compiler, Options, Output};
+use compiler::{Catalog, Compiler, IntentFiles, Options, Output};
 
 use crate::gitops::{GitOps, Identity};
 use crate::service::action::Action;
@@ -21,8 +22,12 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_TROUBLE: u8 = 2;
 
 fn compile_dir(intent_dir: &Path) -> Result<Output> {
-    let files = tree::read_intent(intent_dir)?;
-    let (intent, mut diagnostics) = compiler::intent::load(&files);
+    compile_files(&tree::read_intent(intent_dir)?)
+}
+
+/// A full compile; with any error, no files.
+fn compile_files(files: &IntentFiles) -> Result<Output> {
+    let (intent, mut diagnostics) = compiler::intent::load(files);
     let compiler = Compiler::new(&Catalog::builtin()).context("loading the built-in templates")?;
     let mut output = compiler
         .compile(&intent, &Options::default())
@@ -58,13 +63,7 @@ pub fn compile(intent_dir: &Path, out: &Path, check: bool) -> Result<ExitCode> {
         if changes.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
-        print!("{}", diff(&changes));
-        eprintln!(
-            "hb: the rendered files are stale ({} to write, {} to delete); run hb compile",
-            changes.write.len(),
-            changes.delete.len()
-        );
-        return Ok(ExitCode::from(EXIT_FAILED));
+        return Ok(report_stale(&changes, "run hb compile"));
     }
     tree::apply(&changes, out)?;
     eprintln!(
@@ -73,6 +72,51 @@ pub fn compile(intent_dir: &Path, out: &Path, check: bool) -> Result<ExitCode> {
         changes.delete.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the diff of stale rendered files and says what to do; exit code 1.
+fn report_stale(changes: &tree::Changes, remedy: &str) -> ExitCode {
+    print!("{}", diff(changes));
+    eprintln!(
+        "hb: the rendered files are stale ({} to write, {} to delete); {remedy}",
+        changes.write.len(),
+        changes.delete.len()
+    );
+    ExitCode::from(EXIT_FAILED)
+}
+
+/// `hb check --repo <git-dir> [--rev <rev>]`: whether the rendered files committed at `rev`
+/// are what its intent compiles to (for pull requests that edit `intent/` by hand).
+pub fn check(repo: &Path, rev: &str) -> Result<ExitCode> {
+    let revision = crate::gitops::revision::read(repo, rev, |path| {
+        path.strip_prefix("intent/")
+            .is_some_and(tree::is_intent_file)
+            || compiler::is_generated(path)
+    })
+    .with_context(|| format!("reading {rev} in {}", repo.display()))?;
+    let intent: IntentFiles = revision
+        .files
+        .iter()
+        .filter_map(|(path, text)| Some((path.strip_prefix("intent/")?.to_owned(), text.clone())))
+        .collect();
+    let output = compile_files(&intent)?;
+    print_diagnostics(&output);
+    if output.has_errors() {
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
+    let changes = tree::changes_from(&output, &revision.files);
+    if changes.is_empty() {
+        eprintln!("hb: {}: the rendered files are current", revision.commit);
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "hb: {}: rendered files differ from the intent",
+        revision.commit
+    );
+    Ok(report_stale(
+        &changes,
+        "run hb compile on the intent and commit the result",
+    ))
 }
 
 /// A unified diff of the changes, old on disk against new.

@@ -50,6 +50,15 @@ enum Command {
         #[command(flatten)]
         target: server::cli::Target,
     },
+    /// Check that the rendered files at a revision are what its intent compiles to.
+    Check {
+        /// The Git repository (bare, or a work tree).
+        #[arg(long)]
+        repo: PathBuf,
+        /// The revision to check (a branch, a commit id, `HEAD`).
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+    },
     /// Who changed what and when: the branch's commits, read through their trailers.
     Audit(server::cli::AuditArgs),
 }
@@ -62,6 +71,7 @@ fn main() -> ExitCode {
         Command::Schema => server::cli::schema(),
         Command::Import { intent, target } => server::cli::import(&intent, &target),
         Command::Act { action, target } => server::cli::act(&action, &target),
+        Command::Check { repo, rev } => server::cli::check(&repo, &rev),
         Command::Audit(args) => server::cli::audit(&args),
     };
     match result {

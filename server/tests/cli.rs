@@ -234,3 +234,72 @@ fn act_without_a_request_id_gets_a_fresh_one_and_a_retry_gets_its_first_commit()
     );
     assert_eq!(git(&repo, &["rev-parse", "main"]), stdout(&first));
 }
+
+#[test]
+fn check_passes_on_a_rendered_revision_and_fails_with_the_diff_on_a_stale_one() {
+    let dir = temp_dir("check");
+    let bare = dir.join("repo.git");
+    import(&bare);
+    let check = |repo: &Path, rev: Option<&str>| {
+        let mut cmd = hb();
+        cmd.arg("check").arg("--repo").arg(repo);
+        if let Some(rev) = rev {
+            cmd.args(["--rev", rev]);
+        }
+        cmd.output().expect("runs")
+    };
+    let out = check(&bare, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+
+    // A pull request that adds a project to intent/ and forgets to render it.
+    let work = dir.join("work");
+    git(
+        &dir,
+        &["clone", "--quiet", bare.to_str().expect("utf-8"), "work"],
+    );
+    std::fs::write(
+        work.join("intent/acme/dev/projects/extra.yaml"),
+        "apiVersion: hexabase.ai/v1alpha1\nkind: Project\nmetadata:\n  name: extra\nspec: {}\n",
+    )
+    .expect("write");
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "--quiet", "-m", "add a project by hand"]);
+    let out = check(&work, None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let diff = stdout(&out);
+    assert!(
+        diff.contains("+++ b/tenants/home/acme/dev/inside/projects/extra.yaml"),
+        "{diff}"
+    );
+    assert!(diff.contains("+  name: \"extra\""), "{diff}");
+    assert!(stderr(&out).contains("stale"), "{}", stderr(&out));
+    // The revision before it is fine; a revision that names nothing is trouble.
+    let out = check(&work, Some("HEAD~1"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = check(&work, Some("no-such-branch"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("\"no-such-branch\" does not name a commit"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Rendered by hand too, but with an invalid quota: the diagnostics, exit 1.
+    let web = work.join("intent/acme/dev/projects/web.yaml");
+    let text = std::fs::read_to_string(&web)
+        .expect("read")
+        .replace("requestsCpu: \"4\"", "requestsCpu: \"400\"");
+    std::fs::write(&web, text).expect("write");
+    git(
+        &work,
+        &["commit", "--quiet", "-am", "raise a quota too far"],
+    );
+    let out = check(&work, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("intent/acme/dev/projects/web.yaml: spec.quota.requestsCpu"),
+        "{}",
+        stderr(&out)
+    );
+}

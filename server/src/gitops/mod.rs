@@ -4,6 +4,7 @@
 pub mod audit;
 mod message;
 pub mod remote;
+pub mod revision;
 pub mod tree;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +83,15 @@ pub enum GitOpsError {
     Open {
         /// Repository path.
         path: PathBuf,
+        /// What failed.
+        #[source]
+        source: git2::Error,
+    },
+    /// A revision does not name a commit.
+    #[error("revision {rev:?} does not name a commit")]
+    Revision {
+        /// The revision as given.
+        rev: String,
         /// What failed.
         #[source]
         source: git2::Error,
