@@ -1,19 +1,23 @@
-//! The `hb` subcommands: `compile`, `validate`, `schema`, `check`, `import`, `act`, `audit`.
+//! The `hb` subcommands: `compile`, `validate`, `schema`, `check`, `import`, `act`, `push`,
+//! `audit`.
 //!
 //! Exit codes: 0 success; 1 the intent has errors, `--check` or `hb check` found stale
-//! output, or an action does not apply; 2 trouble (unreadable files, bad arguments, Git
-//! failures).
+//! output, or an action does not apply (or no longer applies, for `hb push`); 2 trouble
+//! (unreadable files, bad arguments, Git or remote failures).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use compiler::{Catalog, Compiler, IntentFiles, Options, Output};
 
-use crate::gitops::{GitOps, Identity};
+use crate::gitops::remote::{Credentials, Remote, RemoteConfig};
+use crate::gitops::{GitOps, Identity, Signing};
 use crate::service::action::Action;
 use crate::service::apply::{ActionMeta, ApplyError, Engine, Outcome};
+use crate::service::push::Pusher;
 use crate::tree;
 
 /// The intent has errors, or the output is stale.
@@ -201,31 +205,48 @@ pub struct Target {
     /// answered with the first commit. Default: a fresh id (a UUID v7).
     #[arg(long)]
     pub request: Option<String>,
+    #[command(flatten)]
+    pub signing: SigningArgs,
+}
+
+/// How `hb` signs the commits it makes.
+#[derive(Debug, clap::Args)]
+pub struct SigningArgs {
     /// Sign commits with this SSH private key (as `git` does with `gpg.format=ssh`).
     #[arg(long, conflicts_with = "sign_gpg_key")]
-    pub sign_ssh_key: Option<std::path::PathBuf>,
+    pub sign_ssh_key: Option<PathBuf>,
     /// Sign commits with this OpenPGP key id, from the default GnuPG home.
     #[arg(long)]
     pub sign_gpg_key: Option<String>,
 }
 
-fn engine(target: &Target) -> Result<(Engine, ActionMeta)> {
-    let signing = match (&target.sign_ssh_key, &target.sign_gpg_key) {
-        (Some(key), _) => Some(crate::gitops::Signing::Ssh { key: key.clone() }),
-        (None, Some(key_id)) => Some(crate::gitops::Signing::OpenPgp {
-            key_id: key_id.clone(),
-            home: None,
-        }),
-        (None, None) => None,
-    };
-    let gitops = GitOps::open(&target.repo, &target.branch)
+impl SigningArgs {
+    fn signing(&self) -> Option<Signing> {
+        match (&self.sign_ssh_key, &self.sign_gpg_key) {
+            (Some(key), _) => Some(Signing::Ssh { key: key.clone() }),
+            (None, Some(key_id)) => Some(Signing::OpenPgp {
+                key_id: key_id.clone(),
+                home: None,
+            }),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The engine for `repo`'s `branch`, committing as the Hexabase bot.
+fn open_engine(repo: &Path, branch: &str, signing: &SigningArgs) -> Result<Engine> {
+    let gitops = GitOps::open(repo, branch)
         .context("opening the repository")?
-        .with_signing(signing);
+        .with_signing(signing.signing());
     let bot = Identity {
         name: "Hexabase".into(),
         email: "bot@hexabase.invalid".into(),
     };
-    let engine = Engine::new(gitops, bot).context("loading the built-in templates")?;
+    Engine::new(gitops, bot).context("loading the built-in templates")
+}
+
+fn engine(target: &Target) -> Result<(Engine, ActionMeta)> {
+    let engine = open_engine(&target.repo, &target.branch, &target.signing)?;
     let meta = ActionMeta {
         actor: Identity {
             name: target.actor_name.clone(),
@@ -284,6 +305,120 @@ pub fn act(action: &str, target: &Target) -> Result<ExitCode> {
     let action: Action = serde_json::from_str(action).context("reading the action")?;
     let (engine, meta) = engine(target)?;
     report(engine.apply(&meta, &action))
+}
+
+/// `hb push --repo <git-dir> [--remote <url>] [--config <file>]`.
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// The Git repository whose pending commits to push.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// The branch to push.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// The remote's URL (`file://`, `http(s)://`, `ssh://`, `user@host:path`). Default: the
+    /// `url` of `--config`, then the repository's `remote.<name>.url`.
+    #[arg(long)]
+    pub remote: Option<String>,
+    /// A TOML file with a `[remote]` table: `name`, `url` and `[remote.credentials]`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub signing: SigningArgs,
+}
+
+/// The configuration file of `hb push`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushConfig {
+    #[serde(default)]
+    remote: RemoteSection,
+}
+
+/// `[remote]`: where to push and how to authenticate.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteSection {
+    /// The name for remote-tracking references and `remote.<name>.url` (`origin`).
+    name: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    credentials: Credentials,
+}
+
+fn read_push_config(path: &Path) -> Result<PushConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `hb push`: pushes the branch's pending commits; a refused push is a fetch, a re-apply of
+/// the pending actions on the remote's head, and another push.
+pub fn push(args: &PushArgs) -> Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => read_push_config(path)?,
+        None => PushConfig::default(),
+    };
+    let name = config.remote.name.unwrap_or_else(|| "origin".to_owned());
+    if !args.repo.exists() {
+        anyhow::bail!("the repository {} does not exist", args.repo.display());
+    }
+    let url = match args.remote.clone().or(config.remote.url) {
+        Some(url) => url,
+        None => crate::gitops::remote::configured_url(&args.repo, &name)
+            .context("reading the repository's configuration")?
+            .with_context(|| {
+                format!(
+                    "no remote to push to: pass --remote <url>, set url in [remote] of \
+                     --config, or set remote.{name}.url in the repository"
+                )
+            })?,
+    };
+    let engine = Arc::new(open_engine(&args.repo, &args.branch, &args.signing)?);
+    let remote = Remote::new(RemoteConfig {
+        name: name.clone(),
+        url,
+        credentials: config.remote.credentials,
+    });
+    let pusher = Pusher::new(engine, remote).context("setting up the push journal")?;
+    let report = pusher
+        .push_pending()
+        .with_context(|| format!("failed to push branch {} to {name}", args.branch))?;
+    for (old, new) in &report.replayed {
+        println!("replayed {old} as {new}");
+    }
+    for old in &report.absorbed {
+        println!("absorbed {old}: the remote already has its change");
+    }
+    for (ours, theirs) in &report.already_on_remote {
+        println!("already on the remote {ours} as {theirs}");
+    }
+    for dropped in &report.dropped {
+        println!("dropped {}: {}", dropped.commit, dropped.reason);
+    }
+    for commit in &report.pushed {
+        println!("pushed {commit}");
+    }
+    if report.pushed.is_empty() {
+        eprintln!("hb: nothing to push to {name}");
+    } else {
+        eprintln!(
+            "hb: pushed {} commit(s) to {name} {}",
+            report.pushed.len(),
+            args.branch
+        );
+    }
+    if report.dropped.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "hb: {} action(s) no longer apply on the remote's head and were dropped; their \
+             journal entries are in {}",
+            report.dropped.len(),
+            pusher.journal().dir().join("dropped").display()
+        );
+        Ok(ExitCode::from(EXIT_FAILED))
+    }
 }
 
 /// `hb audit --repo <path> [filters] [--json]`: who changed what and when.

@@ -50,6 +50,8 @@ enum Command {
         #[command(flatten)]
         target: server::cli::Target,
     },
+    /// Push the branch's pending commits to its remote, re-applying them on a newer head.
+    Push(server::cli::PushArgs),
     /// Check that the rendered files at a revision are what its intent compiles to.
     Check {
         /// The Git repository (bare, or a work tree).
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Schema => server::cli::schema(),
         Command::Import { intent, target } => server::cli::import(&intent, &target),
         Command::Act { action, target } => server::cli::act(&action, &target),
+        Command::Push(args) => server::cli::push(&args),
         Command::Check { repo, rev } => server::cli::check(&repo, &rev),
         Command::Audit(args) => server::cli::audit(&args),
     };

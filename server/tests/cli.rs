@@ -303,3 +303,96 @@ fn check_passes_on_a_rendered_revision_and_fails_with_the_diff_on_a_stale_one() 
         stderr(&out)
     );
 }
+
+#[test]
+fn push_sends_pending_commits_to_the_configured_remote_and_reports_drops() {
+    let dir = temp_dir("push");
+    let remote = dir.join("remote.git");
+    git(
+        &dir,
+        &["init", "--quiet", "--bare", "-b", "main", "remote.git"],
+    );
+    let url = format!("file://{}", remote.display());
+    let local = dir.join("local.git");
+    import(&local);
+    let push = |repo: &Path, extra: &[&str]| {
+        hb().arg("push")
+            .arg("--repo")
+            .arg(repo)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+
+    // No remote anywhere: trouble, and it says where one can come from.
+    let out = push(&local, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--remote"), "{}", stderr(&out));
+
+    // The repository's configured remote.
+    git(&local, &["config", "remote.origin.url", &url]);
+    let out = push(&local, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let head = git(&local, &["rev-parse", "main"]);
+    assert_eq!(stdout(&out), format!("pushed {head}"));
+    assert_eq!(git(&remote, &["rev-parse", "main"]), head);
+
+    // A configuration file; an unknown key in it is named.
+    let config = dir.join("push.toml");
+    std::fs::write(
+        &config,
+        "[remote]\nurl = \"file:///nowhere\"\ncolour = \"blue\"\n",
+    )
+    .expect("write");
+    let out = push(&local, &["--config", config.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("colour"), "{}", stderr(&out));
+    std::fs::write(
+        &config,
+        format!("[remote]\nname = \"upstream\"\nurl = \"{url}\"\n[remote.credentials]\nkind = \"none\"\n"),
+    )
+    .expect("write");
+
+    // Someone else creates the same project first: ours is dropped, the rest pushed, exit 1.
+    let other = dir.join("other.git");
+    git(
+        &dir,
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            remote.to_str().expect("utf-8"),
+            "other.git",
+        ],
+    );
+    let out = push(&other, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).is_empty(),
+        "a fresh clone has nothing to push: {}",
+        stdout(&out)
+    );
+    assert!(act(&local, "same", Some("ours")).status.success());
+    assert!(act(&local, "later", Some("ours-later")).status.success());
+    assert!(act(&other, "same", Some("theirs")).status.success());
+    let out = push(&other, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = push(&local, &["--config", config.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("dropped "), "{report}");
+    assert!(report.contains("already exists"), "{report}");
+    assert!(report.contains("replayed "), "{report}");
+    assert!(report.contains("pushed "), "{report}");
+    let requests = git(
+        &remote,
+        &["log", "--format=%(trailers:key=Hexabase-Request,valueonly)"],
+    );
+    let requests: Vec<&str> = requests.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert_eq!(requests[..2], ["ours-later", "theirs"], "{requests:?}");
+    // Nothing left to push.
+    let out = push(&local, &["--config", config.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}

@@ -441,7 +441,12 @@ impl Pusher {
             let Some(local) = self.engine.gitops().head(&repo)? else {
                 return Ok(report);
             };
-            let tracking = self.remote.tracking(&repo, &branch)?;
+            let mut tracking = self.remote.tracking(&repo, &branch)?;
+            if tracking.is_none() {
+                // Never fetched (a fresh clone, a new remote): learn what the remote has, so
+                // that only what it lacks is pending.
+                tracking = self.remote.fetch(&repo, &branch)?;
+            }
             let up_to_date = match tracking {
                 Some(t) => t == local || graph_descends(&repo, t, local)?,
                 None => false,
