@@ -52,6 +52,15 @@ enum Command {
     },
     /// Who changed what and when: the branch's commits, read through their trailers.
     Audit(server::cli::AuditArgs),
+    /// Run the control plane: the API, sign-in, and every change as a commit.
+    Serve {
+        /// A TOML settings file (also `HEXABASE_CONFIG`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the effective settings, secrets redacted, and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +72,10 @@ fn main() -> ExitCode {
         Command::Import { intent, target } => server::cli::import(&intent, &target),
         Command::Act { action, target } => server::cli::act(&action, &target),
         Command::Audit(args) => server::cli::audit(&args),
+        Command::Serve {
+            config,
+            print_config,
+        } => server::serve::command(config.as_deref(), print_config, &std::env::vars().collect()),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
-//! Use cases: applying actions as commits.
+//! Use cases: applying actions as commits, and the credentials people hold.
 
 pub mod action;
 pub mod apply;
 pub mod audit;
+pub mod credentials;
 pub mod push;
