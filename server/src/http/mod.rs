@@ -6,6 +6,7 @@
 //! touches SQL or Git directly.
 
 pub mod auth;
+pub mod commit;
 pub mod health;
 pub mod openapi;
 pub mod problem;

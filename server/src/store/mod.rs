@@ -11,6 +11,7 @@
 //! "database is locked" when another connection commits in between.
 
 mod accounts;
+mod orgs;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{ApiToken, Session, User};
+pub use orgs::{OrgRole, Organization};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]

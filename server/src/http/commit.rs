@@ -1,0 +1,104 @@
+//! Running an action through the engine on behalf of a caller: the caller is the commit's
+//! author, the request id its `Hexabase-Request` trailer, and the answer the commit.
+
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::AppState;
+use super::auth::Caller;
+use super::problem::{ApiError, FieldProblem};
+use crate::gitops::Identity;
+use crate::service::action::{Action, ActionError};
+use crate::service::apply::{ActionMeta, ApplyError, Outcome};
+
+/// What a mutation answers: the commit it made, or none when nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitAnswer {
+    /// The new commit on the branch; `None` when the action changed nothing.
+    pub commit: Option<String>,
+    /// Rendered files that had been edited by hand and were overwritten.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
+}
+
+/// Applies `action` as `caller`, with `request_id`, on a blocking thread.
+pub async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    request_id: String,
+    action: Action,
+) -> Result<CommitAnswer, ApiError> {
+    let meta = ActionMeta {
+        actor: Identity {
+            name: caller.user.name.clone(),
+            email: caller.user.email.clone(),
+        },
+        request_id,
+    };
+    let engine = state.engine.clone();
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(move || engine.apply(&meta, &action))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let (label, answer) = match result {
+        Ok(Outcome::Committed { commit, drift }) => (
+            "committed",
+            Ok(CommitAnswer {
+                commit: Some(commit),
+                drift,
+            }),
+        ),
+        Ok(Outcome::Unchanged) => (
+            "unchanged",
+            Ok(CommitAnswer {
+                commit: None,
+                drift: Vec::new(),
+            }),
+        ),
+        Err(error) => ("rejected", Err(apply_error(error))),
+    };
+    state.metrics.action(label);
+    if answer.is_ok() {
+        state
+            .metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+    answer
+}
+
+/// An engine error as an API error: bad input names the field, our failures are logged.
+pub fn apply_error(error: ApplyError) -> ApiError {
+    match error {
+        ApplyError::Action(ActionError::NotFound(what)) => {
+            ApiError::not_found(format!("{what} does not exist"))
+        }
+        ApplyError::Action(ActionError::AlreadyExists(what)) => {
+            ApiError::conflict(format!("{what} already exists"))
+        }
+        ApplyError::Action(ActionError::Refused(why)) => {
+            ApiError::new(StatusCode::CONFLICT, "refused", "The change is refused").detail(why)
+        }
+        ApplyError::Invalid(diagnostics) => ApiError::invalid_all(
+            diagnostics
+                .into_iter()
+                .filter(compiler::Diagnostic::is_error)
+                .map(|d| FieldProblem {
+                    field: if d.path.is_empty() {
+                        d.file
+                    } else {
+                        format!("{}: {}", d.file, d.path)
+                    },
+                    message: d.message,
+                })
+                .collect(),
+        ),
+        ApplyError::Contention(_) => {
+            ApiError::unavailable("the branch is busy; retry with the same request id")
+        }
+        other => ApiError::internal(&other),
+    }
+}
