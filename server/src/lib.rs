@@ -7,6 +7,7 @@ pub mod cli;
 pub mod gitops;
 pub mod http;
 pub mod metrics;
+pub mod pusher;
 pub mod serve;
 pub mod service;
 pub mod settings;

@@ -15,6 +15,38 @@ pub struct ActionLabels {
     pub result: String,
 }
 
+/// Labels of `hexabase_pushes_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabels {
+    /// `ok` or `failed`.
+    pub result: String,
+}
+
+/// Labels of `hexabase_http_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The method.
+    pub method: String,
+    /// The route template (`/api/v1/orgs/{org}`), `unmatched` for no route: never the raw
+    /// path, so the label set stays bounded.
+    pub route: String,
+    /// The status code.
+    pub status: u16,
+}
+
+/// Labels of `hexabase_http_request_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The method.
+    pub method: String,
+    /// The route template.
+    pub route: String,
+}
+
+fn http_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -26,6 +58,12 @@ pub struct Metrics {
     pub push_seconds: Histogram,
     /// Commits waiting to be pushed.
     pub outbox_depth: Gauge,
+    /// Push rounds by result.
+    pub pushes: Family<PushLabels, Counter>,
+    /// HTTP requests by method, route template and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// HTTP request latency by method and route template.
+    pub http_request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -47,8 +85,28 @@ impl Default for Metrics {
             "Commits waiting to be pushed",
             outbox_depth.clone(),
         );
+        let pushes = Family::<PushLabels, Counter>::default();
+        registry.register("pushes", "Push rounds by result", pushes.clone());
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            http_requests.clone(),
+        );
+        let http_request_seconds =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                http_histogram,
+            );
+        registry.register(
+            "http_request_seconds",
+            "HTTP request latency by method and route",
+            http_request_seconds.clone(),
+        );
         Self {
             registry,
+            pushes,
+            http_requests,
+            http_request_seconds,
             actions,
             commit_seconds,
             push_seconds,
@@ -65,6 +123,32 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts a push round by its result (`ok`, `failed`).
+    pub fn push(&self, result: &str) {
+        self.pushes
+            .get_or_create(&PushLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one HTTP request and its latency.
+    pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.http_request_seconds
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(seconds);
     }
 
     /// The text exposition format.

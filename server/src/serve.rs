@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
@@ -10,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::gitops::{GitOps, Identity, Signing};
 use crate::http::AppState;
 use crate::metrics::Metrics;
+use crate::pusher::Outbox;
 use crate::service::apply::{ActionMeta, Engine};
 use crate::service::credentials::{generate_token, hash_token};
 use crate::settings::Settings;
@@ -22,7 +24,9 @@ const STARTER_PLATFORM: &str = include_str!("../../gitops-repo-example/intent/pl
 const STARTER_ISSUER: &str = "https://hexabase.example.com";
 
 /// Opens everything `settings` names: the data folder, the database (migrated), the
-/// repository (seeded with the starter platform when its branch has no commit).
+/// repository (seeded with the starter platform when its branch has no commit) and, with
+/// `git.remote` set, the pusher (an empty local branch first takes the remote's, so that a
+/// new server joins an existing repository instead of forking it).
 pub async fn open(settings: Settings) -> Result<AppState> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
@@ -33,17 +37,34 @@ pub async fn open(settings: Settings) -> Result<AppState> {
     let store = Store::connect(settings.database_url().expose())
         .await
         .context("failed to open the database")?;
-    let engine = tokio::task::spawn_blocking({
+    let (engine, outbox) = tokio::task::spawn_blocking({
         let settings = settings.clone();
-        move || open_engine(&settings)
+        move || -> Result<_> {
+            let engine = Arc::new(open_engine(&settings)?);
+            let outbox = Outbox::open(&settings, &engine).context("failed to set up pushing")?;
+            if let Some(pusher) = outbox.pusher() {
+                let repo = engine.gitops().repo()?;
+                if engine.gitops().head(&repo)?.is_none() {
+                    pusher.sync().with_context(|| {
+                        format!(
+                            "failed to fetch {} before starting the empty local repository",
+                            pusher.remote().config().url
+                        )
+                    })?;
+                }
+            }
+            seed(&engine, &settings)?;
+            Ok((engine, outbox))
+        }
     })
     .await
     .context("the repository task failed")??;
     Ok(AppState {
         store,
-        engine: Arc::new(engine),
+        engine,
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
+        outbox: Arc::new(outbox),
     })
 }
 
@@ -64,7 +85,16 @@ fn open_engine(settings: &Settings) -> Result<Engine> {
         name: settings.git.bot_name.clone(),
         email: settings.git.bot_email.clone(),
     };
-    let engine = Engine::new(gitops, bot.clone()).context("failed to load the templates")?;
+    Engine::new(gitops, bot).context("failed to load the templates")
+}
+
+/// Seeds an empty branch with the starter platform.
+fn seed(engine: &Engine, settings: &Settings) -> Result<()> {
+    let bot = Identity {
+        name: settings.git.bot_name.clone(),
+        email: settings.git.bot_email.clone(),
+    };
+    let repo_path = settings.git_repo();
     let repo = engine.gitops().repo()?;
     if engine.gitops().head(&repo)?.is_none() {
         let public_url = settings.public_url();
@@ -83,7 +113,7 @@ fn open_engine(settings: &Settings) -> Result<Engine> {
             .context("failed to seed the repository")?;
         tracing::info!(repo = %repo_path.display(), "seeded the repository with the starter platform");
     }
-    Ok(engine)
+    Ok(())
 }
 
 /// While no account exists, a one-time setup token (printed, never stored in clear) lets the
@@ -99,7 +129,9 @@ pub async fn announce_setup(state: &AppState) -> Result<Option<String>> {
 }
 
 /// Serves the API on `listener` (and metrics on `metrics`) until `shutdown` resolves, then
-/// lets requests in flight finish.
+/// lets requests in flight finish. With a remote, a background pusher runs meanwhile; at
+/// shutdown it finishes the push in flight and pushes what the last requests committed,
+/// for at most `git.shutdown_push_seconds`.
 pub async fn run(
     state: AppState,
     listener: TcpListener,
@@ -137,6 +169,14 @@ pub async fn run(
         });
     }
     let store = state.store.clone();
+    let pushing = state.outbox.pusher().is_some().then(|| {
+        crate::pusher::Background::start(
+            Arc::clone(&state.outbox),
+            Arc::clone(&state.metrics),
+            Duration::from_secs(state.settings.git.push_interval_seconds.max(1)),
+        )
+    });
+    let drain_bound = Duration::from_secs(state.settings.git.shutdown_push_seconds);
     let app = crate::http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -146,6 +186,10 @@ pub async fn run(
         })
         .await
         .context("the API listener failed")?;
+    if let Some(pushing) = pushing {
+        tracing::info!("shutting down: pushing what is pending");
+        pushing.drain(drain_bound).await;
+    }
     store.close().await;
     Ok(())
 }
@@ -196,6 +240,10 @@ pub fn command(
         }
         run(state, listener, metrics, shutdown_signal()).await
     })?;
+    // A push still running on a blocking thread past its bound is abandoned: the branch is
+    // the queue, so the next start pushes it again.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    tracing::info!("stopped");
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+pub use crate::gitops::remote::Credentials;
+
 /// A secret string: never printed.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -81,7 +83,18 @@ pub struct GitSettings {
     /// The branch Flux reads.
     pub branch: String,
     /// The remote to push to (`file://`, `https://`, `ssh://`); none for a local repository.
+    /// With a remote, a background pusher pushes after every commit and every
+    /// `push_interval_seconds`.
     pub remote: Option<String>,
+    /// How to authenticate to the remote (`kind = "none" | "ssh" | "http"`; key, known_hosts
+    /// and password are files).
+    pub remote_credentials: Credentials,
+    /// Seconds between pushes when no commit wakes the pusher (retries a remote that was down).
+    pub push_interval_seconds: u64,
+    /// `/readyz` fails when commits have waited this long with no successful push.
+    pub push_stuck_seconds: u64,
+    /// At shutdown, how long to wait for the last push.
+    pub shutdown_push_seconds: u64,
     /// The committer of every commit.
     pub bot_name: String,
     /// The committer's email.
@@ -168,6 +181,10 @@ impl Default for GitSettings {
             repo: None,
             branch: "main".to_owned(),
             remote: None,
+            remote_credentials: Credentials::None,
+            push_interval_seconds: 30,
+            push_stuck_seconds: 600,
+            shutdown_push_seconds: 20,
             bot_name: "Hexabase".to_owned(),
             bot_email: "bot@hexabase.invalid".to_owned(),
             sign_ssh_key: None,

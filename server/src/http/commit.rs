@@ -44,13 +44,16 @@ pub async fn apply(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let (label, answer) = match result {
-        Ok(Outcome::Committed { commit, drift }) => (
-            "committed",
-            Ok(CommitAnswer {
-                commit: Some(commit),
-                drift,
-            }),
-        ),
+        Ok(Outcome::Committed { commit, drift }) => {
+            state.outbox.committed();
+            (
+                "committed",
+                Ok(CommitAnswer {
+                    commit: Some(commit),
+                    drift,
+                }),
+            )
+        }
         Ok(Outcome::Unchanged) => (
             "unchanged",
             Ok(CommitAnswer {

@@ -8,6 +8,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::{ApiError, ApiRoute, AppState};
+use crate::pusher::OutboxStatus;
 
 /// What `/readyz` checked.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -16,6 +17,9 @@ pub struct Readiness {
     pub database: bool,
     /// The Git repository opens and its branch resolves.
     pub repository: bool,
+    /// The push queue; only a stuck queue (commits waiting longer than
+    /// `git.push_stuck_seconds` with no successful push) makes the server unready.
+    pub outbox: OutboxStatus,
 }
 
 pub(super) fn routes() -> Vec<ApiRoute> {
@@ -32,7 +36,7 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             Method::GET,
             "/readyz",
             "readyz",
-            "Readiness: database and repository",
+            "Readiness: database, repository and outbox",
             get(readyz),
         )
         .public()
@@ -52,15 +56,20 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiErr
     })
     .await
     .unwrap_or(false);
+    let outbox = state.outbox.status();
+    let stuck = outbox.stuck;
     let readiness = Readiness {
         database,
         repository,
+        outbox,
     };
-    if database && repository {
+    if database && repository && !stuck {
         Ok(Json(readiness))
     } else {
         Err(ApiError::unavailable(format!(
-            "database ready: {database}, repository ready: {repository}"
+            "database ready: {database}, repository ready: {repository}, outbox stuck: {stuck} \
+             ({} commits waiting {} s)",
+            readiness.outbox.depth, readiness.outbox.waiting_seconds
         )))
     }
 }

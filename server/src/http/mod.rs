@@ -5,9 +5,11 @@
 //! Handlers are thin: extract, call one service function, map the result. Nothing here
 //! touches SQL or Git directly.
 
+pub mod audit;
 pub mod auth;
 pub mod commit;
 pub mod health;
+pub mod observe;
 pub mod openapi;
 pub mod problem;
 
@@ -20,9 +22,10 @@ use axum::routing::MethodRouter;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::metrics::Metrics;
+use crate::pusher::Outbox;
 use crate::service::apply::Engine;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -40,6 +43,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The push queue: wake it after a commit, ask it for readiness.
+    pub outbox: Arc<Outbox>,
 }
 
 /// Builds a JSON Schema for one type, for the OpenAPI document.
@@ -150,10 +155,13 @@ impl ApiRoute {
 pub fn routes() -> Vec<ApiRoute> {
     let mut routes = health::routes();
     routes.extend(openapi::routes());
+    routes.extend(audit::routes());
     routes
 }
 
-/// The router: every route of [`routes`], with request ids, tracing, the body limit (413
+/// The router: every route of [`routes`], with request ids, tracing (one line per request,
+/// at its end, with the status; internal errors are logged once, by
+/// [`ApiError::internal`], inside the request's span), request metrics, the body limit (413
 /// before parsing) and panics turned into 500s.
 pub fn app(state: AppState) -> Router {
     let limit = state.settings.limits.body_bytes;
@@ -164,6 +172,10 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     router
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::count,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(CatchPanicLayer::custom(|_| {
@@ -174,7 +186,11 @@ pub fn app(state: AppState) -> Router {
             ))
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(
+        .layer(TraceLayer::new_for_http()
+            .on_request(())
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+            .on_failure(())
+            .make_span_with(
             |request: &axum::http::Request<axum::body::Body>| {
                 let id = request
                     .headers()

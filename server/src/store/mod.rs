@@ -3,14 +3,15 @@
 //!
 //! One `Store` type serves both backends. Every query is written once, in the SQL both
 //! accept (`$1` placeholders, `RETURNING`, `ON CONFLICT`, integers for times), and run on
-//! whichever pool is open through [`on_pool!`]; each backend has its own migration set in
+//! whichever pool is open through `on_pool!`; each backend has its own migration set in
 //! `server/migrations/<backend>/`. Methods are named after use cases, not tables.
 //!
 //! SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
-//! `BEGIN IMMEDIATE` ([`Store::write`]), so a read-then-write transaction can never fail with
+//! `BEGIN IMMEDIATE` (`write_tx!`), so a read-then-write transaction can never fail with
 //! "database is locked" when another connection commits in between.
 
 mod accounts;
+mod audit;
 mod orgs;
 
 use std::path::Path;
