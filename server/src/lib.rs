@@ -4,6 +4,7 @@
 //! It does the IO the compiler must not: Git, SQL, HTTP, files. The compiler stays pure.
 
 pub mod cli;
+pub mod client;
 pub mod gitops;
 pub mod http;
 pub mod metrics;

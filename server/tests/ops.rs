@@ -297,8 +297,7 @@ async fn user_with_token(state: &AppState, name: &str) -> (String, String) {
 }
 
 fn commits(body: &Value) -> Vec<(String, Option<String>)> {
-    body["items"]
-        .as_array()
+    body.as_array()
         .expect("items")
         .iter()
         .map(|r| {
@@ -352,7 +351,7 @@ async fn audit_is_scoped(name: &str, database_url: Option<String>) {
             ("create-organization".to_owned(), None),
         ]
     );
-    assert_eq!(body["items"][1]["actor"], "mia <mia@example.com>");
+    assert_eq!(body[1]["actor"], "mia <mia@example.com>");
 
     let (status, body) = get(&state, "/api/v1/orgs/acme/audit", Some(&member_token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -363,7 +362,7 @@ async fn audit_is_scoped(name: &str, database_url: Option<String>) {
             ("create-workspace".to_owned(), Some("dev".to_owned())),
         ]
     );
-    for record in body["items"].as_array().expect("items") {
+    for record in body.as_array().expect("items") {
         assert_eq!(record["workspaces"], serde_json::json!(["acme/dev"]));
     }
     let path = "/api/v1/orgs/acme/audit?workspace=prod";

@@ -3,7 +3,8 @@
 //!
 //! Scoping: an organization owner sees every record of the organization; anyone else sees
 //! the records of the workspaces where they are in a group, and nothing of the organization
-//! itself. A billing manager who is in no workspace group gets 403 (they can see the
+//! itself; the `orgs` and `workspaces` lists of each record are cut to what the caller may
+//! see. The answer is a list, newest first. A billing manager who is in no workspace group gets 403 (they can see the
 //! organization exists); a stranger gets 404.
 
 use std::collections::BTreeSet;
@@ -13,7 +14,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::auth::Caller;
 use super::problem::FieldProblem;
@@ -44,15 +45,6 @@ pub struct AuditParams {
     pub limit: Option<usize>,
 }
 
-/// The audit log's answer, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditAnswer {
-    /// The records. Their `orgs` and `workspaces` list only this organization and what
-    /// the caller may see of it.
-    pub items: Vec<AuditEntry>,
-}
-
 pub(super) fn routes() -> Vec<ApiRoute> {
     vec![
         ApiRoute::new(
@@ -62,7 +54,7 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             "Who changed what in the organization, and when",
             get(get_audit),
         )
-        .response::<AuditAnswer>(StatusCode::OK),
+        .response::<Vec<AuditEntry>>(StatusCode::OK),
     ]
 }
 
@@ -114,7 +106,7 @@ async fn get_audit(
     caller: Caller,
     Path(org): Path<String>,
     params: Result<Query<AuditParams>, QueryRejection>,
-) -> Result<Json<AuditAnswer>, ApiError> {
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let scope = scope(&state, &org, &caller).await?;
     let mut problems = Vec::new();
@@ -184,7 +176,7 @@ async fn get_audit(
         .take(limit)
         .map(|e| record(e, &org, visible.as_ref()))
         .collect();
-    Ok(Json(AuditAnswer { items }))
+    Ok(Json(items))
 }
 
 fn record(mut entry: AuditEntry, org: &str, visible: Option<&BTreeSet<String>>) -> AuditEntry {
