@@ -52,6 +52,36 @@ else
   echo "SKIPPED: $upstream is missing, so the upstream schema checks cannot run (the rest still runs)"
 fi
 
+step "the chart: helm lint, helm template against the strict schemas, its variables are settings"
+chart_out="$(mktemp -d)"
+chart_sets=(
+  ""
+  "--set postgresql.enabled=true --set config.settingsToml=log_format='\"json\"' --set metrics.enabled=false"
+  "--set database.secretName=db --set git.remote=ssh://git@example.com/fleet.git --set git.sshSecretName=git-ssh"
+)
+for i in "${!chart_sets[@]}"; do
+  # shellcheck disable=SC2086 # each entry is a list of helm flags
+  .tools/bin/helm lint --strict --quiet charts/hexabase ${chart_sets[$i]}
+  # shellcheck disable=SC2086
+  .tools/bin/helm template hb charts/hexabase ${chart_sets[$i]} >"$chart_out/$i.yaml"
+  .tools/venv/bin/kubernetes-validate -k 1.35.0 --strict --quiet "$chart_out/$i.yaml"
+done
+# Every HEXABASE_ variable the chart sets must be one `hb serve` knows (unknown keys are refused):
+# load them with --print-config, the files they name left out.
+chart_env="$(.tools/venv/bin/python - "$chart_out/2.yaml" <<'PY'
+import shlex, sys, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc["kind"] == "ConfigMap" and "HEXABASE_LISTEN" in doc.get("data", {}):
+        for key, value in doc["data"].items():
+            if key not in ("HEXABASE_DATABASE_URL_FILE", "HEXABASE_CONFIG"):
+                print(f"{key}={shlex.quote(value)}")
+PY
+)"
+[ -n "$chart_env" ] || { echo "the chart's ConfigMap sets no HEXABASE_ variables" >&2; exit 1; }
+# shellcheck disable=SC2046 # one word per variable
+env $(echo "$chart_env" | xargs) cargo run --locked --quiet -p server --bin hb -- serve --print-config >/dev/null
+rm -rf "$chart_out"
+
 step "PostgreSQL for the storage tests"
 # The test suites read HEXABASE_TEST_POSTGRES (see server/tests/support/postgres.rs); each test
 # creates and drops its own database there. When the default answers nothing, a throwaway
