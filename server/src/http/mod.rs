@@ -5,10 +5,13 @@
 //! Handlers are thin: extract, call one service function, map the result. Nothing here
 //! touches SQL or Git directly.
 
+pub mod accounts;
 pub mod auth;
 pub mod commit;
 pub mod health;
+pub mod json;
 pub mod openapi;
+pub mod orgs;
 pub mod problem;
 
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Sign-in rate limits and the client for external identity providers.
+    pub sign_in: Arc<crate::service::accounts::SignIn>,
 }
 
 /// Builds a JSON Schema for one type, for the OpenAPI document.
@@ -150,6 +155,8 @@ impl ApiRoute {
 pub fn routes() -> Vec<ApiRoute> {
     let mut routes = health::routes();
     routes.extend(openapi::routes());
+    routes.extend(accounts::routes());
+    routes.extend(orgs::routes());
     routes
 }
 
