@@ -100,13 +100,19 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Box<ApiError>> {
     Ok(value)
 }
 
-/// The field a serde error is about: its path, or for a missing or unknown field (reported
-/// at the enclosing object) the path with that field's name appended.
+/// The field a serde error is about: its path, with a missing field's name appended (serde
+/// reports it at the enclosing object).
 fn field_of(path: &str, message: &str) -> Option<String> {
     let named = ["missing field `", "unknown field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
     let parent = (path != ".").then_some(path);
+    // An unknown field is reported at its own path; a missing one at its parent's.
+    if let (Some(path), Some(name)) = (parent, named)
+        && path.rsplit('.').next() == Some(name)
+    {
+        return Some(path.to_owned());
+    }
     match (parent, named) {
         (Some(parent), Some(name)) => Some(format!("{parent}.{name}")),
         (None, Some(name)) => Some(name.to_owned()),
