@@ -12,10 +12,11 @@ use crate::gitops::{GitOps, Identity, Signing};
 use crate::http::AppState;
 use crate::metrics::Metrics;
 use crate::pusher::Outbox;
+use crate::service::accounts::SignIn;
 use crate::service::apply::{ActionMeta, Engine};
 use crate::service::credentials::{generate_token, hash_token};
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{PlanPrice, Store};
 
 /// The platform an empty repository starts with: the example's, with its issuer set to the
 /// public URL when that is `https://` (vCluster API servers accept only https issuers).
@@ -59,9 +60,26 @@ pub async fn open(settings: Settings) -> Result<AppState> {
     })
     .await
     .context("the repository task failed")??;
+    if !settings.billing.monthly_cents.is_empty() {
+        let prices: Vec<PlanPrice> = settings
+            .billing
+            .monthly_cents
+            .iter()
+            .map(|(plan, cents)| PlanPrice {
+                plan: plan.clone(),
+                currency: settings.billing.currency.clone(),
+                monthly_cents: *cents,
+            })
+            .collect();
+        store
+            .set_plan_prices(&prices)
+            .await
+            .context("failed to set the plan prices from billing.monthly_cents")?;
+    }
     Ok(AppState {
         store,
         engine,
+        sign_in: Arc::new(SignIn::new(&settings)),
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
         outbox: Arc::new(outbox),

@@ -70,6 +70,10 @@ pub struct Settings {
     pub sessions: SessionSettings,
     /// External OpenID Connect providers people may sign in with.
     pub oidc_providers: Vec<OidcProvider>,
+    /// Accounts: sign-up and invitations.
+    pub accounts: AccountSettings,
+    /// Billing: plan prices.
+    pub billing: BillingSettings,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
 }
@@ -129,6 +133,29 @@ pub struct SessionSettings {
     pub ttl_seconds: i64,
 }
 
+/// Accounts: who may sign up, and for how long invitations hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountSettings {
+    /// Whether anyone may sign up once the administrator has (otherwise only the first
+    /// account, made with the setup token, and people signing in through an external
+    /// provider get one).
+    pub open_signup: bool,
+    /// How long an invitation to an organization holds, in seconds.
+    pub invitation_ttl_seconds: i64,
+}
+
+/// Billing: what the plans cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingSettings {
+    /// The ISO 4217 currency of the prices.
+    pub currency: String,
+    /// Monthly price of each plan in the currency's smallest unit (`shared-small = 2900`).
+    /// When set, it replaces the stored prices at start; when empty, they are left alone.
+    pub monthly_cents: BTreeMap<String, i64>,
+}
+
 /// An external OpenID Connect provider (GitHub through an OIDC bridge, Google, any issuer).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +197,8 @@ impl Default for Settings {
             limits: Limits::default(),
             sessions: SessionSettings::default(),
             oidc_providers: Vec::new(),
+            accounts: AccountSettings::default(),
+            billing: BillingSettings::default(),
             log_format: LogFormat::Text,
         }
     }
@@ -201,6 +230,24 @@ impl Default for Limits {
             logins_per_client_per_minute: 60,
             actions_per_org_per_second: 50,
             actions_per_org_burst: 200,
+        }
+    }
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            open_signup: true,
+            invitation_ttl_seconds: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl Default for BillingSettings {
+    fn default() -> Self {
+        Self {
+            currency: "USD".to_owned(),
+            monthly_cents: BTreeMap::new(),
         }
     }
 }

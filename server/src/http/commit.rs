@@ -105,3 +105,33 @@ pub fn apply_error(error: ApplyError) -> ApiError {
         other => ApiError::internal(&other),
     }
 }
+
+/// An `Idempotency-Key` header that is not `[A-Za-z0-9._-]{1,100}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadIdempotencyKey;
+
+impl From<BadIdempotencyKey> for ApiError {
+    fn from(_: BadIdempotencyKey) -> Self {
+        ApiError::invalid(
+            "Idempotency-Key",
+            "must be 1 to 100 letters, digits, '.', '_' or '-'",
+        )
+    }
+}
+
+/// The request id a mutation's commit carries: the `Idempotency-Key` header when the client
+/// sent one (`[A-Za-z0-9._-]{1,100}`), else the `x-request-id` the middleware set.
+pub fn request_id(headers: &axum::http::HeaderMap) -> Result<String, BadIdempotencyKey> {
+    if let Some(key) = headers.get("idempotency-key") {
+        let valid = key.to_str().ok().filter(|k| {
+            (1..=100).contains(&k.len())
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+        return valid.map(str::to_owned).ok_or(BadIdempotencyKey);
+    }
+    Ok(headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned))
+}

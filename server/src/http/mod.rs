@@ -5,12 +5,15 @@
 //! Handlers are thin: extract, call one service function, map the result. Nothing here
 //! touches SQL or Git directly.
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod commit;
 pub mod health;
+pub mod json;
 pub mod observe;
 pub mod openapi;
+pub mod orgs;
 pub mod problem;
 
 use std::sync::Arc;
@@ -45,6 +48,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The push queue: wake it after a commit, ask it for readiness.
     pub outbox: Arc<Outbox>,
+    /// Sign-in rate limits and the client for external identity providers.
+    pub sign_in: Arc<crate::service::accounts::SignIn>,
 }
 
 /// Builds a JSON Schema for one type, for the OpenAPI document.
@@ -156,6 +161,8 @@ pub fn routes() -> Vec<ApiRoute> {
     let mut routes = health::routes();
     routes.extend(openapi::routes());
     routes.extend(audit::routes());
+    routes.extend(accounts::routes());
+    routes.extend(orgs::routes());
     routes
 }
 

@@ -1,7 +1,10 @@
 //! Use cases: applying actions as commits, and the credentials people hold.
 
+pub mod accounts;
 pub mod action;
 pub mod apply;
 pub mod audit;
 pub mod credentials;
+pub mod oidc;
+pub mod orgs;
 pub mod push;

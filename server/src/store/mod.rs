@@ -12,6 +12,7 @@
 
 mod accounts;
 mod audit;
+mod billing;
 mod orgs;
 
 use std::path::Path;
@@ -22,8 +23,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use accounts::{ApiToken, Session, User};
-pub use orgs::{OrgRole, Organization};
+pub use accounts::{ApiToken, NewAccount, OidcFlow, Session, User};
+pub use billing::{PlanPrice, Subscription};
+pub use orgs::{Invitation, LAST_OWNER, Member, OrgRole, Organization};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +217,6 @@ pub(crate) fn now() -> i64 {
 }
 
 /// A fresh id: a UUID v7 (time-ordered), as text.
-pub(crate) fn new_id() -> String {
+pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
