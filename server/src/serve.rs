@@ -39,9 +39,19 @@ pub async fn open(settings: Settings) -> Result<AppState> {
     })
     .await
     .context("the repository task failed")??;
+    let engine = Arc::new(engine);
+    let synced = crate::service::tenancy::sync_index(&store, &engine)
+        .await
+        .context("failed to index the workspaces")?;
+    tracing::info!(
+        written = synced.written,
+        defaulted = synced.defaulted,
+        groups_removed = synced.groups_removed,
+        "indexed the workspaces"
+    );
     Ok(AppState {
         store,
-        engine: Arc::new(engine),
+        engine,
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
     })

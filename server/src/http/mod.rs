@@ -10,6 +10,8 @@ pub mod commit;
 pub mod health;
 pub mod openapi;
 pub mod problem;
+pub mod projects;
+pub mod workspaces;
 
 use std::sync::Arc;
 
@@ -150,6 +152,7 @@ impl ApiRoute {
 pub fn routes() -> Vec<ApiRoute> {
     let mut routes = health::routes();
     routes.extend(openapi::routes());
+    routes.extend(workspaces::routes());
     routes
 }
 

@@ -3,5 +3,7 @@
 pub mod action;
 pub mod apply;
 pub mod audit;
+pub mod authz;
 pub mod credentials;
 pub mod push;
+pub mod tenancy;

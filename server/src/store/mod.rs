@@ -12,6 +12,7 @@
 
 mod accounts;
 mod orgs;
+mod tenancy;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -23,6 +24,9 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{ApiToken, Session, User};
 pub use orgs::{OrgRole, Organization};
+pub use tenancy::{
+    ADMINS_GROUP, DEFAULT_GROUPS, GroupMember, IndexedWorkspace, Subscription, WorkspaceGroup,
+};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
