@@ -21,7 +21,7 @@ use serde::Deserialize;
 const READ: &[&str] = &["get", "list", "watch"];
 
 /// Kubernetes' `view` ClusterRole (plugin/pkg/auth/authorizer/rbac/bootstrappolicy), which
-/// `hexabase:workspace-viewer` aggregates: (API group, resources), each with [`READ`].
+/// `hexabase:workspace-viewer` aggregates: (API group, resources), each with get, list, watch.
 pub const KUBERNETES_VIEW: &[(&str, &[&str])] = &[
     (
         "",

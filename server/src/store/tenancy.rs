@@ -85,10 +85,13 @@ const GROUP_COLUMNS: &str = "g.id, g.name, p.name AS parent, g.created_at";
 const GROUPS_OF_WS: &str = "FROM workspace_groups g LEFT JOIN workspace_groups p ON p.id = g.parent_id \
      WHERE g.org_slug = $1 AND g.workspace = $2";
 
-/// Removes the groups of workspaces the index does not hold.
-const DELETE_ORPHAN_GROUPS: &str = "DELETE FROM workspace_groups WHERE NOT EXISTS \
+/// The groups of workspaces the index does not hold.
+const ORPHAN_GROUPS: &str = "FROM workspace_groups WHERE NOT EXISTS \
      (SELECT 1 FROM workspaces w WHERE w.org_slug = workspace_groups.org_slug \
       AND w.name = workspace_groups.workspace)";
+
+// Removed groups are counted before the delete: SQLite does not count rows that go by a
+// cascade (subgroups of a deleted parent), PostgreSQL does.
 
 const SET_HEAD: &str = "INSERT INTO workspace_index_state (id, head) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET head = excluded.head";
@@ -161,10 +164,15 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
             insert_workspaces!(tx, rows);
-            let removed = sqlx::query(DELETE_ORPHAN_GROUPS)
+            let removed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) {ORPHAN_GROUPS}"
+            )))
+            .fetch_one(&mut **tx)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE {ORPHAN_GROUPS}")))
                 .execute(&mut **tx)
-                .await?
-                .rows_affected();
+                .await?;
+            let removed = u64::try_from(removed).unwrap_or(0);
             sqlx::query(SET_HEAD).bind(head).execute(&mut **tx).await?;
             Ok::<_, StoreError>(removed)
         })
@@ -188,14 +196,21 @@ impl Store {
                     .execute(&mut **tx)
                     .await?;
                 if !rows.iter().any(|r| r.org_slug == *org && r.name == *ws) {
-                    removed += sqlx::query(
+                    let count: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM workspace_groups WHERE org_slug = $1 AND workspace = $2",
+                    )
+                    .bind(org)
+                    .bind(ws)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    sqlx::query(
                         "DELETE FROM workspace_groups WHERE org_slug = $1 AND workspace = $2",
                     )
                     .bind(org)
                     .bind(ws)
                     .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
+                    .await?;
+                    removed += u64::try_from(count).unwrap_or(0);
                 }
             }
             insert_workspaces!(tx, rows);
