@@ -76,6 +76,15 @@ pub async fn open(settings: Settings) -> Result<AppState> {
             .await
             .context("failed to set the plan prices from billing.monthly_cents")?;
     }
+    let synced = crate::service::tenancy::sync_index(&store, &engine)
+        .await
+        .context("failed to index the workspaces")?;
+    tracing::info!(
+        written = synced.written,
+        defaulted = synced.defaulted,
+        groups_removed = synced.groups_removed,
+        "indexed the workspaces"
+    );
     Ok(AppState {
         store,
         engine,

@@ -492,9 +492,10 @@ async fn organizations_their_users_invitations_and_billing() {
         json!([{"plan": "shared-small", "currency": "USD", "monthlyCents": 2900}])
     );
     assert_eq!(billing.body["subscriptions"], json!([]));
+    let acme = state.store.organization_by_slug("acme").await.unwrap();
     state
         .store
-        .start_subscription("acme", "dev", "shared-small")
+        .start_subscription(&acme.id, "dev", "shared-small")
         .await
         .unwrap();
     let billing = ada

@@ -274,23 +274,17 @@ async fn story(store: &Store) {
     store.set_plan_prices(&prices).await.unwrap();
     store.set_plan_prices(&prices[..1]).await.unwrap();
     assert_eq!(store.plan_prices().await.unwrap(), prices[..1]);
-    assert!(matches!(
-        store
-            .start_subscription("nope", "dev", "shared-small")
-            .await,
-        Err(StoreError::NotFound)
-    ));
     store
-        .start_subscription("acme", "dev", "shared-small")
+        .start_subscription(&acme.id, "dev", "shared-small")
         .await
         .unwrap();
     store
-        .start_subscription("acme", "dev", "dedicated-large")
+        .start_subscription(&acme.id, "dev", "dedicated-large")
         .await
         .unwrap();
-    store.end_subscription("acme", "dev").await.unwrap();
-    store.end_subscription("acme", "gone").await.unwrap();
-    let subscriptions = store.subscriptions_of(&acme.id).await.unwrap();
+    store.end_subscription(&acme.id, "dev").await.unwrap();
+    store.end_subscription(&acme.id, "gone").await.unwrap();
+    let subscriptions = store.subscriptions(&acme.id).await.unwrap();
     assert_eq!(
         subscriptions
             .iter()
@@ -305,7 +299,7 @@ async fn story(store: &Store) {
         store.delete_organization(&acme.id).await,
         Err(StoreError::NotFound)
     ));
-    assert!(store.subscriptions_of(&acme.id).await.unwrap().is_empty());
+    assert!(store.subscriptions(&acme.id).await.unwrap().is_empty());
     assert_eq!(store.memberships_of(&bob.id).await.unwrap().len(), 1);
 }
 

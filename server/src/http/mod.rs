@@ -15,6 +15,8 @@ pub mod observe;
 pub mod openapi;
 pub mod orgs;
 pub mod problem;
+pub mod projects;
+pub mod workspaces;
 
 use std::sync::Arc;
 
@@ -163,7 +165,19 @@ pub fn routes() -> Vec<ApiRoute> {
     routes.extend(audit::routes());
     routes.extend(accounts::routes());
     routes.extend(orgs::routes());
+    routes.extend(workspaces::routes());
     routes
+}
+
+/// The path as logs may show it: secrets in paths (invitation tokens) are replaced.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/api/v1/invitations/") {
+        Some(rest) => {
+            let tail = rest.split_once('/').map_or("", |(_, tail)| tail);
+            format!("/api/v1/invitations/<token>/{tail}").into()
+        }
+        None => path.into(),
+    }
 }
 
 /// The router: every route of [`routes`], with request ids, tracing (one line per request,
@@ -185,6 +199,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
+        .layer(axum::middleware::map_response(problem::ensure_problem))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -204,7 +219,7 @@ pub fn app(state: AppState) -> Router {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                tracing::info_span!("request", method = %request.method(), path = %loggable_path(request.uri().path()), request_id = %id)
             },
         ))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -212,3 +212,39 @@ impl From<crate::store::StoreError> for ApiError {
         }
     }
 }
+
+/// Turns any error answer that is not yet a problem (axum's own rejections of a bad path or
+/// query, the body limit's 413) into `application/problem+json`, keeping its status and its
+/// text as the detail, so that every error a client sees has the same shape.
+pub async fn ensure_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let (code, title) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "The request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "Send application/json"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "Method not allowed"),
+        StatusCode::NOT_FOUND => ("not-found", "Not found"),
+        s if s.is_server_error() => ("internal", "Internal error"),
+        _ => ("bad-request", "The request is malformed"),
+    };
+    let mut error = ApiError::new(status, code, title);
+    if !text.is_empty() && !status.is_server_error() {
+        error = error.detail(text);
+    }
+    let mut response = error.into_response();
+    if let Some(value) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}

@@ -245,6 +245,6 @@ pub async fn billing(
 ) -> Result<(Vec<PlanPrice>, Vec<Subscription>), ApiError> {
     let (org, _) = visible(state, caller, slug).await?;
     let prices = state.store.plan_prices().await?;
-    let subscriptions = state.store.subscriptions_of(&org.id).await?;
+    let subscriptions = state.store.subscriptions(&org.id).await?;
     Ok((prices, subscriptions))
 }

@@ -14,6 +14,7 @@ mod accounts;
 mod audit;
 mod billing;
 mod orgs;
+mod tenancy;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -24,8 +25,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{ApiToken, NewAccount, OidcFlow, Session, User};
-pub use billing::{PlanPrice, Subscription};
+pub use billing::PlanPrice;
 pub use orgs::{Invitation, LAST_OWNER, Member, OrgRole, Organization};
+pub use tenancy::{
+    ADMINS_GROUP, DEFAULT_GROUPS, GroupMember, IndexedWorkspace, Subscription, WorkspaceGroup,
+};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
