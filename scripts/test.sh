@@ -22,11 +22,14 @@ if cargo tree -p compiler -e normal --prefix none --locked | grep -E '^(tokio|sq
   exit 1
 fi
 
-step "tools for the remote tests (sshd, git http-backend)"
-# server/tests/remote.rs runs a loopback sshd and git http-backend; install them when missing.
+step "tools for the remote and database tests (sshd, git http-backend, PostgreSQL)"
+# server/tests/remote.rs runs a loopback sshd and git http-backend; the store tests need a
+# PostgreSQL (below: the one that answers, or a throwaway one from these binaries). Install
+# them when missing.
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 [ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
