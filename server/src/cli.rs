@@ -424,9 +424,10 @@ pub fn push(args: &PushArgs) -> Result<ExitCode> {
 /// `hb audit --repo <path> [filters] [--json]`: who changed what and when.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// The Git repository.
+    /// The Git repository; without it, the audit log comes from the server `hb login`
+    /// named (then --org is needed).
     #[arg(long)]
-    pub repo: std::path::PathBuf,
+    pub repo: Option<std::path::PathBuf>,
     /// The branch to read.
     #[arg(long, default_value = "main")]
     pub branch: String,
@@ -443,11 +444,11 @@ pub struct AuditArgs {
     #[arg(long)]
     pub action: Option<String>,
     /// Only commits at or after this time (RFC 3339, or a UTC date YYYY-MM-DD).
-    #[arg(long)]
-    pub since: Option<crate::service::audit::TimeSpec>,
+    #[arg(long, value_parser = time_text)]
+    pub since: Option<String>,
     /// Only commits at or before this time (RFC 3339, or a UTC date YYYY-MM-DD: the whole day).
-    #[arg(long)]
-    pub until: Option<crate::service::audit::TimeSpec>,
+    #[arg(long, value_parser = time_text)]
+    pub until: Option<String>,
     /// At most this many commits, newest first.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -456,20 +457,36 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
-/// `hb audit`.
+/// A time as `--since`/`--until` take it, checked and kept as written (the server parses
+/// it again).
+fn time_text(text: &str) -> Result<String, crate::service::audit::TimeError> {
+    text.parse::<crate::service::audit::TimeSpec>()
+        .map(|_| text.to_owned())
+}
+
+/// `hb audit --repo`.
 pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
-    use crate::service::audit::{self, AuditQuery};
+    use crate::service::audit::{self, AuditQuery, TimeSpec};
+    let Some(repo) = &args.repo else {
+        anyhow::bail!("--repo is needed for a local audit");
+    };
+    let time = |text: &Option<String>, flag: &str| {
+        text.as_deref()
+            .map(str::parse::<TimeSpec>)
+            .transpose()
+            .with_context(|| format!("--{flag}"))
+    };
     let query = AuditQuery {
         org: args.org.clone(),
         workspace: args.workspace.clone(),
         actor: args.actor.clone(),
         action: args.action.clone(),
-        since: args.since,
-        until: args.until,
+        since: time(&args.since, "since")?,
+        until: time(&args.until, "until")?,
         limit: args.limit,
     };
     let (entries, mut refresh) =
-        audit::audit(&args.repo, &args.branch, &query).context("reading the audit log")?;
+        audit::audit(repo, &args.branch, &query).context("reading the audit log")?;
     if let Some(e) = refresh.store_error.take() {
         eprintln!(
             "hb: warning: the audit index was not saved: {:#}",

@@ -143,6 +143,14 @@ impl Engine {
         &self.gitops
     }
 
+    /// The intent at the branch head (cached by commit: cheap when the head has not moved).
+    /// Reads answer from here, never from a cache Git could contradict.
+    pub fn head_snapshot(&self) -> Result<Arc<crate::gitops::Snapshot>, GitOpsError> {
+        let repo = self.gitops.repo()?;
+        let head = self.gitops.head(&repo)?;
+        self.gitops.snapshot(&repo, head)
+    }
+
     /// Applies `action` as one commit on the branch. A request id already on the branch
     /// (a retry) makes no commit: the answer is [`Outcome::AlreadyApplied`] with its commit.
     pub fn apply(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
