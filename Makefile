@@ -1,8 +1,13 @@
-# The two commands of the README: `make run` (the main job) and `make test` (every test).
-.PHONY: run test bench
+# The two commands of the README: `make run` (the main job: the server) and `make test` (every test).
+.PHONY: run example test bench
 
-# Until the server lands, the main job renders the example repository with the compiler.
+# The control plane on 127.0.0.1:8080 (metrics on 127.0.0.1:9090), SQLite and the Git
+# repository under hexabase-data/; it prints how to sign in the first time.
 run:
+	cargo run --release --locked -p server --bin hb -- serve
+
+# Renders the example intent with the compiler into out/example.
+example:
 	cargo run --release --locked -p server --bin hb -- compile gitops-repo-example/intent --out out/example
 
 test:

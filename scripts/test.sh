@@ -22,11 +22,14 @@ if cargo tree -p compiler -e normal --prefix none --locked | grep -E '^(tokio|sq
   exit 1
 fi
 
-step "tools for the remote tests (sshd, git http-backend)"
-# server/tests/remote.rs runs a loopback sshd and git http-backend; install them when missing.
+step "tools for the remote and database tests (sshd, git http-backend, PostgreSQL)"
+# server/tests/remote.rs runs a loopback sshd and git http-backend; the store tests need a
+# PostgreSQL (below: the one that answers, or a throwaway one from these binaries). Install
+# them when missing.
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 [ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -50,6 +53,91 @@ elif [ -n "${CI:-}" ]; then
   exit 1
 else
   echo "SKIPPED: $upstream is missing, so the upstream schema checks cannot run (the rest still runs)"
+fi
+
+step "the chart: helm lint, helm template against the strict schemas, its variables are settings"
+chart_out="$(mktemp -d)"
+chart_sets=(
+  ""
+  "--set postgresql.enabled=true --set config.settingsToml=log_format='\"json\"' --set metrics.enabled=false"
+  "--set database.secretName=db --set git.remote=ssh://git@example.com/fleet.git --set git.sshSecretName=git-ssh"
+)
+for i in "${!chart_sets[@]}"; do
+  # shellcheck disable=SC2086 # each entry is a list of helm flags
+  .tools/bin/helm lint --strict --quiet charts/hexabase ${chart_sets[$i]}
+  # shellcheck disable=SC2086
+  .tools/bin/helm template hb charts/hexabase ${chart_sets[$i]} >"$chart_out/$i.yaml"
+  .tools/venv/bin/kubernetes-validate -k 1.35.0 --strict --quiet "$chart_out/$i.yaml"
+done
+# Every HEXABASE_ variable the chart sets must be one `hb serve` knows (unknown keys are refused):
+# load them with --print-config, the files they name left out.
+chart_env="$(.tools/venv/bin/python - "$chart_out/2.yaml" <<'PY'
+import shlex, sys, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc["kind"] == "ConfigMap" and "HEXABASE_LISTEN" in doc.get("data", {}):
+        for key, value in doc["data"].items():
+            if key not in ("HEXABASE_DATABASE_URL_FILE", "HEXABASE_CONFIG"):
+                print(f"{key}={shlex.quote(value)}")
+PY
+)"
+[ -n "$chart_env" ] || { echo "the chart's ConfigMap sets no HEXABASE_ variables" >&2; exit 1; }
+# shellcheck disable=SC2046 # one word per variable
+env $(echo "$chart_env" | xargs) cargo run --locked --quiet -p server --bin hb -- serve --print-config >/dev/null
+rm -rf "$chart_out"
+
+step "PostgreSQL for the storage tests"
+# The test suites read HEXABASE_TEST_POSTGRES (see server/tests/support/postgres.rs); each test
+# creates and drops its own database there. When the default answers nothing, a throwaway
+# PostgreSQL from the installed binaries runs in a temp folder for the length of this script.
+pg_default="postgres://postgres@127.0.0.1:5432/test"
+export HEXABASE_TEST_POSTGRES="${HEXABASE_TEST_POSTGRES:-$pg_default}"
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+psql_cmd="$(command -v psql || echo "$pg_bin/psql")"
+pg_answers() { [ -x "$psql_cmd" ] && "$psql_cmd" "$1" -XAtqc 'select 1' >/dev/null 2>&1; }
+pg_dir=""
+pg_as=""
+stop_postgres() {
+  if [ -n "$pg_dir" ]; then
+    $pg_as "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+start_postgres() {
+  [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ] || {
+    echo "no PostgreSQL binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)" >&2
+    return 1
+  }
+  pg_dir="$(mktemp -d "${TMPDIR:-/tmp}/hb-postgres.XXXXXX")"
+  trap stop_postgres EXIT
+  pg_as=""
+  if [ "$(id -u)" = 0 ]; then
+    # initdb refuses to run as root: run the server as the postgres user.
+    id -u postgres >/dev/null 2>&1 || { echo "running as root and no postgres user exists" >&2; return 1; }
+    chown postgres "$pg_dir"
+    pg_as="runuser -u postgres --"
+  fi
+  local port
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  $pg_as "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$pg_dir/initdb.log" 2>&1 \
+    || { cat "$pg_dir/initdb.log" >&2; return 1; }
+  $pg_as "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $pg_dir -c fsync=off -c max_connections=200" start >/dev/null \
+    || { cat "$pg_dir/server.log" >&2; return 1; }
+  "$psql_cmd" "postgres://postgres@127.0.0.1:$port/postgres" -XAtqc 'create database test' >/dev/null
+  HEXABASE_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/test"
+  echo "started a throwaway PostgreSQL at $HEXABASE_TEST_POSTGRES (stopped on exit)"
+}
+if pg_answers "$HEXABASE_TEST_POSTGRES"; then
+  echo "PostgreSQL answers at $HEXABASE_TEST_POSTGRES"
+elif [ "$HEXABASE_TEST_POSTGRES" != "$pg_default" ]; then
+  echo "HEXABASE_TEST_POSTGRES=$HEXABASE_TEST_POSTGRES does not answer" >&2
+  exit 1
+elif ! start_postgres; then
+  if [ -n "${CI:-}" ]; then
+    echo "CI needs PostgreSQL: nothing answers at $pg_default and no throwaway one could start" >&2
+    exit 1
+  fi
+  echo "WARNING: no PostgreSQL: the PostgreSQL tests will say SKIPPED (CI fails instead)"
 fi
 
 step "tests"

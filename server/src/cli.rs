@@ -1,18 +1,23 @@
-//! The offline `hb` subcommands: `compile`, `validate`, `schema`.
+//! The `hb` subcommands: `compile`, `validate`, `schema`, `check`, `import`, `act`, `push`,
+//! `audit`.
 //!
-//! Exit codes: 0 success; 1 the intent has errors, or `--check` found stale output;
-//! 2 trouble (unreadable files, bad arguments).
+//! Exit codes: 0 success; 1 the intent has errors, `--check` or `hb check` found stale
+//! output, or an action does not apply (or no longer applies, for `hb push`); 2 trouble
+//! (unreadable files, bad arguments, Git or remote failures).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use compiler::{Catalog, Compiler, Options, Output};
+use compiler::{Catalog, Compiler, IntentFiles, Options, Output};
 
-use crate::gitops::{GitOps, Identity};
+use crate::gitops::remote::{Credentials, Remote, RemoteConfig};
+use crate::gitops::{GitOps, Identity, Signing};
 use crate::service::action::Action;
 use crate::service::apply::{ActionMeta, ApplyError, Engine, Outcome};
+use crate::service::push::Pusher;
 use crate::tree;
 
 /// The intent has errors, or the output is stale.
@@ -21,8 +26,12 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_TROUBLE: u8 = 2;
 
 fn compile_dir(intent_dir: &Path) -> Result<Output> {
-    let files = tree::read_intent(intent_dir)?;
-    let (intent, mut diagnostics) = compiler::intent::load(&files);
+    compile_files(&tree::read_intent(intent_dir)?)
+}
+
+/// A full compile; with any error, no files.
+fn compile_files(files: &IntentFiles) -> Result<Output> {
+    let (intent, mut diagnostics) = compiler::intent::load(files);
     let compiler = Compiler::new(&Catalog::builtin()).context("loading the built-in templates")?;
     let mut output = compiler
         .compile(&intent, &Options::default())
@@ -58,13 +67,7 @@ pub fn compile(intent_dir: &Path, out: &Path, check: bool) -> Result<ExitCode> {
         if changes.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
-        print!("{}", diff(&changes));
-        eprintln!(
-            "hb: the rendered files are stale ({} to write, {} to delete); run hb compile",
-            changes.write.len(),
-            changes.delete.len()
-        );
-        return Ok(ExitCode::from(EXIT_FAILED));
+        return Ok(report_stale(&changes, "run hb compile"));
     }
     tree::apply(&changes, out)?;
     eprintln!(
@@ -73,6 +76,51 @@ pub fn compile(intent_dir: &Path, out: &Path, check: bool) -> Result<ExitCode> {
         changes.delete.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the diff of stale rendered files and says what to do; exit code 1.
+fn report_stale(changes: &tree::Changes, remedy: &str) -> ExitCode {
+    print!("{}", diff(changes));
+    eprintln!(
+        "hb: the rendered files are stale ({} to write, {} to delete); {remedy}",
+        changes.write.len(),
+        changes.delete.len()
+    );
+    ExitCode::from(EXIT_FAILED)
+}
+
+/// `hb check --repo <git-dir> [--rev <rev>]`: whether the rendered files committed at `rev`
+/// are what its intent compiles to (for pull requests that edit `intent/` by hand).
+pub fn check(repo: &Path, rev: &str) -> Result<ExitCode> {
+    let revision = crate::gitops::revision::read(repo, rev, |path| {
+        path.strip_prefix("intent/")
+            .is_some_and(tree::is_intent_file)
+            || compiler::is_generated(path)
+    })
+    .with_context(|| format!("reading {rev} in {}", repo.display()))?;
+    let intent: IntentFiles = revision
+        .files
+        .iter()
+        .filter_map(|(path, text)| Some((path.strip_prefix("intent/")?.to_owned(), text.clone())))
+        .collect();
+    let output = compile_files(&intent)?;
+    print_diagnostics(&output);
+    if output.has_errors() {
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
+    let changes = tree::changes_from(&output, &revision.files);
+    if changes.is_empty() {
+        eprintln!("hb: {}: the rendered files are current", revision.commit);
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "hb: {}: rendered files differ from the intent",
+        revision.commit
+    );
+    Ok(report_stale(
+        &changes,
+        "run hb compile on the intent and commit the result",
+    ))
 }
 
 /// A unified diff of the changes, old on disk against new.
@@ -153,40 +201,61 @@ pub struct Target {
     /// The acting user's email.
     #[arg(long)]
     pub actor_email: String,
-    /// The request id for the `Hexabase-Request` trailer.
-    #[arg(long, default_value = "cli")]
-    pub request: String,
+    /// The request id for the `Hexabase-Request` trailer: the same id again is a retry,
+    /// answered with the first commit. Default: a fresh id (a UUID v7).
+    #[arg(long)]
+    pub request: Option<String>,
+    #[command(flatten)]
+    pub signing: SigningArgs,
+}
+
+/// How `hb` signs the commits it makes.
+#[derive(Debug, clap::Args)]
+pub struct SigningArgs {
     /// Sign commits with this SSH private key (as `git` does with `gpg.format=ssh`).
     #[arg(long, conflicts_with = "sign_gpg_key")]
-    pub sign_ssh_key: Option<std::path::PathBuf>,
+    pub sign_ssh_key: Option<PathBuf>,
     /// Sign commits with this OpenPGP key id, from the default GnuPG home.
     #[arg(long)]
     pub sign_gpg_key: Option<String>,
 }
 
-fn engine(target: &Target) -> Result<(Engine, ActionMeta)> {
-    let signing = match (&target.sign_ssh_key, &target.sign_gpg_key) {
-        (Some(key), _) => Some(crate::gitops::Signing::Ssh { key: key.clone() }),
-        (None, Some(key_id)) => Some(crate::gitops::Signing::OpenPgp {
-            key_id: key_id.clone(),
-            home: None,
-        }),
-        (None, None) => None,
-    };
-    let gitops = GitOps::open(&target.repo, &target.branch)
+impl SigningArgs {
+    fn signing(&self) -> Option<Signing> {
+        match (&self.sign_ssh_key, &self.sign_gpg_key) {
+            (Some(key), _) => Some(Signing::Ssh { key: key.clone() }),
+            (None, Some(key_id)) => Some(Signing::OpenPgp {
+                key_id: key_id.clone(),
+                home: None,
+            }),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The engine for `repo`'s `branch`, committing as the Hexabase bot.
+fn open_engine(repo: &Path, branch: &str, signing: &SigningArgs) -> Result<Engine> {
+    let gitops = GitOps::open(repo, branch)
         .context("opening the repository")?
-        .with_signing(signing);
+        .with_signing(signing.signing());
     let bot = Identity {
         name: "Hexabase".into(),
         email: "bot@hexabase.invalid".into(),
     };
-    let engine = Engine::new(gitops, bot).context("loading the built-in templates")?;
+    Engine::new(gitops, bot).context("loading the built-in templates")
+}
+
+fn engine(target: &Target) -> Result<(Engine, ActionMeta)> {
+    let engine = open_engine(&target.repo, &target.branch, &target.signing)?;
     let meta = ActionMeta {
         actor: Identity {
             name: target.actor_name.clone(),
             email: target.actor_email.clone(),
         },
-        request_id: target.request.clone(),
+        request_id: target
+            .request
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
     };
     Ok((engine, meta))
 }
@@ -202,6 +271,11 @@ fn report(result: std::result::Result<Outcome, ApplyError>) -> Result<ExitCode> 
         }
         Ok(Outcome::Unchanged) => {
             eprintln!("hb: nothing changed; no commit");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Outcome::AlreadyApplied { commit }) => {
+            eprintln!("hb: this request is already on the branch; no new commit");
+            println!("{commit}");
             Ok(ExitCode::SUCCESS)
         }
         Err(ApplyError::Invalid(diagnostics)) => {
@@ -233,12 +307,127 @@ pub fn act(action: &str, target: &Target) -> Result<ExitCode> {
     report(engine.apply(&meta, &action))
 }
 
+/// `hb push --repo <git-dir> [--remote <url>] [--config <file>]`.
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// The Git repository whose pending commits to push.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// The branch to push.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// The remote's URL (`file://`, `http(s)://`, `ssh://`, `user@host:path`). Default: the
+    /// `url` of `--config`, then the repository's `remote.<name>.url`.
+    #[arg(long)]
+    pub remote: Option<String>,
+    /// A TOML file with a `[remote]` table: `name`, `url` and `[remote.credentials]`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub signing: SigningArgs,
+}
+
+/// The configuration file of `hb push`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushConfig {
+    #[serde(default)]
+    remote: RemoteSection,
+}
+
+/// `[remote]`: where to push and how to authenticate.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteSection {
+    /// The name for remote-tracking references and `remote.<name>.url` (`origin`).
+    name: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    credentials: Credentials,
+}
+
+fn read_push_config(path: &Path) -> Result<PushConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `hb push`: pushes the branch's pending commits; a refused push is a fetch, a re-apply of
+/// the pending actions on the remote's head, and another push.
+pub fn push(args: &PushArgs) -> Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => read_push_config(path)?,
+        None => PushConfig::default(),
+    };
+    let name = config.remote.name.unwrap_or_else(|| "origin".to_owned());
+    if !args.repo.exists() {
+        anyhow::bail!("the repository {} does not exist", args.repo.display());
+    }
+    let url = match args.remote.clone().or(config.remote.url) {
+        Some(url) => url,
+        None => crate::gitops::remote::configured_url(&args.repo, &name)
+            .context("reading the repository's configuration")?
+            .with_context(|| {
+                format!(
+                    "no remote to push to: pass --remote <url>, set url in [remote] of \
+                     --config, or set remote.{name}.url in the repository"
+                )
+            })?,
+    };
+    let engine = Arc::new(open_engine(&args.repo, &args.branch, &args.signing)?);
+    let remote = Remote::new(RemoteConfig {
+        name: name.clone(),
+        url,
+        credentials: config.remote.credentials,
+    });
+    let pusher = Pusher::new(engine, remote).context("setting up the push journal")?;
+    let report = pusher
+        .push_pending()
+        .with_context(|| format!("failed to push branch {} to {name}", args.branch))?;
+    for (old, new) in &report.replayed {
+        println!("replayed {old} as {new}");
+    }
+    for old in &report.absorbed {
+        println!("absorbed {old}: the remote already has its change");
+    }
+    for (ours, theirs) in &report.already_on_remote {
+        println!("already on the remote {ours} as {theirs}");
+    }
+    for dropped in &report.dropped {
+        println!("dropped {}: {}", dropped.commit, dropped.reason);
+    }
+    for commit in &report.pushed {
+        println!("pushed {commit}");
+    }
+    if report.pushed.is_empty() {
+        eprintln!("hb: nothing to push to {name}");
+    } else {
+        eprintln!(
+            "hb: pushed {} commit(s) to {name} {}",
+            report.pushed.len(),
+            args.branch
+        );
+    }
+    if report.dropped.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "hb: {} action(s) no longer apply on the remote's head and were dropped; their \
+             journal entries are in {}",
+            report.dropped.len(),
+            pusher.journal().dir().join("dropped").display()
+        );
+        Ok(ExitCode::from(EXIT_FAILED))
+    }
+}
+
 /// `hb audit --repo <path> [filters] [--json]`: who changed what and when.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// The Git repository.
+    /// The Git repository; without it, the audit log comes from the server `hb login`
+    /// named (then --org is needed).
     #[arg(long)]
-    pub repo: std::path::PathBuf,
+    pub repo: Option<std::path::PathBuf>,
     /// The branch to read.
     #[arg(long, default_value = "main")]
     pub branch: String,
@@ -255,11 +444,11 @@ pub struct AuditArgs {
     #[arg(long)]
     pub action: Option<String>,
     /// Only commits at or after this time (RFC 3339, or a UTC date YYYY-MM-DD).
-    #[arg(long)]
-    pub since: Option<crate::service::audit::TimeSpec>,
+    #[arg(long, value_parser = time_text)]
+    pub since: Option<String>,
     /// Only commits at or before this time (RFC 3339, or a UTC date YYYY-MM-DD: the whole day).
-    #[arg(long)]
-    pub until: Option<crate::service::audit::TimeSpec>,
+    #[arg(long, value_parser = time_text)]
+    pub until: Option<String>,
     /// At most this many commits, newest first.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -268,20 +457,36 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
-/// `hb audit`.
+/// A time as `--since`/`--until` take it, checked and kept as written (the server parses
+/// it again).
+fn time_text(text: &str) -> Result<String, crate::service::audit::TimeError> {
+    text.parse::<crate::service::audit::TimeSpec>()
+        .map(|_| text.to_owned())
+}
+
+/// `hb audit --repo`.
 pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
-    use crate::service::audit::{self, AuditQuery};
+    use crate::service::audit::{self, AuditQuery, TimeSpec};
+    let Some(repo) = &args.repo else {
+        anyhow::bail!("--repo is needed for a local audit");
+    };
+    let time = |text: &Option<String>, flag: &str| {
+        text.as_deref()
+            .map(str::parse::<TimeSpec>)
+            .transpose()
+            .with_context(|| format!("--{flag}"))
+    };
     let query = AuditQuery {
         org: args.org.clone(),
         workspace: args.workspace.clone(),
         actor: args.actor.clone(),
         action: args.action.clone(),
-        since: args.since,
-        until: args.until,
+        since: time(&args.since, "since")?,
+        until: time(&args.until, "until")?,
         limit: args.limit,
     };
     let (entries, mut refresh) =
-        audit::audit(&args.repo, &args.branch, &query).context("reading the audit log")?;
+        audit::audit(repo, &args.branch, &query).context("reading the audit log")?;
     if let Some(e) = refresh.store_error.take() {
         eprintln!(
             "hb: warning: the audit index was not saved: {:#}",

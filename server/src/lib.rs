@@ -1,9 +1,20 @@
-//! The Hexabase server crate: the `hb` command, and (to come) the control plane.
+//! The Hexabase server crate: the control plane (`hb serve`), the commit engine, and the `hb`
+//! command.
 //!
-//! It does the IO the compiler must not: reading intent trees and writing rendered ones.
+//! It does the IO the compiler must not: Git, SQL, HTTP, files. The compiler stays pure.
 
 pub mod cli;
+pub mod client;
 pub mod gitops;
+pub mod http;
+pub mod metrics;
+pub mod pusher;
+pub mod serve;
 pub mod service;
+pub mod settings;
+pub mod store;
 pub mod timing;
 pub mod tree;
+
+/// The server's version, as the API reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -50,19 +50,65 @@ enum Command {
         #[command(flatten)]
         target: server::cli::Target,
     },
-    /// Who changed what and when: the branch's commits, read through their trailers.
+    /// Push the branch's pending commits to its remote, re-applying them on a newer head.
+    Push(server::cli::PushArgs),
+    /// Check that the rendered files at a revision are what its intent compiles to.
+    Check {
+        /// The Git repository (bare, or a work tree).
+        #[arg(long)]
+        repo: PathBuf,
+        /// The revision to check (a branch, a commit id, `HEAD`).
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+    },
+    /// Who changed what and when: the branch's commits, read through their trailers (from
+    /// `--repo`, or from the server `hb login` named).
     Audit(server::cli::AuditArgs),
+    /// Sign in to a server and keep its URL and an API token in the config file.
+    Login(server::client::LoginArgs),
+    /// List a kind (organizations, workspaces, projects, groups, members, roles, cronjobs,
+    /// functions), or show one by name.
+    Get(server::client::GetArgs),
+    /// Create one: `hb create workspace dev --org acme --plan shared-small`.
+    Create(server::client::CreateArgs),
+    /// Delete one.
+    Delete(server::client::DeleteArgs),
+    /// Run the control plane: the API, sign-in, and every change as a commit.
+    Serve {
+        /// A TOML settings file (also `HEXABASE_CONFIG`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the effective settings, secrets redacted, and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let env = || std::env::vars().collect::<std::collections::BTreeMap<_, _>>();
     let result = match cli.command {
+        Command::Audit(args) if args.repo.is_none() => {
+            return server::client::audit(&args, &env());
+        }
+        Command::Login(args) => {
+            return server::client::login(&args, &env(), &mut std::io::stdin().lock());
+        }
+        Command::Get(args) => return server::client::get(&args, &env()),
+        Command::Create(args) => return server::client::create(&args, &env()),
+        Command::Delete(args) => return server::client::delete(&args, &env()),
         Command::Compile { intent, out, check } => server::cli::compile(&intent, &out, check),
         Command::Validate { intent, json } => server::cli::validate(&intent, json),
         Command::Schema => server::cli::schema(),
         Command::Import { intent, target } => server::cli::import(&intent, &target),
         Command::Act { action, target } => server::cli::act(&action, &target),
+        Command::Push(args) => server::cli::push(&args),
+        Command::Check { repo, rev } => server::cli::check(&repo, &rev),
         Command::Audit(args) => server::cli::audit(&args),
+        Command::Serve {
+            config,
+            print_config,
+        } => server::serve::command(config.as_deref(), print_config, &env()),
     };
     match result {
         Ok(code) => code,

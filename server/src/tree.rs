@@ -13,7 +13,7 @@ pub fn read_intent(dir: &Path) -> Result<IntentFiles> {
         anyhow::bail!("intent folder {} does not exist", dir.display());
     }
     walk(dir, dir, &mut |rel, path| {
-        if rel.ends_with(".yaml") || rel.ends_with(".yml") {
+        if is_intent_file(&rel) {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             files.insert(rel, text);
@@ -73,32 +73,50 @@ impl Changes {
 
 /// Compares `output` with the tree at `root`.
 pub fn changes(output: &Output, root: &Path) -> Result<Changes> {
-    let mut changes = Changes::default();
-    for (rel, text) in &output.files {
-        let path = root.join(rel);
-        match std::fs::read_to_string(&path) {
-            Ok(old) if old == *text => {}
-            Ok(old) => {
-                changes.old.insert(rel.clone(), old);
-                changes.write.insert(rel.clone(), text.clone());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                changes.write.insert(rel.clone(), text.clone());
-            }
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        }
-    }
+    let mut existing = BTreeMap::new();
     if root.is_dir() {
         walk(root, root, &mut |rel, path| {
-            if output.owns(&rel) && !output.files.contains_key(&rel) {
-                let old = std::fs::read_to_string(path).unwrap_or_default();
-                changes.old.insert(rel.clone(), old);
-                changes.delete.push(rel);
+            if output.files.contains_key(&rel) {
+                let old = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                existing.insert(rel, old);
+            } else if output.owns(&rel) {
+                existing.insert(rel, std::fs::read_to_string(path).unwrap_or_default());
             }
             Ok(())
         })?;
     }
-    Ok(changes)
+    Ok(changes_from(output, &existing))
+}
+
+/// Compares `output` with files already read (path → text), which must hold at least the
+/// generated ones: what [`changes`] does for a folder, for a Git revision.
+pub fn changes_from(output: &Output, existing: &BTreeMap<String, String>) -> Changes {
+    let mut changes = Changes::default();
+    for (rel, text) in &output.files {
+        match existing.get(rel) {
+            Some(old) if old == text => {}
+            Some(old) => {
+                changes.old.insert(rel.clone(), old.clone());
+                changes.write.insert(rel.clone(), text.clone());
+            }
+            None => {
+                changes.write.insert(rel.clone(), text.clone());
+            }
+        }
+    }
+    for (rel, old) in existing {
+        if output.owns(rel) && !output.files.contains_key(rel) {
+            changes.old.insert(rel.clone(), old.clone());
+            changes.delete.push(rel.clone());
+        }
+    }
+    changes
+}
+
+/// Whether a path under `intent/` is an intent file: [`read_intent`] reads the same ones.
+pub fn is_intent_file(rel: &str) -> bool {
+    rel.ends_with(".yaml") || rel.ends_with(".yml")
 }
 
 /// Applies `changes` under `root`: writes through a temporary file and a rename, so a reader

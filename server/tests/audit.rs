@@ -50,7 +50,7 @@ fn create_project(org: &str, ws: &str, project: &str) -> Action {
 fn committed(outcome: Outcome) -> String {
     match outcome {
         Outcome::Committed { commit, .. } => commit,
-        Outcome::Unchanged => panic!("expected a commit"),
+        other => panic!("expected a commit, got {other:?}"),
     }
 }
 

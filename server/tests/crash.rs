@@ -4,6 +4,10 @@
 //! must point at a commit whose rendered files are exactly what its intent compiles to, no
 //! stale lock may block the next `hb act`, and a retried request lands exactly once.
 //!
+//! The same for `hb push` (a push the remote refuses at first, so that it fetches, re-applies
+//! and moves the local branch): killed at every failpoint on that way and at random moments,
+//! both repositories stay clean, and the next `hb push` finishes the outbox exactly once.
+//!
 //! Which binary: under `cargo test --features failpoints` the `hb` that cargo built for this
 //! test has the failpoints, and is used as is. Under a plain `cargo test` it has none (and
 //! building it with them in the same target directory would replace `target/debug/hb` under
@@ -24,6 +28,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use server::gitops::{CommitMessage, FAILPOINTS};
+use server::service::push::FAILPOINTS as PUSH_FAILPOINTS;
 
 // ---------------------------------------------------------------------------------------------
 // The binary and the repository
@@ -159,6 +164,50 @@ impl Repo {
         common::assert_head_is_compiled(&self.path);
     }
 
+    /// `hb push --repo <this>` to its configured remote, failpoints unarmed.
+    fn push(&self) -> Command {
+        let mut cmd = Command::new(hb_path());
+        cmd.arg("push")
+            .arg("--repo")
+            .arg(&self.path)
+            .env_remove("FAILPOINTS")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// The `Hexabase-Request` trailers on the branch, oldest first.
+    fn requests(&self) -> Vec<String> {
+        let repo = git2::Repository::open(&self.path).expect("open");
+        let mut walk = repo.revwalk().expect("revwalk");
+        walk.push_ref("refs/heads/main").expect("branch");
+        let mut out: Vec<String> = walk
+            .filter_map(|id| {
+                let commit = repo.find_commit(id.expect("walk")).expect("commit");
+                CommitMessage::parse_trailers(commit.message().ok()?).map(|t| t.request)
+            })
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// fsck is clean, the branch names a commit, and that commit is compiled.
+    fn assert_sound(&self) {
+        self.assert_fsck_clean();
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&self.path)
+            .args(["rev-parse", "--verify", "--quiet", "main^{commit}"])
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "{}: main names no commit",
+            self.path.display()
+        );
+        self.assert_head_is_compiled();
+    }
+
     fn has_project(&self, project: &str) -> bool {
         common::head_files(&self.path)
             .contains_key(&format!("intent/acme/dev/projects/{project}.yaml"))
@@ -201,6 +250,18 @@ fn wait_until_sleeping(child: &mut Child, point: &str) {
     }
 }
 
+/// Runs `cmd` with the failpoint `point` armed as `action` (a sleep), and SIGKILLs it there.
+fn kill_at(cmd: &mut Command, point: &str, action: &str) {
+    let mut child = cmd
+        .env("FAILPOINTS", format!("{point}={action}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hb starts");
+    wait_until_sleeping(&mut child, point);
+    kill9(&mut child);
+}
+
 /// SIGKILL (`Child::kill` sends SIGKILL on Unix) and reap.
 fn kill9(child: &mut Child) {
     let _ = child.kill();
@@ -234,7 +295,8 @@ fn crash_at(point: &str, action: &str) {
         kill9(&mut child);
     }
     // Only a crash after the branch moved leaves the commit in.
-    let landed = repo.head() != before;
+    let after = repo.head();
+    let landed = after != before;
     assert_eq!(landed, point == "gitops-ref-updated", "crash at {point}");
     repo.assert_fsck_clean();
     repo.assert_head_is_compiled();
@@ -245,17 +307,16 @@ fn crash_at(point: &str, action: &str) {
         .act(&create_project("crashed"), request)
         .output()
         .expect("hb runs");
+    assert!(retry.status.success(), "retry: {}", stderr(&retry));
     if landed {
-        // No request-id check in the engine: the action's own precondition stops the double
-        // apply, and the retry is refused instead of answered with the first commit.
-        assert_eq!(retry.status.code(), Some(1), "{}", stderr(&retry));
+        // The retry is answered with the commit the crashed process made.
+        let first = after.expect("landed").to_string();
+        assert_eq!(String::from_utf8_lossy(&retry.stdout).trim(), first);
         assert!(
-            stderr(&retry).contains("already exists"),
+            stderr(&retry).contains("already on the branch"),
             "{}",
             stderr(&retry)
         );
-    } else {
-        assert!(retry.status.success(), "retry: {}", stderr(&retry));
     }
     assert_eq!(repo.commits_for(request), 1, "exactly once after {point}");
     assert!(repo.has_project("crashed"));
@@ -292,15 +353,7 @@ fn a_crashed_import_leaves_no_branch_and_can_be_run_again() {
             std::env::temp_dir().join(format!("hb-crash-import-{point}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         let repo = Repo { path };
-        let mut child = repo
-            .import()
-            .env("FAILPOINTS", format!("{point}=sleep(600000)"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("hb starts");
-        wait_until_sleeping(&mut child, point);
-        kill9(&mut child);
+        kill_at(&mut repo.import(), point, "sleep(600000)");
         assert_eq!(
             repo.head(),
             None,
@@ -378,6 +431,21 @@ fn stale_locks_are_removed_only_when_no_hexabase_process_is_alive() {
 struct Rng(u64);
 
 impl Rng {
+    /// Seeded by HB_CRASH_SEED, or by the clock (and the seed printed, to repeat a run).
+    fn from_env(what: &str) -> Self {
+        let seed = std::env::var("HB_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+                    | 1
+            });
+        eprintln!("{what}: HB_CRASH_SEED={seed}");
+        Self(seed)
+    }
+
     fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -390,17 +458,7 @@ impl Rng {
 fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     const KILLS: usize = 20;
     let repo = Repo::seeded("random");
-    let seed = std::env::var("HB_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        });
-    eprintln!("random kills: HB_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env("random kills");
     // How long an uninterrupted `hb act` takes here (the median of three).
     let mut spans: Vec<u64> = (0..3)
         .map(|i| {
@@ -452,15 +510,172 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
             .act(&create_project(&format!("r{i}")), &request)
             .output()
             .expect("hb runs");
-        if landed {
-            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        } else {
-            assert!(out.status.success(), "retry {i}: {}", stderr(&out));
-        }
+        assert!(out.status.success(), "retry {i}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out).contains("already on the branch"),
+            landed,
+            "retry {i}: {}",
+            stderr(&out)
+        );
         assert_eq!(repo.commits_for(&request), 1, "{request}");
         assert!(repo.has_project(&format!("r{i}")));
     }
     assert!(repo.lock_files().is_empty(), "{:?}", repo.lock_files());
     repo.assert_fsck_clean();
     repo.assert_head_is_compiled();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pushes
+
+/// A seeded repository pushed to a bare remote, and a second Hexabase repository cloned
+/// from that remote: `(local, other, remote)`. Both push to the remote configured in them.
+fn pushing(name: &str) -> (Repo, Repo, Repo) {
+    let local = Repo::seeded(name);
+    let remote = Repo {
+        path: local.path.with_extension("remote"),
+    };
+    let other = Repo {
+        path: local.path.with_extension("other"),
+    };
+    for repo in [&remote, &other] {
+        let _ = std::fs::remove_dir_all(&repo.path);
+    }
+    let path = |repo: &Repo| repo.path.to_str().expect("a UTF-8 path").to_owned();
+    git(&["init", "--quiet", "--bare", "-b", "main", &path(&remote)]);
+    let url = format!("file://{}", remote.path.display());
+    git(&["-C", &path(&local), "config", "remote.origin.url", &url]);
+    run(&mut local.push());
+    git(&["clone", "--quiet", "--bare", &url, &path(&other)]);
+    // Turns the other repository's journal on before it commits.
+    run(&mut other.push());
+    (local, other, remote)
+}
+
+fn git(args: &[&str]) {
+    let out = Command::new("git").args(args).output().expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("hb runs");
+    assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+    out
+}
+
+/// Round `i`: one action in each repository; the other one pushes first, so that the next
+/// push of `local` is refused and has to fetch and re-apply.
+fn diverge(local: &Repo, other: &Repo, i: usize) {
+    run(&mut local.act(&create_project(&format!("l{i}")), &format!("req-l{i}")));
+    run(&mut other.act(&create_project(&format!("o{i}")), &format!("req-o{i}")));
+    run(&mut other.push());
+}
+
+/// After the outbox of both repositories finished: every request exactly once on the remote,
+/// and both repositories where the remote is.
+fn assert_pushed_exactly_once(local: &Repo, other: &Repo, remote: &Repo, rounds: usize) {
+    run(&mut local.push());
+    run(&mut other.push());
+    let requests = remote.requests();
+    let mut expected = vec!["seed".to_owned()];
+    for i in 0..rounds {
+        expected.push(format!("req-l{i}"));
+        expected.push(format!("req-o{i}"));
+    }
+    for request in &expected {
+        let n = requests.iter().filter(|r| *r == request).count();
+        assert_eq!(n, 1, "{request} on the remote {n} times: {requests:?}");
+    }
+    assert_eq!(requests.len(), expected.len(), "{requests:?}");
+    assert_eq!(local.head(), remote.head());
+    // The other repository pushed everything it had; it fetches only when it must.
+    let theirs = other.head().expect("other has commits");
+    let repo = git2::Repository::open(&remote.path).expect("open");
+    let head = remote.head().expect("remote has commits");
+    assert!(
+        head == theirs || repo.graph_descendant_of(head, theirs).expect("graph"),
+        "the remote holds the other repository's head"
+    );
+    for repo in [local, other, remote] {
+        repo.assert_sound();
+    }
+}
+
+#[test]
+fn sigkill_at_every_push_failpoint_finishes_the_outbox_exactly_once() {
+    // Every push failpoint, the commit failpoints the re-apply passes, and the second
+    // `push-before-push` (after the re-apply), in the order a refused push meets them.
+    let mut points: Vec<(&str, &str)> = vec![("push-before-push", "sleep(600000)")];
+    // The re-apply writes loose objects, never a pack: `gitops-pack-written` is the batch
+    // commit's alone.
+    points.extend(
+        FAILPOINTS
+            .iter()
+            .filter(|p| **p != "gitops-pack-written")
+            .map(|p| (*p, "sleep(600000)")),
+    );
+    points.extend(
+        PUSH_FAILPOINTS
+            .iter()
+            .skip(1)
+            .map(|p| (*p, "sleep(600000)")),
+    );
+    points.push(("push-before-push", "1*off->sleep(600000)"));
+    for (n, (point, action)) in points.into_iter().enumerate() {
+        let (local, other, remote) = pushing(&format!("push-{n}"));
+        diverge(&local, &other, 0);
+        kill_at(&mut local.push(), point, action);
+        for repo in [&local, &remote] {
+            repo.assert_sound();
+        }
+        assert!(
+            remote.requests().iter().filter(|r| *r == "req-l0").count() <= 1,
+            "{point}: {:?}",
+            remote.requests()
+        );
+        assert_pushed_exactly_once(&local, &other, &remote, 1);
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_during_pushes_finishes_the_outbox_exactly_once() {
+    const KILLS: usize = 12;
+    let (local, other, remote) = pushing("push-random");
+    let mut rng = Rng::from_env("random push kills");
+    // How long an uninterrupted refused-then-re-applied push takes here (the longer of two).
+    let mut span = 1_000;
+    for i in 0..2 {
+        diverge(&local, &other, i);
+        let started = Instant::now();
+        run(&mut local.push());
+        span = span.max(started.elapsed().as_micros() as u64);
+    }
+    let mut landed = 0;
+    for i in 2..2 + KILLS {
+        diverge(&local, &other, i);
+        let mut child = local
+            .push()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hb starts");
+        // Half the kills anywhere in the run, half in its second half, where it re-applies,
+        // moves the branch and pushes.
+        let delay = if i % 2 == 0 {
+            rng.below(span + span / 5)
+        } else {
+            span / 2 + rng.below(span * 7 / 10)
+        };
+        std::thread::sleep(Duration::from_micros(delay));
+        kill9(&mut child);
+        landed += remote.requests().contains(&format!("req-l{i}")) as usize;
+        for repo in [&local, &remote] {
+            repo.assert_sound();
+        }
+        // Restart: the next push finishes what the killed one left, exactly once.
+        assert_pushed_exactly_once(&local, &other, &remote, i + 1);
+    }
+    eprintln!(
+        "random push kills: {landed} of {KILLS} killed pushes had reached the remote ({span} us per push)"
+    );
 }

@@ -417,14 +417,14 @@ fn hand_edits_of_rendered_files_are_reported_as_drift() {
     let (path, engine) = seeded("drift");
     hand_edit(&path, "tenants/home/acme/dev/host/network.yaml");
     let Outcome::Committed { drift, .. } = engine
-        .apply(&meta("alice", "r"), &create_project("acme", "dev", "x"))
+        .apply(&meta("alice", "r1"), &create_project("acme", "dev", "x"))
         .expect("applies")
     else {
         panic!("commit")
     };
     assert_eq!(drift, ["tenants/home/acme/dev/host/network.yaml"]);
     let Outcome::Committed { drift, .. } = engine
-        .apply(&meta("alice", "r"), &create_project("acme", "dev", "y"))
+        .apply(&meta("alice", "r2"), &create_project("acme", "dev", "y"))
         .expect("applies")
     else {
         panic!("commit")
@@ -641,4 +641,163 @@ fn commits_are_signed_with_ssh_and_openpgp_keys_git_can_verify() {
             "{name}: {said}"
         );
     }
+}
+
+/// How many commits on `main` carry `Hexabase-Request: <request>`.
+fn commits_for(path: &Path, request: &str) -> usize {
+    let repo = git2::Repository::open(path).expect("open");
+    let mut walk = repo.revwalk().expect("revwalk");
+    walk.push_ref("refs/heads/main").expect("main");
+    walk.filter(|id| {
+        let commit = repo
+            .find_commit(*id.as_ref().expect("walk"))
+            .expect("commit");
+        commit
+            .message()
+            .ok()
+            .and_then(CommitMessage::parse_trailers)
+            .is_some_and(|t| t.request == request)
+    })
+    .count()
+}
+
+fn committed(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Committed { commit, .. } => commit,
+        other => panic!("expected a commit, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_retried_request_gets_its_first_commit_back_and_commits_nothing() {
+    let (path, engine) = seeded("retry");
+    let first = committed(
+        engine
+            .apply(&meta("alice", "req-1"), &create_project("acme", "dev", "x"))
+            .expect("applies"),
+    );
+    let again = Outcome::AlreadyApplied { commit: first };
+    let before = commits(&path).len();
+    // The same request again, even with an action that would no longer apply.
+    assert_eq!(
+        engine
+            .apply(&meta("alice", "req-1"), &create_project("acme", "dev", "x"))
+            .expect("answers"),
+        again
+    );
+    // A person commits on top; another process (a new engine) still knows the request.
+    let other = crate::engine(&path);
+    committed(
+        other
+            .apply(&meta("bob", "req-2"), &create_project("acme", "dev", "y"))
+            .expect("applies"),
+    );
+    assert_eq!(
+        other
+            .apply(&meta("alice", "req-1"), &create_project("acme", "dev", "x"))
+            .expect("answers"),
+        again
+    );
+    assert_eq!(
+        engine
+            .apply(&meta("alice", "req-1"), &create_project("acme", "dev", "x"))
+            .expect("answers"),
+        again
+    );
+    assert_eq!(commits(&path).len(), before + 1, "only req-2 committed");
+    assert_eq!(commits_for(&path, "req-1"), 1);
+    // An import is a request like any other.
+    assert!(matches!(
+        engine
+            .import(
+                &meta("admin", "seed"),
+                &example_files(),
+                "platform: import intent"
+            )
+            .expect("answers"),
+        Outcome::AlreadyApplied { .. }
+    ));
+}
+
+#[test]
+fn concurrent_retries_of_one_request_make_one_commit() {
+    let (path, engine) = seeded("retry-race");
+    let engine = Arc::new(engine);
+    // Threads of one engine, and a second engine on the same repository (another process
+    // as far as locks go: it shares only the branch's compare-and-swap).
+    let second = Arc::new(crate::engine(&path));
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let engine = if i % 2 == 0 { &engine } else { &second };
+                scope.spawn(move || {
+                    engine
+                        .apply(
+                            &meta("alice", "req-race"),
+                            &create_project("acme", "dev", "raced"),
+                        )
+                        .expect("applies or answers")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let committed: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Committed { commit, .. } => Some(commit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(committed.len(), 1, "{outcomes:?}");
+    for outcome in &outcomes {
+        match outcome {
+            Outcome::Committed { .. } => {}
+            Outcome::AlreadyApplied { commit } => assert_eq!(commit, committed[0]),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(commits_for(&path, "req-race"), 1);
+    common::assert_head_is_compiled(&path);
+}
+
+#[test]
+fn a_retried_proposal_or_merge_gets_the_first_one_back() {
+    let (path, engine) = seeded("retry-review");
+    let action = create_project("acme", "dev", "reviewed");
+    let proposal = engine
+        .propose(&meta("alice", "req-review"), &action)
+        .expect("proposes")
+        .expect("a change");
+    assert!(!proposal.merged);
+    assert_eq!(
+        engine
+            .propose(&meta("alice", "req-review"), &action)
+            .expect("answers"),
+        Some(proposal.clone())
+    );
+    let merged = engine.merge_review("req-review").expect("merges");
+    assert_eq!(
+        merged,
+        Outcome::Committed {
+            commit: proposal.commit.clone(),
+            drift: Vec::new()
+        }
+    );
+    assert_eq!(
+        engine.merge_review("req-review").expect("answers"),
+        Outcome::AlreadyApplied {
+            commit: proposal.commit.clone()
+        }
+    );
+    let again = engine
+        .propose(&meta("alice", "req-review"), &action)
+        .expect("answers")
+        .expect("the merged proposal");
+    assert!(again.merged);
+    assert_eq!(again.commit, proposal.commit);
+    assert_eq!(commits_for(&path, "req-review"), 1);
 }

@@ -104,7 +104,7 @@ fn apply(engine: &Engine, request: &str, action: &Action) -> git2::Oid {
         .expect("applies")
     {
         Outcome::Committed { commit, .. } => git2::Oid::from_str(&commit).expect("oid"),
-        Outcome::Unchanged => panic!("{request} changed nothing"),
+        other => panic!("{request} made no commit: {other:?}"),
     }
 }
 
@@ -305,9 +305,10 @@ fn a_push_refused_because_someone_pushed_first_is_a_fetch_and_a_reapply() {
     assert_eq!(head(&dir.join("other.git")), head(&remote));
 }
 
-#[test]
-fn an_action_that_no_longer_applies_is_dropped_and_reported() {
-    let dir = temp_dir("conflict");
+/// A seeded `file://` remote and two instances up to date with it: ours (`local.git`) and
+/// another one (`other.git`). Returns the folder, the remote, and each engine and pusher.
+fn two_instances(name: &str) -> (PathBuf, PathBuf, Arc<Engine>, Pusher, Arc<Engine>, Pusher) {
+    let dir = temp_dir(name);
     let remote = dir.join("remote.git");
     bare_remote(&remote);
     let url = file_url(&remote);
@@ -318,6 +319,12 @@ fn an_action_that_no_longer_applies_is_dropped_and_reported() {
     seed(&engine, &pusher);
     let (other, other_pusher) = instance(&dir.join("other.git"), config(url, Credentials::None));
     other_pusher.sync().expect("other fetches");
+    (dir, remote, engine, pusher, other, other_pusher)
+}
+
+#[test]
+fn an_action_that_no_longer_applies_is_dropped_and_reported() {
+    let (dir, remote, engine, pusher, other, other_pusher) = two_instances("conflict");
     // Both create the same project; the other pushes first.
     apply(&engine, "ours", &create_project("dev", "same"));
     apply(&engine, "ours-after", &create_project("dev", "next"));
@@ -339,6 +346,96 @@ fn an_action_that_no_longer_applies_is_dropped_and_reported() {
         ))
         .is_file()
     );
+}
+
+#[test]
+fn a_pending_request_the_remote_already_has_is_not_applied_again() {
+    let (dir, remote, engine, pusher, other, other_pusher) = two_instances("same-request");
+    // A client retried one request against two instances; both committed it.
+    let ours = apply(&engine, "retried", &create_project("dev", "twice"));
+    apply(&engine, "ours-after", &create_project("dev", "next"));
+    // The other instance had committed something else first, so the commits differ (the
+    // same change on the same parent in the same second would be the very same commit).
+    apply(&other, "theirs-first", &create_project("prod", "first"));
+    let theirs = apply(&other, "retried", &create_project("dev", "twice"));
+    assert_ne!(ours, theirs);
+    other_pusher.push_pending().expect("other pushes");
+
+    let report = pusher.push_pending().expect("pushes");
+    assert_eq!(report.already_on_remote, [(ours, theirs)], "{report:?}");
+    assert!(report.dropped.is_empty(), "{report:?}");
+    assert_eq!(report.replayed.len(), 1, "{report:?}");
+    assert_eq!(
+        requests(&remote),
+        ["seed", "theirs-first", "retried", "ours-after"]
+    );
+    assert_eq!(head(&remote), head(&local_of(&dir)));
+    assert_eq!(journal_files(&local_of(&dir)), 0);
+    common::assert_head_is_compiled(&remote);
+    // The local engine now answers a further retry with the remote's commit.
+    assert_eq!(
+        engine
+            .apply(&meta("alice", "retried"), &create_project("dev", "twice"))
+            .expect("answers"),
+        Outcome::AlreadyApplied {
+            commit: theirs.to_string()
+        }
+    );
+}
+
+fn local_of(dir: &Path) -> PathBuf {
+    dir.join("local.git")
+}
+
+#[test]
+fn a_refused_import_is_imported_again_on_the_remote_head() {
+    let (dir, remote, engine, pusher, other, other_pusher) = two_instances("import");
+    // We import an intent with one more project; the other instance pushes first.
+    let mut files = example_files();
+    files.insert(
+        "acme/dev/projects/imported.yaml".into(),
+        "apiVersion: hexabase.ai/v1alpha1\nkind: Project\nmetadata:\n  name: imported\nspec: {}\n"
+            .into(),
+    );
+    let imported = engine
+        .import(
+            &meta("admin", "reimport"),
+            &files,
+            "platform: import intent",
+        )
+        .expect("imports");
+    let Outcome::Committed {
+        commit: imported, ..
+    } = imported
+    else {
+        panic!("import made no commit: {imported:?}")
+    };
+    apply(&engine, "ours-after", &create_project("prod", "after"));
+    assert!(
+        local_of(&dir)
+            .join(format!("hexabase/journal/{imported}.json"))
+            .is_file(),
+        "the import is journaled"
+    );
+    apply(&other, "theirs", &create_project("dev", "theirs"));
+    other_pusher.push_pending().expect("other pushes");
+
+    let report = pusher
+        .push_pending()
+        .expect("pushes: the import is re-applied");
+    assert_eq!(report.replayed.len(), 2, "{report:?}");
+    assert!(report.dropped.is_empty(), "{report:?}");
+    assert_eq!(
+        requests(&remote),
+        ["seed", "theirs", "reimport", "ours-after"]
+    );
+    // An import replaces the whole intent: theirs is gone again, ours is there.
+    let head_files = common::head_files(&remote);
+    assert!(head_files.contains_key("intent/acme/dev/projects/imported.yaml"));
+    assert!(!head_files.contains_key("intent/acme/dev/projects/theirs.yaml"));
+    assert!(head_files.contains_key("intent/acme/prod/projects/after.yaml"));
+    common::assert_head_is_compiled(&remote);
+    assert_eq!(journal_files(&local_of(&dir)), 0);
 }
 
 #[test]

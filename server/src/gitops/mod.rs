@@ -5,6 +5,7 @@ pub mod audit;
 mod message;
 mod pack;
 pub mod remote;
+pub mod revision;
 pub mod tree;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,7 +47,7 @@ pub const FAILPOINTS: [&str; 5] = [
     // GitOps::move_ref: the reference points at the new commit.
     "gitops-ref-updated",
 ];
-// Also, not on the way to the branch: `push-before-push` and `push-pushed` (service::push).
+// Also, not on the way to the branch: the push failpoints, `service::push::FAILPOINTS`.
 
 /// Arms the failpoints from FAILPOINTS once per process. fail-rs wants a `FailScenario` held
 /// by `main` for the life of the process; `main.rs` stays thin, so the first `GitOps::open`
@@ -98,6 +99,15 @@ pub enum GitOpsError {
         /// What failed.
         #[source]
         source: std::io::Error,
+    },
+    /// A revision does not name a commit.
+    #[error("revision {rev:?} does not name a commit")]
+    Revision {
+        /// The revision as given.
+        rev: String,
+        /// What failed.
+        #[source]
+        source: git2::Error,
     },
     /// Taking the process lock (`hexabase.lock`) or removing stale lock files failed.
     #[error("failed to lock the repository at {path}")]

@@ -372,6 +372,18 @@ impl Remote {
     }
 }
 
+/// The URL of remote `name` in the configuration of the repository at `path`
+/// (`remote.<name>.url`, as `git remote add` writes it); `None` when it is not set.
+pub fn configured_url(path: &Path, name: &str) -> Result<Option<String>, RemoteError> {
+    let repo = Repository::open(path).map_err(RemoteError::Git)?;
+    let config = repo.config().map_err(RemoteError::Git)?;
+    match config.get_string(&format!("remote.{name}.url")) {
+        Ok(url) => Ok(Some(url)),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(RemoteError::Git(e)),
+    }
+}
+
 /// Reads a password file; one trailing line break is not part of the password.
 fn read_password(path: &Path) -> io::Result<String> {
     let mut text = std::fs::read_to_string(path)?;

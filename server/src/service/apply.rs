@@ -9,6 +9,7 @@ use compiler::{Catalog, Compiler, Diagnostic};
 use git2::{Oid, Repository};
 
 use super::action::{Action, ActionError};
+use super::requests::RequestIndex;
 use crate::gitops::{CommitMessage, Edit, GitOps, GitOpsError, Identity, Snapshot, Trailers};
 use crate::timing;
 
@@ -36,6 +37,12 @@ pub enum Outcome {
     },
     /// The action changed nothing, so there is no commit.
     Unchanged,
+    /// The request id is already on the branch (a retry): nothing new was committed, and
+    /// this is the commit the request made.
+    AlreadyApplied {
+        /// The request's commit.
+        commit: String,
+    },
 }
 
 /// Why an action was not applied.
@@ -87,6 +94,8 @@ pub struct Engine {
     /// the compiler's inputs ([`compiler::WorkspaceOutput::fingerprint`]), loaded on first
     /// use from `<gitdir>/hexabase/rendered` (see [`Engine::record_rendered`]).
     rendered: Mutex<Option<HashMap<Oid, String>>>,
+    /// The request ids on the branch, for answering retries with their first commit.
+    requests: RequestIndex,
 }
 
 /// Actions waiting for the commit step, and whether a thread is committing a batch.
@@ -175,6 +184,9 @@ pub struct Proposal {
     pub branch: String,
     /// The commit on it.
     pub commit: String,
+    /// The request was proposed and merged before (a retry): `commit` is on the branch, and
+    /// the review branch is gone.
+    pub merged: bool,
 }
 
 /// What a review branch was made from, kept so it can be re-applied onto a newer head.
@@ -212,6 +224,7 @@ impl Engine {
             written: Mutex::new(BTreeMap::new()),
             landed: Mutex::new(VecDeque::new()),
             rendered: Mutex::new(None),
+            requests: RequestIndex::default(),
         })
     }
 
@@ -220,7 +233,16 @@ impl Engine {
         &self.gitops
     }
 
-    /// Applies `action` as one commit on the branch.
+    /// The intent at the branch head (cached by commit: cheap when the head has not moved).
+    /// Reads answer from here, never from a cache Git could contradict.
+    pub fn head_snapshot(&self) -> Result<Arc<crate::gitops::Snapshot>, GitOpsError> {
+        let repo = self.gitops.repo()?;
+        let head = self.gitops.head(&repo)?;
+        self.gitops.snapshot(&repo, head)
+    }
+
+    /// Applies `action` as one commit on the branch. A request id already on the branch
+    /// (a retry) makes no commit: the answer is [`Outcome::AlreadyApplied`] with its commit.
     ///
     /// The change is computed outside the commit lock, so concurrent actions compile in
     /// parallel. It then joins the queue; a thread that finds no batch under way commits
@@ -232,7 +254,16 @@ impl Engine {
         let prepared = {
             let _t = timing::span("apply.prepare");
             let repo = self.gitops.cached_repo()?;
-            self.prepare(&repo, action)?
+            // A retry is answered before its action runs: the action would likely no
+            // longer apply. The batch checks again under the commit lock.
+            let head = self.gitops.head(&repo)?;
+            if let Some(done) = self.already_applied(&repo, head, &meta.request_id)? {
+                return Ok(done);
+            }
+            match self.prepare_on(&repo, head, action) {
+                Ok(prepared) => prepared,
+                Err(e) => return self.unless_applied(&repo, &meta.request_id, e),
+            }
         };
         let job = Arc::new(Job {
             meta: meta.clone(),
@@ -367,15 +398,48 @@ impl Engine {
             let mut chain: Vec<(Landed, BTreeSet<(String, String)>)> = Vec::new();
             let mut objects = Vec::new();
             let mut outcomes = Vec::with_capacity(jobs.len());
+            // Request ids committed in this batch, and what to tell the request index once
+            // the branch has moved: a retry is answered with its first commit, whether that
+            // is on the branch (checked against the very head the compare-and-swap expects,
+            // so of two concurrent retries only one commits) or earlier in this batch.
+            let mut in_batch: BTreeMap<&str, String> = BTreeMap::new();
+            let mut notes: Vec<(Option<Oid>, Oid, &str)> = Vec::new();
             for (job, slot) in jobs.iter().zip(prepared.iter_mut()) {
-                outcomes.push(self.commit_one(
+                let request = job.meta.request_id.as_str();
+                let earlier = match in_batch.get(request) {
+                    Some(commit) => Ok(Some(Outcome::AlreadyApplied {
+                        commit: commit.clone(),
+                    })),
+                    None => self.already_applied(repo, head, request),
+                };
+                match earlier {
+                    Ok(Some(done)) => {
+                        slot.take();
+                        outcomes.push(Ok(done));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        outcomes.push(Err(e));
+                        continue;
+                    }
+                }
+                let parent = current.commit;
+                let outcome = self.commit_one(
                     repo,
                     job,
                     slot.take(),
                     &mut current,
                     &mut chain,
                     &mut objects,
-                ));
+                );
+                if let Ok(Outcome::Committed { commit, .. }) = &outcome {
+                    if let Ok(id) = Oid::from_str(commit) {
+                        notes.push((parent, id, request));
+                    }
+                    in_batch.insert(request, commit.clone());
+                }
+                outcomes.push(outcome);
             }
             let Some((last, _)) = chain.last() else {
                 return Ok(outcomes);
@@ -394,6 +458,9 @@ impl Engine {
             {
                 Ok(()) => {
                     drop(t);
+                    for (parent, commit, request) in notes {
+                        self.requests.note(parent, commit, request);
+                    }
                     let t = timing::span("batch.remember_written");
                     self.gitops.remember(&current);
                     let mut landed = lock(&self.landed);
@@ -538,8 +605,36 @@ impl Engine {
         false
     }
 
+    /// `Err(e)`, unless `request` is on the branch by now: a concurrent retry of the same
+    /// request landed first, and `e` is only its action failing a second time.
+    fn unless_applied(
+        &self,
+        repo: &Repository,
+        request: &str,
+        e: ApplyError,
+    ) -> Result<Outcome, ApplyError> {
+        let head = self.gitops.head(repo)?;
+        self.already_applied(repo, head, request)?.ok_or(e)
+    }
+
+    /// [`Outcome::AlreadyApplied`] when `request` is already on the branch at `head`.
+    fn already_applied(
+        &self,
+        repo: &Repository,
+        head: Option<Oid>,
+        request: &str,
+    ) -> Result<Option<Outcome>, ApplyError> {
+        Ok(self
+            .requests
+            .find(repo, head, request)?
+            .map(|commit| Outcome::AlreadyApplied {
+                commit: commit.to_string(),
+            }))
+    }
+
     /// Puts `action` on its own branch `hexabase/<request-id>`, based on the head, for
-    /// review, instead of on the branch. `None` when the action changes nothing.
+    /// review, instead of on the branch. `None` when the action changes nothing. A retried
+    /// request gets its first proposal back (marked `merged` once it is on the branch).
     pub fn propose(
         &self,
         meta: &ActionMeta,
@@ -552,6 +647,9 @@ impl Engine {
             ))
         })?;
         let repo = self.gitops.repo()?;
+        if let Some(proposal) = self.proposed(&repo, &branch, &meta.request_id)? {
+            return Ok(Some(proposal));
+        }
         let prepared = self.prepare(&repo, action)?;
         let base = prepared
             .snapshot
@@ -571,37 +669,86 @@ impl Engine {
         };
         self.write_review(&meta.request_id, &record)?;
         let refname = format!("refs/heads/{branch}");
-        let commit = self
-            .gitops
-            .commit_ref(
-                &repo,
-                &refname,
-                prepared.parent,
-                None,
-                tree,
-                &author(meta),
-                &self.bot,
-                &message(meta, action).render(),
-            )
-            .map_err(|e| match e {
-                GitOpsError::Moved { .. } => ApplyError::Action(ActionError::AlreadyExists(
-                    format!("review branch {branch}"),
-                )),
-                e => e.into(),
-            })?;
-        Ok(Some(Proposal {
-            branch,
-            commit: commit.to_string(),
-        }))
+        let committed = self.gitops.commit_ref(
+            &repo,
+            &refname,
+            prepared.parent,
+            None,
+            tree,
+            &author(meta),
+            &self.bot,
+            &message(meta, action).render(),
+        );
+        match committed {
+            Ok(commit) => Ok(Some(Proposal {
+                branch,
+                commit: commit.to_string(),
+                merged: false,
+            })),
+            // The same request, proposed concurrently, or another use of the branch name.
+            Err(GitOpsError::Moved { .. }) => {
+                match self.proposed(&repo, &branch, &meta.request_id)? {
+                    Some(proposal) => Ok(Some(proposal)),
+                    None => {
+                        Err(ActionError::AlreadyExists(format!("review branch {branch}")).into())
+                    }
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The proposal `request` already made: its review branch when that carries the
+    /// request, or its commit on the branch once merged.
+    fn proposed(
+        &self,
+        repo: &Repository,
+        branch: &str,
+        request: &str,
+    ) -> Result<Option<Proposal>, ApplyError> {
+        match repo.refname_to_id(&format!("refs/heads/{branch}")) {
+            Ok(id) => {
+                let commit = repo.find_commit(id).map_err(GitOpsError::Git)?;
+                let same = commit
+                    .message()
+                    .ok()
+                    .and_then(CommitMessage::parse_trailers)
+                    .is_some_and(|t| t.request == request);
+                if same {
+                    return Ok(Some(Proposal {
+                        branch: branch.to_owned(),
+                        commit: id.to_string(),
+                        merged: false,
+                    }));
+                }
+            }
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {}
+            Err(e) => return Err(GitOpsError::Git(e).into()),
+        }
+        let head = self.gitops.head(repo)?;
+        Ok(self
+            .requests
+            .find(repo, head, request)?
+            .map(|commit| Proposal {
+                branch: branch.to_owned(),
+                commit: commit.to_string(),
+                merged: true,
+            }))
     }
 
     /// Lands a review branch: fast-forward when the branch has not moved since it was made,
     /// otherwise the action is applied again on the newer head. The review branch goes away.
+    /// A retry, once the request is on the branch, is [`Outcome::AlreadyApplied`].
     pub fn merge_review(&self, request_id: &str) -> Result<Outcome, ApplyError> {
         let branch = review_branch(request_id)
             .ok_or_else(|| ActionError::NotFound(format!("review {request_id}")))?;
         let refname = format!("refs/heads/{branch}");
         let repo = self.gitops.repo()?;
+        let head = self.gitops.head(&repo)?;
+        if let Some(done) = self.already_applied(&repo, head, request_id)? {
+            self.forget_review(&repo, &refname, request_id)?;
+            return Ok(done);
+        }
         let review = match repo.refname_to_id(&refname) {
             Ok(id) => id,
             Err(e) if e.code() == git2::ErrorCode::NotFound => {
@@ -634,20 +781,34 @@ impl Engine {
                 ),
             };
             match moved {
-                Ok(_) => Outcome::Committed {
-                    commit: review.to_string(),
-                    drift: Vec::new(),
-                },
+                Ok(_) => {
+                    self.requests.note(head, review, request_id);
+                    Outcome::Committed {
+                        commit: review.to_string(),
+                        drift: Vec::new(),
+                    }
+                }
                 Err(_) => self.apply_locked(&repo, &record.meta, &record.action)?,
             }
         } else {
             self.apply_locked(&repo, &record.meta, &record.action)?
         };
-        if let Ok(mut reference) = repo.find_reference(&refname) {
+        self.forget_review(&repo, &refname, request_id)?;
+        Ok(outcome)
+    }
+
+    /// Removes a landed review's branch and record.
+    fn forget_review(
+        &self,
+        repo: &Repository,
+        refname: &str,
+        request_id: &str,
+    ) -> Result<(), ApplyError> {
+        if let Ok(mut reference) = repo.find_reference(refname) {
             reference.delete().map_err(GitOpsError::Git)?;
         }
         let _ = std::fs::remove_file(self.review_path(request_id));
-        Ok(outcome)
+        Ok(())
     }
 
     fn review_path(&self, request_id: &str) -> std::path::PathBuf {
@@ -687,7 +848,8 @@ impl Engine {
     }
 
     /// Replaces the whole intent with `files` and renders everything: the first commit of a
-    /// repository, or a re-render after people changed the platform by hand.
+    /// repository, or a re-render after people changed the platform by hand. Journaled like
+    /// an action, so a push can import again on a newer remote head.
     pub fn import(
         &self,
         meta: &ActionMeta,
@@ -696,68 +858,26 @@ impl Engine {
     ) -> Result<Outcome, ApplyError> {
         let repo = self.gitops.repo()?;
         let _guard = lock(&self.commit_lock);
-        let (intent, problems) = compiler::intent::load(files);
-        let mut output = self
-            .compiler
-            .compile(&intent, &compiler::Options::default())?;
-        output.diagnostics.extend(problems);
-        if output.has_errors() {
-            return Err(ApplyError::Invalid(output.diagnostics));
-        }
+        let output = self.compile_import(files)?;
         for _ in 0..MAX_ATTEMPTS {
             let head = self.gitops.head(&repo)?;
-            let base = head
-                .map(|h| repo.find_commit(h).and_then(|c| c.tree()))
-                .transpose()
-                .map_err(GitOpsError::Git)?;
-            let mut edits = BTreeMap::new();
-            let mut existing = BTreeSet::new();
-            if let Some(tree) = &base {
-                GitOps::files_under(&repo, tree, "", &mut existing)?;
+            if let Some(done) = self.already_applied(&repo, head, &meta.request_id)? {
+                return Ok(done);
             }
-            for path in &existing {
-                let stale =
-                    path.starts_with("intent/") && !files.contains_key(&path["intent/".len()..]);
-                if stale || (output.owns(path) && !output.files.contains_key(path)) {
-                    edits.insert(path.clone(), Edit::Remove);
-                }
-            }
-            for (path, text) in files {
-                edits.insert(
-                    format!("intent/{path}"),
-                    Edit::Write(text.clone().into_bytes()),
-                );
-            }
-            for (path, text) in &output.files {
-                edits.insert(path.clone(), Edit::Write(text.clone().into_bytes()));
-            }
-            let tree = crate::gitops::tree::apply(&repo, base.as_ref(), &edits)?;
-            let Some(tree) = tree else {
+            let Some(tree) = self.import_tree(&repo, head, files, &output)? else {
                 return Ok(Outcome::Unchanged);
             };
-            if base.as_ref().map(git2::Tree::id) == Some(tree) {
-                return Ok(Outcome::Unchanged);
-            }
             // Crash tests (`failpoints` feature): blobs and trees are written.
             crate::gitops::failpoint!("import-tree-written");
-            let message = CommitMessage {
-                subject: subject.to_owned(),
-                body: None,
-                trailers: Trailers {
-                    actor: format!("{} <{}>", meta.actor.name, meta.actor.email),
-                    action: "import".to_owned(),
-                    org: None,
-                    workspace: None,
-                    request: meta.request_id.clone(),
-                    compiler: compiler::VERSION.to_owned(),
-                },
-            };
+            let id = self.write_import(&repo, head, tree, meta, files, subject)?;
+            let reflog = format!("hexabase: {}", crate::gitops::sanitize_line(subject, 200));
             match self
                 .gitops
-                .commit(&repo, head, tree, &meta.actor, &self.bot, &message.render())
+                .move_ref(&repo, &self.gitops.branch_ref(), head, id, &reflog)
             {
-                Ok(id) => {
+                Ok(()) => {
                     self.record_rendered(&repo, tree, &rendered_folders(&output));
+                    self.requests.note(head, id, &meta.request_id);
                     return Ok(Outcome::Committed {
                         commit: id.to_string(),
                         drift: Vec::new(),
@@ -768,6 +888,115 @@ impl Engine {
             }
         }
         Err(ApplyError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// [`Engine::import`] as a commit on `parent` without moving any branch, journaled: the
+    /// push side imports again on the remote's head with it (see [`super::push`]).
+    pub fn import_on(
+        &self,
+        repo: &Repository,
+        parent: Option<Oid>,
+        meta: &ActionMeta,
+        files: &compiler::IntentFiles,
+        subject: &str,
+    ) -> Result<Outcome, ApplyError> {
+        let output = self.compile_import(files)?;
+        let Some(tree) = self.import_tree(repo, parent, files, &output)? else {
+            return Ok(Outcome::Unchanged);
+        };
+        let id = self.write_import(repo, parent, tree, meta, files, subject)?;
+        Ok(Outcome::Committed {
+            commit: id.to_string(),
+            drift: Vec::new(),
+        })
+    }
+
+    /// Compiles a whole intent; its problems are [`ApplyError::Invalid`].
+    fn compile_import(
+        &self,
+        files: &compiler::IntentFiles,
+    ) -> Result<compiler::Output, ApplyError> {
+        let (intent, problems) = compiler::intent::load(files);
+        let mut output = self
+            .compiler
+            .compile(&intent, &compiler::Options::default())?;
+        output.diagnostics.extend(problems);
+        if output.has_errors() {
+            return Err(ApplyError::Invalid(output.diagnostics));
+        }
+        Ok(output)
+    }
+
+    /// The tree of `head` with its intent replaced by `files` and rendered as `output`;
+    /// `None` when that is `head`'s tree already.
+    fn import_tree(
+        &self,
+        repo: &Repository,
+        head: Option<Oid>,
+        files: &compiler::IntentFiles,
+        output: &compiler::Output,
+    ) -> Result<Option<Oid>, ApplyError> {
+        let base = head
+            .map(|h| repo.find_commit(h).and_then(|c| c.tree()))
+            .transpose()
+            .map_err(GitOpsError::Git)?;
+        let mut edits = BTreeMap::new();
+        let mut existing = BTreeSet::new();
+        if let Some(tree) = &base {
+            GitOps::files_under(repo, tree, "", &mut existing)?;
+        }
+        for path in &existing {
+            let stale =
+                path.starts_with("intent/") && !files.contains_key(&path["intent/".len()..]);
+            if stale || (output.owns(path) && !output.files.contains_key(path)) {
+                edits.insert(path.clone(), Edit::Remove);
+            }
+        }
+        for (path, text) in files {
+            edits.insert(
+                format!("intent/{path}"),
+                Edit::Write(text.clone().into_bytes()),
+            );
+        }
+        for (path, text) in &output.files {
+            edits.insert(path.clone(), Edit::Write(text.clone().into_bytes()));
+        }
+        let tree = crate::gitops::tree::apply(repo, base.as_ref(), &edits)?;
+        Ok(tree.filter(|&tree| base.as_ref().map(git2::Tree::id) != Some(tree)))
+    }
+
+    /// Writes the commit object of an import and journals it; no branch moves.
+    fn write_import(
+        &self,
+        repo: &Repository,
+        parent: Option<Oid>,
+        tree: Oid,
+        meta: &ActionMeta,
+        files: &compiler::IntentFiles,
+        subject: &str,
+    ) -> Result<Oid, ApplyError> {
+        let message = CommitMessage {
+            subject: subject.to_owned(),
+            body: None,
+            trailers: Trailers {
+                actor: format!("{} <{}>", meta.actor.name, meta.actor.email),
+                action: "import".to_owned(),
+                org: None,
+                workspace: None,
+                request: meta.request_id.clone(),
+                compiler: compiler::VERSION.to_owned(),
+            },
+        };
+        let id = self.gitops.write_commit(
+            repo,
+            parent,
+            tree,
+            &meta.actor,
+            &self.bot,
+            &message.render(),
+        )?;
+        super::push::record_import(repo, id, meta, files, subject)?;
+        Ok(id)
     }
 
     fn prepare(&self, repo: &Repository, action: &Action) -> Result<Prepared, ApplyError> {

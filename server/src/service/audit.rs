@@ -74,7 +74,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use git2::Oid;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::gitops::GitOpsError;
 use crate::gitops::audit::{AuditRepo, CommitFacts, peek_tip};
@@ -224,7 +224,7 @@ pub struct AuditQuery {
 }
 
 /// Files changed by a commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileCounts {
     /// Added.
     pub added: u32,
@@ -234,8 +234,9 @@ pub struct FileCounts {
     pub deleted: u32,
 }
 
-/// One commit in the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One commit in the audit log (every field name is one word, so the JSON is the same in
+/// `hb audit --json` and the API's camelCase).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     /// The commit id.
     pub commit: String,

@@ -1,6 +1,13 @@
-//! Use cases: applying actions as commits.
+//! Use cases: applying actions as commits, and the credentials people hold.
 
+pub mod accounts;
 pub mod action;
 pub mod apply;
 pub mod audit;
+pub mod authz;
+pub mod credentials;
+pub mod oidc;
+pub mod orgs;
 pub mod push;
+pub mod requests;
+pub mod tenancy;

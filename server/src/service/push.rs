@@ -13,6 +13,10 @@
 //! actions, in order, on the remote's new head (never a text merge); the local branch then
 //! moves there by compare-and-swap and the push is tried again. Commits people made on the
 //! remote are fetched and become the new base. Journal files of pushed commits are removed.
+//! A pending commit whose request id the remote already holds (our push reached it before a
+//! crash, or another instance applied the same request) is not applied again.
+//!
+//! Imports are journaled with their intent files: on a newer remote head they import again.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,7 @@ use git2::{Oid, Repository, Sort};
 
 use super::action::Action;
 use super::apply::{ActionMeta, ApplyError, Engine, Outcome};
+use super::requests::RequestIndex;
 use crate::gitops::GitOpsError;
 use crate::gitops::remote::{Remote, RemoteError};
 
@@ -34,13 +39,45 @@ const MAX_ROUNDS: usize = 16;
 /// whose branch is about to move.
 const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
-/// What the journal keeps for one commit: enough to apply its action again elsewhere.
+/// The failpoints of a push (crash tests, `failpoints` feature), in the order a push that
+/// the remote refuses at first passes them.
+pub const FAILPOINTS: [&str; 5] = [
+    // Before the remote is asked to take the local branch.
+    "push-before-push",
+    // The remote-tracking branch points at the fetched remote head; nothing re-applied yet.
+    "push-fetched",
+    // Pending actions re-applied on the remote's head (commits and journal entries
+    // written); the local branch has not moved.
+    "push-replayed",
+    // The local branch moved to the re-applied commits; the replaced journal entries remain.
+    "push-branch-moved",
+    // The remote took the push; the journal files of the pushed commits remain.
+    "push-pushed",
+];
+
+/// What the journal keeps for one commit: enough to make the change again elsewhere.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct JournalEntry {
     /// Who asked, and the request.
     pub meta: ActionMeta,
-    /// The action.
-    pub action: Action,
+    /// The change: `"action": {...}` or `"import": {...}` in the file.
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// A journaled change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// An action ([`Engine::apply`]), boxed: actions are large, imports larger still.
+    Action(Box<Action>),
+    /// A whole intent ([`Engine::import`]).
+    Import {
+        /// The intent files, relative to `intent/`.
+        files: compiler::IntentFiles,
+        /// The commit subject.
+        subject: String,
+    },
 }
 
 /// Why pushing failed. Nothing committed locally is lost by any of these: the next
@@ -96,8 +133,8 @@ pub enum PushError {
 pub struct Dropped {
     /// Our commit that carried it.
     pub commit: Oid,
-    /// The action.
-    pub action: Action,
+    /// The action (or import).
+    pub change: Change,
     /// Why it no longer applies.
     pub reason: String,
 }
@@ -113,6 +150,9 @@ pub struct PushReport {
     pub replayed: Vec<(Oid, Oid)>,
     /// Our commits whose action changed nothing on the newer head (already done there).
     pub absorbed: Vec<Oid>,
+    /// Our commits whose request id the remote already holds, so they were not applied
+    /// again: (our commit, the remote's commit of that request).
+    pub already_on_remote: Vec<(Oid, Oid)>,
     /// Our commits whose action no longer applies.
     pub dropped: Vec<Dropped>,
     /// The remote branch's head as last seen.
@@ -276,13 +316,39 @@ pub(crate) fn record(
     meta: &ActionMeta,
     action: &Action,
 ) -> Result<(), ApplyError> {
+    record_change(repo, commit, meta, || {
+        Change::Action(Box::new(action.clone()))
+    })
+}
+
+/// [`record`] for an import of `files`.
+pub(crate) fn record_import(
+    repo: &Repository,
+    commit: Oid,
+    meta: &ActionMeta,
+    files: &compiler::IntentFiles,
+    subject: &str,
+) -> Result<(), ApplyError> {
+    record_change(repo, commit, meta, || Change::Import {
+        files: files.clone(),
+        subject: subject.to_owned(),
+    })
+}
+
+/// Journals the change `change()` for `commit` when the journal of `repo` is on.
+fn record_change(
+    repo: &Repository,
+    commit: Oid,
+    meta: &ActionMeta,
+    change: impl FnOnce() -> Change,
+) -> Result<(), ApplyError> {
     let journal = Journal::of(repo);
     if !journal.is_enabled() {
         return Ok(());
     }
     let entry = JournalEntry {
         meta: meta.clone(),
-        action: action.clone(),
+        change: change(),
     };
     journal
         .write(commit, &entry)
@@ -299,6 +365,9 @@ pub struct Pusher {
     engine: Arc<Engine>,
     remote: Remote,
     journal: Journal,
+    /// The request ids on the remote branch (as last fetched), so a pending commit the
+    /// remote already holds is not applied twice.
+    remote_requests: RequestIndex,
     /// One push or sync at a time in this process.
     lock: Mutex<()>,
 }
@@ -312,6 +381,7 @@ impl Pusher {
             engine,
             remote,
             journal,
+            remote_requests: RequestIndex::default(),
             lock: Mutex::new(()),
         })
     }
@@ -371,7 +441,12 @@ impl Pusher {
             let Some(local) = self.engine.gitops().head(&repo)? else {
                 return Ok(report);
             };
-            let tracking = self.remote.tracking(&repo, &branch)?;
+            let mut tracking = self.remote.tracking(&repo, &branch)?;
+            if tracking.is_none() {
+                // Never fetched (a fresh clone, a new remote): learn what the remote has, so
+                // that only what it lacks is pending.
+                tracking = self.remote.fetch(&repo, &branch)?;
+            }
             let up_to_date = match tracking {
                 Some(t) => t == local || graph_descends(&repo, t, local)?,
                 None => false,
@@ -415,6 +490,7 @@ impl Pusher {
         let gitops = self.engine.gitops();
         let branch_ref = gitops.branch_ref();
         let remote = self.remote.fetch(repo, &self.branch())?;
+        crate::gitops::failpoint!("push-fetched");
         report.remote_head = remote;
         let Some(remote) = remote else {
             return Ok(());
@@ -442,19 +518,25 @@ impl Pusher {
                 head: remote,
                 replayed: Vec::new(),
                 absorbed: Vec::new(),
+                already_on_remote: Vec::new(),
                 dropped: Vec::new(),
             };
             if let Err(e) = self.replay(repo, &pending, &mut replay) {
                 self.forget(&replay.replayed)?;
                 return Err(e);
             }
+            crate::gitops::failpoint!("push-replayed");
             let reflog = "hexabase: re-apply pending actions on the remote";
             match gitops.move_ref(repo, &branch_ref, Some(local), replay.head, reflog) {
                 Ok(()) => {
+                    crate::gitops::failpoint!("push-branch-moved");
                     for (old, _) in &replay.replayed {
                         self.journal.remove(*old)?;
                     }
                     for old in &replay.absorbed {
+                        self.journal.remove(*old)?;
+                    }
+                    for (old, _) in &replay.already_on_remote {
                         self.journal.remove(*old)?;
                     }
                     for dropped in &replay.dropped {
@@ -462,6 +544,7 @@ impl Pusher {
                     }
                     report.replayed.extend(replay.replayed);
                     report.absorbed.extend(replay.absorbed);
+                    report.already_on_remote.extend(replay.already_on_remote);
                     report.dropped.extend(replay.dropped);
                     return Ok(());
                 }
@@ -476,32 +559,52 @@ impl Pusher {
         Err(PushError::Contention(MAX_ROUNDS))
     }
 
-    /// Applies the actions of `pending` one after the other from `replay.head`.
+    /// Applies the actions of `pending` one after the other from `replay.head`, skipping
+    /// those whose request the remote already holds.
     fn replay(
         &self,
         repo: &Repository,
         pending: &[Oid],
         replay: &mut Replay,
     ) -> Result<(), PushError> {
+        let remote = replay.head;
         for &commit in pending {
             let entry = self
                 .journal
                 .read(commit)?
                 .ok_or(PushError::Unjournaled { commit })?;
-            match self
-                .engine
-                .apply_on(repo, Some(replay.head), &entry.meta, &entry.action)
+            if let Some(theirs) =
+                self.remote_requests
+                    .find(repo, Some(remote), &entry.meta.request_id)?
             {
+                replay.already_on_remote.push((commit, theirs));
+                continue;
+            }
+            let applied = match &entry.change {
+                Change::Action(action) => {
+                    self.engine
+                        .apply_on(repo, Some(replay.head), &entry.meta, action)
+                }
+                Change::Import { files, subject } => {
+                    self.engine
+                        .import_on(repo, Some(replay.head), &entry.meta, files, subject)
+                }
+            };
+            match applied {
                 Ok(Outcome::Committed { commit: new, .. }) => {
                     let new = Oid::from_str(&new).map_err(GitOpsError::Git)?;
                     replay.replayed.push((commit, new));
                     replay.head = new;
                 }
                 Ok(Outcome::Unchanged) => replay.absorbed.push(commit),
+                Ok(Outcome::AlreadyApplied { commit: theirs }) => {
+                    let theirs = Oid::from_str(&theirs).map_err(GitOpsError::Git)?;
+                    replay.already_on_remote.push((commit, theirs));
+                }
                 Err(e @ (ApplyError::Action(_) | ApplyError::Invalid(_))) => {
                     replay.dropped.push(Dropped {
                         commit,
-                        action: entry.action,
+                        change: entry.change,
                         reason: describe(&e),
                     });
                 }
@@ -525,6 +628,7 @@ struct Replay {
     head: Oid,
     replayed: Vec<(Oid, Oid)>,
     absorbed: Vec<Oid>,
+    already_on_remote: Vec<(Oid, Oid)>,
     dropped: Vec<Dropped>,
 }
 
@@ -556,4 +660,48 @@ fn between(repo: &Repository, from: Oid, hide: Option<Oid>) -> Result<Vec<Oid>, 
         walk.hide(hide).map_err(git)?;
     }
     walk.collect::<Result<Vec<_>, _>>().map_err(git)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_entries_of_actions_and_imports_round_trip_and_old_ones_still_read() {
+        let meta = ActionMeta {
+            actor: crate::gitops::Identity {
+                name: "Ann".into(),
+                email: "ann@example.com".into(),
+            },
+            request_id: "r1".into(),
+        };
+        let action = Action::CreateProject {
+            org: "acme".into(),
+            workspace: "dev".into(),
+            project: "web".into(),
+            display_name: None,
+        };
+        // What the journal held before imports were journaled.
+        let old = serde_json::json!({"meta": meta, "action": action});
+        let entry: JournalEntry = serde_json::from_value(old.clone()).expect("old entry");
+        assert_eq!(entry.change, Change::Action(Box::new(action)));
+        assert_eq!(serde_json::to_value(&entry).expect("json"), old);
+        let import = JournalEntry {
+            meta,
+            change: Change::Import {
+                files: [("platform.yaml".to_owned(), "x: 1\n".to_owned())].into(),
+                subject: "platform: import intent".into(),
+            },
+        };
+        let json = serde_json::to_string(&import).expect("json");
+        let back: JournalEntry = serde_json::from_str(&json).expect("reads");
+        assert_eq!(back.change, import.change);
+        // Neither, or both: refused, not guessed.
+        assert!(
+            serde_json::from_str::<JournalEntry>(
+                r#"{"meta":{"actor":{"name":"a","email":"b"},"request_id":"r"}}"#
+            )
+            .is_err()
+        );
+    }
 }

@@ -1,0 +1,396 @@
+//! Sign-in through external OpenID Connect providers (`settings.oidc_providers`): the
+//! authorization code flow with PKCE, state and nonce. The state travels in a cookie and the
+//! URL; the nonce and code verifier stay on the server (`oidc_flows`, keyed by the state's
+//! hash). The ID token's signature is checked against the provider's JWKS, and its issuer,
+//! audience, expiry and nonce against what we expect.
+
+use std::net::IpAddr;
+
+use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use sha2::Digest as _;
+
+use super::accounts::{self, AccountDraft};
+use crate::http::{ApiError, AppState};
+use crate::service::credentials::{generate_token, hash_token};
+use crate::settings::OidcProvider;
+use crate::store::{OidcFlow, StoreError, User, now};
+
+/// How long a started sign-in may take, in seconds.
+pub const FLOW_TTL_SECONDS: i64 = 600;
+
+/// The parts of a provider's discovery document we use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    /// The issuer; must be the configured one.
+    pub issuer: String,
+    /// Where the browser goes to sign in.
+    pub authorization_endpoint: String,
+    /// Where the code is exchanged.
+    pub token_endpoint: String,
+    /// The provider's signing keys.
+    pub jwks_uri: String,
+    /// How the client authenticates at the token endpoint (default `client_secret_basic`).
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+/// The claims of an ID token we read.
+#[derive(Debug, Clone, Deserialize)]
+struct IdClaims {
+    sub: String,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    id_token: String,
+}
+
+/// Where a started sign-in sends the browser, and the state its cookie must hold.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The provider's authorization URL with our parameters.
+    pub location: String,
+    /// The state, for the cookie.
+    pub state: String,
+}
+
+fn provider<'a>(state: &'a AppState, name: &str) -> Option<&'a OidcProvider> {
+    state
+        .settings
+        .oidc_providers
+        .iter()
+        .find(|p| p.name == name)
+}
+
+fn no_provider(name: &str) -> ApiError {
+    ApiError::not_found(format!("no sign-in provider {name}"))
+}
+
+/// The callback URL registered with providers.
+pub fn redirect_uri(state: &AppState, provider: &str) -> String {
+    format!(
+        "{}/api/v1/auth/oidc/{provider}/callback",
+        state.settings.public_url()
+    )
+}
+
+fn upstream(detail: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "provider-failed",
+        "The sign-in provider failed",
+    )
+    .detail(detail)
+}
+
+fn trim_slash(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    url: &str,
+    what: &str,
+) -> Result<T, ApiError> {
+    let response = state
+        .sign_in
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| upstream(format!("failed to fetch the {what}: {e}")))?;
+    if !response.status().is_success() {
+        return Err(upstream(format!(
+            "the {what} answered {}",
+            response.status()
+        )));
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| upstream(format!("the {what} is not valid: {e}")))
+}
+
+/// Reads the provider's discovery document and checks it names the configured issuer.
+pub async fn discover(state: &AppState, provider: &OidcProvider) -> Result<Discovery, ApiError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        trim_slash(&provider.issuer)
+    );
+    let discovery: Discovery = get_json(state, &url, "discovery document").await?;
+    if trim_slash(&discovery.issuer) != trim_slash(&provider.issuer) {
+        return Err(upstream(format!(
+            "the discovery document names issuer {:?}, not {:?}",
+            discovery.issuer, provider.issuer
+        )));
+    }
+    Ok(discovery)
+}
+
+/// Starts a sign-in with provider `name`.
+pub async fn start(state: &AppState, name: &str) -> Result<Started, ApiError> {
+    let provider = provider(state, name).ok_or_else(|| no_provider(name))?;
+    let discovery = discover(state, provider).await?;
+    let flow_state = generate_token("");
+    let nonce = generate_token("");
+    let code_verifier = generate_token("");
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(code_verifier.as_bytes()));
+    let mut location = reqwest::Url::parse(&discovery.authorization_endpoint)
+        .map_err(|e| upstream(format!("the authorization endpoint is not a URL: {e}")))?;
+    location
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &provider.client_id)
+        .append_pair("redirect_uri", &redirect_uri(state, name))
+        .append_pair("scope", "openid email profile")
+        .append_pair("state", &flow_state)
+        .append_pair("nonce", &nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    state
+        .store
+        .start_oidc_flow(
+            &hash_token(&flow_state),
+            &OidcFlow {
+                provider: name.to_owned(),
+                nonce,
+                code_verifier,
+                expires_at: now().saturating_add(FLOW_TTL_SECONDS),
+            },
+        )
+        .await?;
+    Ok(Started {
+        location: location.into(),
+        state: flow_state,
+    })
+}
+
+/// What the provider sent the browser back with.
+#[derive(Debug, Clone, Default)]
+pub struct Callback {
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The state from the URL.
+    pub state: Option<String>,
+    /// The provider's error code, when sign-in failed there.
+    pub error: Option<String>,
+    /// The state from our cookie.
+    pub cookie_state: Option<String>,
+}
+
+/// Finishes a sign-in with provider `name`: exchanges the code, verifies the ID token, and
+/// finds the user by (issuer, subject) or creates them with their private organization.
+pub async fn finish(
+    state: &AppState,
+    name: &str,
+    callback: Callback,
+    client: Option<IpAddr>,
+    request_id: String,
+) -> Result<User, ApiError> {
+    let provider = provider(state, name).ok_or_else(|| no_provider(name))?;
+    state.sign_in.check_client(client)?;
+    if let Some(error) = callback.error {
+        return Err(ApiError::unauthenticated()
+            .detail(format!("the provider refused the sign-in: {error}")));
+    }
+    let (Some(code), Some(flow_state)) = (callback.code, callback.state) else {
+        return Err(ApiError::bad_request("the callback needs code and state").field("code"));
+    };
+    let same = callback
+        .cookie_state
+        .is_some_and(|c| blake3::hash(c.as_bytes()) == blake3::hash(flow_state.as_bytes()));
+    if !same {
+        return Err(ApiError::bad_request(
+            "the state does not match this browser's sign-in; start again",
+        )
+        .field("state"));
+    }
+    let flow = match state.store.take_oidc_flow(&hash_token(&flow_state)).await {
+        Ok(flow) if flow.provider == name => flow,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return Err(ApiError::bad_request(
+                "the sign-in expired or was already used; start again",
+            )
+            .field("state"));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let discovery = discover(state, provider).await?;
+    let id_token = exchange(state, provider, &discovery, name, &code, &flow).await?;
+    let claims = verify(state, provider, &discovery, &id_token, &flow.nonce).await?;
+    let issuer = trim_slash(&provider.issuer).to_owned();
+    match state
+        .store
+        .user_by_external_identity(&issuer, &claims.sub)
+        .await
+    {
+        Ok(user) => return Ok(user),
+        Err(StoreError::NotFound) => {}
+        Err(other) => return Err(other.into()),
+    }
+    if state.store.user_count().await? == 0 {
+        return Err(ApiError::forbidden(
+            "no account exists yet: the administrator signs up first with the setup token",
+        ));
+    }
+    let email = claims
+        .email
+        .as_deref()
+        .map(accounts::normalize_email)
+        .filter(|e| accounts::email_problem(e).is_none() && claims.email_verified != Some(false))
+        .ok_or_else(|| {
+            ApiError::forbidden("the provider did not vouch for an email address").field("email")
+        })?;
+    let name = claims
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| accounts::name_problem(n).is_none())
+        .map_or_else(
+            || email.split('@').next().unwrap_or("user").to_owned(),
+            str::to_owned,
+        );
+    let (user, _) = accounts::create_account(
+        state,
+        AccountDraft {
+            email,
+            name,
+            password_hash: None,
+            is_admin: false,
+            external: Some((issuer, claims.sub)),
+        },
+        request_id,
+    )
+    .await?;
+    Ok(user)
+}
+
+async fn exchange(
+    state: &AppState,
+    provider: &OidcProvider,
+    discovery: &Discovery,
+    name: &str,
+    code: &str,
+    flow: &OidcFlow,
+) -> Result<String, ApiError> {
+    let redirect = redirect_uri(state, name);
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect.as_str()),
+        ("client_id", provider.client_id.as_str()),
+        ("code_verifier", flow.code_verifier.as_str()),
+    ];
+    let mut request = state.sign_in.http.post(&discovery.token_endpoint);
+    if let Some(secret) = &provider.client_secret {
+        let post = discovery
+            .token_endpoint_auth_methods_supported
+            .iter()
+            .any(|m| m == "client_secret_post")
+            && !discovery
+                .token_endpoint_auth_methods_supported
+                .iter()
+                .any(|m| m == "client_secret_basic");
+        if post {
+            form.push(("client_secret", secret.expose()));
+        } else {
+            request = request.basic_auth(
+                form_encode(&provider.client_id),
+                Some(form_encode(secret.expose())),
+            );
+        }
+    }
+    let response = request
+        .header("accept", "application/json")
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| upstream(format!("failed to reach the token endpoint: {e}")))?;
+    if !response.status().is_success() {
+        return Err(upstream(format!(
+            "the token endpoint answered {}",
+            response.status()
+        )));
+    }
+    let token: TokenResponse = response
+        .json()
+        .await
+        .map_err(|e| upstream(format!("the token response is not valid: {e}")))?;
+    Ok(token.id_token)
+}
+
+/// `application/x-www-form-urlencoded`, as RFC 6749 §2.3.1 wants client credentials in
+/// basic authentication.
+fn form_encode(value: &str) -> String {
+    reqwest::Url::parse_with_params("http://x/", [("v", value)])
+        .ok()
+        .and_then(|u| u.query().map(|q| q.trim_start_matches("v=").to_owned()))
+        .unwrap_or_default()
+}
+
+const SIGNATURE_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+async fn verify(
+    state: &AppState,
+    provider: &OidcProvider,
+    discovery: &Discovery,
+    id_token: &str,
+    nonce: &str,
+) -> Result<IdClaims, ApiError> {
+    let invalid = |why: String| {
+        ApiError::unauthenticated().detail(format!("the ID token is not valid: {why}"))
+    };
+    let header = jsonwebtoken::decode_header(id_token).map_err(|e| invalid(e.to_string()))?;
+    if !SIGNATURE_ALGORITHMS.contains(&header.alg) {
+        return Err(invalid(format!(
+            "algorithm {:?} is not accepted",
+            header.alg
+        )));
+    }
+    let keys: JwkSet = get_json(state, &discovery.jwks_uri, "key set").await?;
+    let jwk = match &header.kid {
+        Some(kid) => keys.find(kid),
+        None if keys.keys.len() == 1 => keys.keys.first(),
+        None => None,
+    }
+    .ok_or_else(|| invalid("no key of the provider matches its key id".to_owned()))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(e.to_string()))?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[discovery.issuer.as_str()]);
+    validation.set_audience(&[provider.client_id.as_str()]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<IdClaims>(id_token, &key, &validation)
+        .map_err(|e| invalid(e.to_string()))?
+        .claims;
+    let same_nonce = claims
+        .nonce
+        .as_deref()
+        .is_some_and(|n| blake3::hash(n.as_bytes()) == blake3::hash(nonce.as_bytes()));
+    if !same_nonce {
+        return Err(invalid("its nonce is not this sign-in's".to_owned()));
+    }
+    Ok(claims)
+}

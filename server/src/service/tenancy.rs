@@ -1,0 +1,569 @@
+//! Workspaces and what is inside them, from the caller's side: who may see and change what
+//! (organization role, workspace groups flattened through the hierarchy, and the RBAC the
+//! intent renders, see [`super::authz`]); the workspace index kept in step with the branch;
+//! and the per-organization limit on write actions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use compiler::intent::{Project, WorkspaceIntent};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::apply::Engine;
+use super::authz::{Permissions, Presets};
+use crate::gitops::audit::{AuditRepo, CommitFacts};
+use crate::gitops::{GitOpsError, Snapshot};
+use crate::settings::Limits;
+use crate::store::{IndexedWorkspace, OrgRole, Organization, Store, StoreError, User};
+
+/// Why a tenancy request cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// It does not exist, or the caller may not know it does.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// The caller can see it but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request would grant permissions the caller does not hold (the escalation rule).
+    #[error("{field}: {message}")]
+    Escalation {
+        /// The field naming what would be granted.
+        field: String,
+        /// What is not held.
+        message: String,
+    },
+    /// A field of the request is wrong.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field, as a path into the request.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// It conflicts with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many write actions in this organization; retry after this many seconds.
+    #[error("too many write actions; retry after {0} s")]
+    RateLimited(u64),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The repository could not be read.
+    #[error("failed to read the repository")]
+    GitOps(#[from] GitOpsError),
+    /// A blocking task died.
+    #[error("a blocking task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl TenancyError {
+    /// A field is wrong.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The result of a tenancy call.
+pub type TenancyResult<T> = Result<T, TenancyError>;
+
+/// The intent at the branch head, read on a blocking thread.
+pub async fn head(engine: &Arc<Engine>) -> TenancyResult<Arc<Snapshot>> {
+    let engine = Arc::clone(engine);
+    Ok(tokio::task::spawn_blocking(move || engine.head_snapshot()).await??)
+}
+
+/// An organization as the caller sees it.
+#[derive(Debug, Clone)]
+pub struct OrgAccess {
+    /// The organization.
+    pub org: Organization,
+    /// The caller's organization role, if any.
+    pub role: Option<OrgRole>,
+}
+
+impl OrgAccess {
+    /// Whether the caller owns the organization.
+    pub fn is_owner(&self) -> bool {
+        self.role == Some(OrgRole::Owner)
+    }
+
+    /// Refuses unless the caller owns the organization.
+    pub fn require_owner(&self, what: &str) -> TenancyResult<()> {
+        if self.is_owner() {
+            Ok(())
+        } else {
+            Err(TenancyError::Forbidden(format!(
+                "only owners of organization {} may {what}",
+                self.org.slug
+            )))
+        }
+    }
+}
+
+/// The organization `slug`, if the caller has a role in it or is in a group of one of its
+/// workspaces; otherwise `NotFound`, whether or not it exists.
+pub async fn org_access(store: &Store, user: &User, slug: &str) -> TenancyResult<OrgAccess> {
+    let missing = || TenancyError::NotFound(format!("organization {slug}"));
+    let org = match store.organization_by_slug(slug).await {
+        Ok(org) => org,
+        Err(StoreError::NotFound) => return Err(missing()),
+        Err(other) => return Err(other.into()),
+    };
+    let role = match store.org_role(slug, &user.id).await {
+        Ok(role) => Some(role),
+        Err(StoreError::NotFound) => None,
+        Err(other) => return Err(other.into()),
+    };
+    if role.is_none() && !store.in_any_workspace_of(slug, &user.id).await? {
+        return Err(missing());
+    }
+    Ok(OrgAccess { org, role })
+}
+
+/// A workspace as the caller sees it: the intent at the head, their groups and what the
+/// RBAC rendered from the intent lets them do.
+#[derive(Debug, Clone)]
+pub struct WorkspaceAccess {
+    /// The organization.
+    pub org: OrgAccess,
+    /// The workspace slug.
+    pub name: String,
+    /// The head the decision was made on.
+    pub snapshot: Arc<Snapshot>,
+    /// The caller's groups in the workspace, flattened through the hierarchy.
+    pub groups: BTreeSet<String>,
+    /// The workspace's group names.
+    pub all_groups: BTreeSet<String>,
+    /// What the caller may do inside.
+    pub permissions: Permissions,
+}
+
+impl WorkspaceAccess {
+    /// The workspace's intent.
+    pub fn intent(&self) -> &WorkspaceIntent {
+        self.snapshot
+            .intent
+            .organizations
+            .get(&self.org.org.slug)
+            .and_then(|o| o.workspaces.get(&self.name))
+            .expect("workspace_access checked that the workspace exists in this snapshot")
+    }
+
+    /// Refuses unless the caller is in a group of the workspace (an organization owner who
+    /// is not sees that it exists, nothing inside).
+    pub fn require_member(&self) -> TenancyResult<()> {
+        if self.groups.is_empty() {
+            return Err(TenancyError::Forbidden(format!(
+                "you are in no group of workspace {}; organization roles give nothing inside a workspace",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses unless the caller holds `hexabase:workspace-admin` workspace-wide.
+    pub fn require_admin(&self, what: &str) -> TenancyResult<()> {
+        if self.permissions.is_workspace_admin(Presets::builtin()) {
+            return Ok(());
+        }
+        Err(TenancyError::Forbidden(format!(
+            "only workspace administrators (hexabase:workspace-admin) may {what}"
+        )))
+    }
+
+    /// Refuses unless RBAC allows `verb` on `resource` of `api_group` in `project`.
+    pub fn require(
+        &self,
+        verb: &str,
+        api_group: &str,
+        resource: &str,
+        project: &str,
+    ) -> TenancyResult<()> {
+        if self
+            .permissions
+            .allowed(verb, api_group, resource, Some(project))
+        {
+            return Ok(());
+        }
+        let kind = if api_group.is_empty() {
+            resource.to_owned()
+        } else {
+            format!("{resource}.{api_group}")
+        };
+        Err(TenancyError::Forbidden(format!(
+            "you may not {verb} {kind} in project {project}"
+        )))
+    }
+
+    /// A project of the workspace.
+    pub fn project(&self, name: &str) -> TenancyResult<&Project> {
+        self.intent().projects.get(name).ok_or_else(|| {
+            TenancyError::NotFound(format!(
+                "project {}/{}/{name}",
+                self.org.org.slug, self.name
+            ))
+        })
+    }
+
+    /// Refuses a group name the workspace does not have, naming `field`.
+    pub fn require_group(&self, field: &str, group: &str) -> TenancyResult<()> {
+        if self.all_groups.contains(group) {
+            return Ok(());
+        }
+        Err(TenancyError::invalid(
+            field,
+            format!("workspace {} has no group {group}", self.name),
+        ))
+    }
+}
+
+/// The workspace `ws` of `org` if the caller may see it (an organization owner, or in one
+/// of its groups); otherwise `NotFound`, whether or not it exists.
+pub async fn workspace_access(
+    store: &Store,
+    engine: &Arc<Engine>,
+    user: &User,
+    org: &str,
+    ws: &str,
+) -> TenancyResult<WorkspaceAccess> {
+    let org = org_access(store, user, org).await?;
+    let missing = || TenancyError::NotFound(format!("workspace {}/{ws}", org.org.slug));
+    let snapshot = head(engine).await?;
+    let Some(intent) = snapshot
+        .intent
+        .organizations
+        .get(&org.org.slug)
+        .and_then(|o| o.workspaces.get(ws))
+        .filter(|w| w.workspace.is_some())
+    else {
+        return Err(missing());
+    };
+    let hierarchy: BTreeMap<String, Option<String>> = store
+        .workspace_groups(&org.org.slug, ws)
+        .await?
+        .into_iter()
+        .map(|g| (g.name, g.parent))
+        .collect();
+    let direct = store.direct_groups(&org.org.slug, ws, &user.id).await?;
+    let groups = super::authz::flatten(&hierarchy, &direct);
+    if groups.is_empty() && !org.is_owner() {
+        return Err(missing());
+    }
+    let permissions = Permissions::of(intent, &groups, Presets::builtin());
+    Ok(WorkspaceAccess {
+        all_groups: hierarchy.into_keys().collect(),
+        name: ws.to_owned(),
+        org,
+        snapshot,
+        groups,
+        permissions,
+    })
+}
+
+/// The workspaces of `org` the caller may see: all of them for an owner, else those where
+/// they are in a group. Brings the index up to the head first (a merged pull request).
+pub async fn visible_workspaces(
+    store: &Store,
+    engine: &Arc<Engine>,
+    access: &OrgAccess,
+    user: &User,
+) -> TenancyResult<Vec<IndexedWorkspace>> {
+    sync_index(store, engine).await?;
+    let slug = &access.org.slug;
+    Ok(if access.is_owner() {
+        store.indexed_workspaces(slug).await?
+    } else {
+        store.indexed_workspaces_of_member(slug, &user.id).await?
+    })
+}
+
+/// What a sync of the workspace index did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexSync {
+    /// The head the index is now at (`None`: the branch has no commit).
+    pub head: Option<String>,
+    /// True when the whole index was rebuilt, false when only changed workspaces were.
+    pub full: bool,
+    /// Workspaces written.
+    pub written: usize,
+    /// Workspaces that got the default groups.
+    pub defaulted: usize,
+    /// Groups removed with their workspaces.
+    pub groups_removed: u64,
+}
+
+/// One sync at a time in this process: two syncs of different heads must not interleave
+/// their writes. Every sync reads the newest head under the lock, so none writes stale rows.
+fn sync_lock() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
+/// Brings the workspace index up to the branch head: the workspaces touched by the commits
+/// since the index's head are rewritten (all of them when the index has no head or history
+/// was rewritten); workspaces gone from Git lose their groups; workspaces without groups get
+/// the default ones, with the author of their `create-workspace` commit in `WSAdmins` when
+/// that names a user.
+pub async fn sync_index(store: &Store, engine: &Arc<Engine>) -> TenancyResult<IndexSync> {
+    let _guard = sync_lock().lock().await;
+    let snapshot = head(engine).await?;
+    let Some(head_id) = snapshot.commit.map(|c| c.to_string()) else {
+        return Ok(IndexSync::default());
+    };
+    let known = store.workspace_index_head().await?;
+    if known.as_deref() == Some(head_id.as_str()) {
+        return Ok(IndexSync {
+            head: Some(head_id),
+            ..IndexSync::default()
+        });
+    }
+    let (path, branch) = repository_of(engine);
+    let tip = snapshot.commit.expect("checked above");
+    let walked = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
+        let repo = AuditRepo::open(&path, &branch)?;
+        let since = match known.as_deref().map(git2::Oid::from_str) {
+            Some(Ok(oid)) if repo.reaches(tip, oid)? => Some(oid),
+            _ => None,
+        };
+        match since {
+            Some(oid) => Ok(Some(repo.commits(tip, Some(oid))?)),
+            None => Ok(None),
+        }
+    })
+    .await??;
+    let rows_of = |pairs: &mut dyn Iterator<Item = (&String, &String)>| -> Vec<IndexedWorkspace> {
+        pairs
+            .filter_map(|(org, ws)| indexed(&snapshot, org, ws, &head_id))
+            .collect()
+    };
+    let mut result = IndexSync {
+        head: Some(head_id.clone()),
+        ..IndexSync::default()
+    };
+    let (written, creators) = match &walked {
+        Some(commits) => {
+            let scope: Vec<(String, String)> = commits
+                .iter()
+                .flat_map(|c| &c.touched)
+                .filter_map(|s| s.workspace.as_ref().map(|w| (s.org.clone(), w.clone())))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let rows = rows_of(&mut scope.iter().map(|(o, w)| (o, w)));
+            result.groups_removed = store.sync_workspace_index(&head_id, &scope, &rows).await?;
+            (rows, creators_of(commits))
+        }
+        None => {
+            let all: Vec<(&String, &String)> = snapshot
+                .intent
+                .organizations
+                .iter()
+                .flat_map(|(o, oi)| oi.workspaces.keys().map(move |w| (o, w)))
+                .collect();
+            let rows = rows_of(&mut all.into_iter());
+            result.full = true;
+            result.groups_removed = store.replace_workspace_index(&head_id, &rows).await?;
+            (rows, BTreeMap::new())
+        }
+    };
+    result.written = written.len();
+    let mut without = Vec::new();
+    if result.full {
+        without = store.workspaces_without_groups().await?;
+    } else {
+        for row in &written {
+            if store
+                .workspace_groups(&row.org_slug, &row.name)
+                .await?
+                .is_empty()
+            {
+                without.push((row.org_slug.clone(), row.name.clone()));
+            }
+        }
+    }
+    if without.is_empty() {
+        return Ok(result);
+    }
+    let creators = if result.full {
+        // Only now is the whole history worth reading: some workspace has no groups.
+        let (path, branch) = repository_of(engine);
+        let commits = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
+            AuditRepo::open(&path, &branch)?.commits(tip, None)
+        })
+        .await??;
+        creators_of(&commits)
+    } else {
+        creators
+    };
+    for (org, ws) in without {
+        let creator = match creators.get(&(org.clone(), ws.clone())) {
+            Some(email) => match store.user_by_email(email).await {
+                Ok(user) => Some(user.id),
+                Err(StoreError::NotFound) => None,
+                Err(other) => return Err(other.into()),
+            },
+            None => None,
+        };
+        if creator.is_none() {
+            tracing::warn!(%org, %ws, "workspace without groups and without a known creator: default groups made with no administrator");
+        }
+        if store
+            .create_default_groups(&org, &ws, creator.as_deref())
+            .await?
+        {
+            result.defaulted += 1;
+        }
+    }
+    Ok(result)
+}
+
+/// The repository's path and branch name, for reading its history.
+fn repository_of(engine: &Engine) -> (std::path::PathBuf, String) {
+    let branch = engine.gitops().branch_ref();
+    let branch = branch
+        .strip_prefix("refs/heads/")
+        .unwrap_or(&branch)
+        .to_owned();
+    (engine.gitops().path().to_owned(), branch)
+}
+
+/// The email of the actor of the last `create-workspace` commit of each workspace.
+fn creators_of(commits: &[CommitFacts]) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for commit in commits {
+        let Some(t) = &commit.trailers else { continue };
+        if t.action != "create-workspace" {
+            continue;
+        }
+        let (Some(org), Some(ws)) = (&t.org, &t.workspace) else {
+            continue;
+        };
+        if let Some(email) = actor_email(&t.actor) {
+            out.insert((org.clone(), ws.clone()), email.to_owned());
+        }
+    }
+    out
+}
+
+/// The email of a `Name <email>` actor.
+fn actor_email(actor: &str) -> Option<&str> {
+    let start = actor.rfind('<')?;
+    let email = actor[start + 1..].strip_suffix('>')?;
+    (!email.is_empty()).then_some(email)
+}
+
+/// The index row of one workspace at the snapshot, if it exists there.
+fn indexed(snapshot: &Snapshot, org: &str, ws: &str, head: &str) -> Option<IndexedWorkspace> {
+    let intent = snapshot.intent.organizations.get(org)?.workspaces.get(ws)?;
+    let doc = intent.workspace.as_ref()?;
+    Some(IndexedWorkspace {
+        org_slug: org.to_owned(),
+        name: ws.to_owned(),
+        plan: doc.spec.plan.clone(),
+        cluster: doc.spec.cluster.clone(),
+        display_name: doc.spec.display_name.clone(),
+        projects: i64::try_from(intent.projects.len()).unwrap_or(i64::MAX),
+        commit_id: head.to_owned(),
+    })
+}
+
+type Limiter<C> =
+    RateLimiter<String, DashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Limiters = Mutex<BTreeMap<(u32, u32), Arc<DefaultKeyedRateLimiter<String>>>>;
+
+/// Admits one write action in organization `org`, or says how long to wait. Limiters are
+/// kept per quota, so servers (or tests) with different settings in one process do not
+/// share buckets; within one, each organization has its own.
+pub fn admit_write(limits: &Limits, org: &str) -> TenancyResult<()> {
+    static LIMITERS: OnceLock<Limiters> = OnceLock::new();
+    let (Some(rate), Some(burst)) = (
+        NonZeroU32::new(limits.actions_per_org_per_second),
+        NonZeroU32::new(limits.actions_per_org_burst),
+    ) else {
+        // A zero rate or burst switches the limit off.
+        return Ok(());
+    };
+    let limiter = {
+        let mut map = LIMITERS
+            .get_or_init(Limiters::default)
+            .lock()
+            .expect("the limiter map is never poisoned: nothing panics while holding it");
+        Arc::clone(map.entry((rate.get(), burst.get())).or_insert_with(|| {
+            Arc::new(RateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
+        }))
+    };
+    match retry_after(&limiter, &DefaultClock::default(), org) {
+        None => Ok(()),
+        Some(seconds) => Err(TenancyError::RateLimited(seconds)),
+    }
+}
+
+/// `None` when `limiter` admits one more action for `org`, else the whole seconds to wait
+/// (rounded up, at least 1: a client retrying after them must be admitted).
+fn retry_after<C: Clock>(limiter: &Limiter<C>, clock: &C, org: &str) -> Option<u64> {
+    let not_until = limiter.check_key(&org.to_owned()).err()?;
+    let wait = not_until.wait_time_from(clock.now());
+    limiter.retain_recent();
+    Some((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_actor_email_is_read_from_name_and_address() {
+        assert_eq!(
+            actor_email("Ada Lovelace <ada@example.com>"),
+            Some("ada@example.com")
+        );
+        assert_eq!(actor_email("a <b> <c@d>"), Some("c@d"));
+        assert_eq!(actor_email("no address"), None);
+        assert_eq!(actor_email("empty <>"), None);
+    }
+
+    #[test]
+    fn writes_beyond_the_burst_wait_for_the_next_token() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let quota = Quota::per_second(NonZeroU32::new(2).expect("nonzero"))
+            .allow_burst(NonZeroU32::new(3).expect("nonzero"));
+        let limiter: Limiter<_> = RateLimiter::dashmap_with_clock(quota, clock.clone());
+        for _ in 0..3 {
+            assert_eq!(retry_after(&limiter, &clock, "acme"), None);
+        }
+        assert_eq!(
+            retry_after(&limiter, &clock, "acme"),
+            Some(1),
+            "half a second, rounded up"
+        );
+        assert_eq!(
+            retry_after(&limiter, &clock, "globex"),
+            None,
+            "its own bucket"
+        );
+        clock.advance(std::time::Duration::from_millis(500));
+        assert_eq!(retry_after(&limiter, &clock, "acme"), None);
+    }
+
+    #[test]
+    fn a_zero_limit_admits_everything() {
+        let limits = Limits {
+            actions_per_org_per_second: 0,
+            ..Limits::default()
+        };
+        for _ in 0..1000 {
+            assert!(admit_write(&limits, "acme").is_ok());
+        }
+    }
+}

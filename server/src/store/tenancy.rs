@@ -1,0 +1,731 @@
+//! Workspaces and what SQL holds about them: the index of workspaces (rebuilt from Git, which
+//! is the truth), workspace groups with their hierarchy and members, and subscriptions.
+
+use serde::Serialize;
+
+use super::{Store, StoreError, StoreResult, new_id, now, on_pool, write_tx};
+
+/// The default groups of a new workspace, as (name, parent).
+pub const DEFAULT_GROUPS: [(&str, Option<&str>); 3] = [
+    ("WorkspaceMembers", None),
+    ("WSAdmins", Some("WorkspaceMembers")),
+    ("WSUsers", Some("WorkspaceMembers")),
+];
+
+/// The default group a workspace's creator joins.
+pub const ADMINS_GROUP: &str = "WSAdmins";
+
+/// Rows per `INSERT` when the index is written in bulk (7 parameters each, well under
+/// SQLite's limit of 32,766 parameters per statement).
+const INSERT_CHUNK: usize = 500;
+
+/// One workspace as the index knows it: read from the intent at `commit_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct IndexedWorkspace {
+    /// Organization slug.
+    pub org_slug: String,
+    /// Workspace slug.
+    pub name: String,
+    /// Plan name.
+    pub plan: String,
+    /// Host cluster name.
+    pub cluster: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Number of projects.
+    pub projects: i64,
+    /// The head the row was read from.
+    pub commit_id: String,
+}
+
+/// A workspace group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct WorkspaceGroup {
+    /// The group's id.
+    pub id: String,
+    /// Its name, unique in the workspace (the OIDC group, before the platform's prefix).
+    pub name: String,
+    /// The parent group's name; members of this group are members of the parent too.
+    pub parent: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A user in a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct GroupMember {
+    /// The user's id.
+    pub user_id: String,
+    /// Their email.
+    pub email: String,
+    /// Their display name.
+    pub name: String,
+}
+
+/// A workspace's subscription to a plan, for billing: one plan over a stretch of time.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::FromRow, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// The subscription's id.
+    pub id: String,
+    /// The organization billed.
+    pub org_id: String,
+    /// Workspace slug.
+    pub workspace: String,
+    /// Plan name.
+    pub plan: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Unix seconds; `None` while it runs.
+    pub ended_at: Option<i64>,
+}
+
+const WS_COLUMNS: &str =
+    "w.org_slug, w.name, w.plan, w.cluster, w.display_name, w.projects, w.commit_id";
+const GROUP_COLUMNS: &str = "g.id, g.name, p.name AS parent, g.created_at";
+const GROUPS_OF_WS: &str = "FROM workspace_groups g LEFT JOIN workspace_groups p ON p.id = g.parent_id \
+     WHERE g.org_slug = $1 AND g.workspace = $2";
+
+/// The groups of workspaces the index does not hold.
+const ORPHAN_GROUPS: &str = "FROM workspace_groups WHERE NOT EXISTS \
+     (SELECT 1 FROM workspaces w WHERE w.org_slug = workspace_groups.org_slug \
+      AND w.name = workspace_groups.workspace)";
+
+// Removed groups are counted before the delete: SQLite does not count rows that go by a
+// cascade (subgroups of a deleted parent), PostgreSQL does.
+
+const SET_HEAD: &str = "INSERT INTO workspace_index_state (id, head) VALUES (1, $1) \
+     ON CONFLICT (id) DO UPDATE SET head = excluded.head";
+
+/// `INSERT INTO workspaces` with `rows` rows of placeholders.
+fn insert_workspaces_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let b = i * 7;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO workspaces (org_slug, name, plan, cluster, display_name, projects, commit_id) \
+         VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// Inserts `rows` into the index inside the transaction `$tx`.
+macro_rules! insert_workspaces {
+    ($tx:expr, $rows:expr) => {
+        for chunk in $rows.chunks(INSERT_CHUNK) {
+            let sql = insert_workspaces_sql(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query
+                    .bind(&row.org_slug)
+                    .bind(&row.name)
+                    .bind(&row.plan)
+                    .bind(&row.cluster)
+                    .bind(&row.display_name)
+                    .bind(row.projects)
+                    .bind(&row.commit_id);
+            }
+            query.execute(&mut **$tx).await?;
+        }
+    };
+}
+
+impl Store {
+    /// The head the workspace index was last brought up to.
+    pub async fn workspace_index_head(&self) -> StoreResult<Option<String>> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, String>("SELECT head FROM workspace_index_state WHERE id = 1")
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Replaces the whole index with `rows`, read at `head`, and removes the groups of
+    /// workspaces no longer there; returns how many groups were removed.
+    pub async fn replace_workspace_index(
+        &self,
+        head: &str,
+        rows: &[IndexedWorkspace],
+    ) -> StoreResult<u64> {
+        write_tx!(self, |tx| async {
+            sqlx::query("DELETE FROM workspaces")
+                .execute(&mut **tx)
+                .await?;
+            insert_workspaces!(tx, rows);
+            let removed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) {ORPHAN_GROUPS}"
+            )))
+            .fetch_one(&mut **tx)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE {ORPHAN_GROUPS}")))
+                .execute(&mut **tx)
+                .await?;
+            let removed = u64::try_from(removed).unwrap_or(0);
+            sqlx::query(SET_HEAD).bind(head).execute(&mut **tx).await?;
+            Ok::<_, StoreError>(removed)
+        })
+    }
+
+    /// Brings the index entries of the workspaces in `scope` (`(org, workspace)`) up to
+    /// `head`: `rows` are those of them that exist there; the others are removed, with their
+    /// groups. Returns how many groups were removed.
+    pub async fn sync_workspace_index(
+        &self,
+        head: &str,
+        scope: &[(String, String)],
+        rows: &[IndexedWorkspace],
+    ) -> StoreResult<u64> {
+        write_tx!(self, |tx| async {
+            let mut removed = 0;
+            for (org, ws) in scope {
+                sqlx::query("DELETE FROM workspaces WHERE org_slug = $1 AND name = $2")
+                    .bind(org)
+                    .bind(ws)
+                    .execute(&mut **tx)
+                    .await?;
+                if !rows.iter().any(|r| r.org_slug == *org && r.name == *ws) {
+                    let count: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM workspace_groups WHERE org_slug = $1 AND workspace = $2",
+                    )
+                    .bind(org)
+                    .bind(ws)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    sqlx::query(
+                        "DELETE FROM workspace_groups WHERE org_slug = $1 AND workspace = $2",
+                    )
+                    .bind(org)
+                    .bind(ws)
+                    .execute(&mut **tx)
+                    .await?;
+                    removed += u64::try_from(count).unwrap_or(0);
+                }
+            }
+            insert_workspaces!(tx, rows);
+            sqlx::query(SET_HEAD).bind(head).execute(&mut **tx).await?;
+            Ok::<_, StoreError>(removed)
+        })
+    }
+
+    /// Every indexed workspace of the organization `org`, by name.
+    pub async fn indexed_workspaces(&self, org: &str) -> StoreResult<Vec<IndexedWorkspace>> {
+        let sql =
+            format!("SELECT {WS_COLUMNS} FROM workspaces w WHERE w.org_slug = $1 ORDER BY w.name");
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, IndexedWorkspace>(sqlx::AssertSqlSafe(sql))
+                .bind(org)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// The indexed workspaces of `org` where `user_id` is in at least one group, by name.
+    pub async fn indexed_workspaces_of_member(
+        &self,
+        org: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<IndexedWorkspace>> {
+        let sql = format!(
+            "SELECT {WS_COLUMNS} FROM workspaces w WHERE w.org_slug = $1 AND EXISTS \
+             (SELECT 1 FROM workspace_groups g JOIN group_members m ON m.group_id = g.id \
+              WHERE g.org_slug = w.org_slug AND g.workspace = w.name AND m.user_id = $2) \
+             ORDER BY w.name"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, IndexedWorkspace>(sqlx::AssertSqlSafe(sql))
+                .bind(org)
+                .bind(user_id)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// One indexed workspace.
+    pub async fn indexed_workspace(&self, org: &str, ws: &str) -> StoreResult<IndexedWorkspace> {
+        let sql =
+            format!("SELECT {WS_COLUMNS} FROM workspaces w WHERE w.org_slug = $1 AND w.name = $2");
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, IndexedWorkspace>(sqlx::AssertSqlSafe(sql))
+                .bind(org)
+                .bind(ws)
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Indexed workspaces that have no group at all, as `(org, workspace)`.
+    pub async fn workspaces_without_groups(&self) -> StoreResult<Vec<(String, String)>> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT w.org_slug, w.name FROM workspaces w WHERE NOT EXISTS \
+                 (SELECT 1 FROM workspace_groups g \
+                  WHERE g.org_slug = w.org_slug AND g.workspace = w.name) \
+                 ORDER BY w.org_slug, w.name",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Whether `user_id` is in any group of any workspace of `org`.
+    pub async fn in_any_workspace_of(&self, org: &str, user_id: &str) -> StoreResult<bool> {
+        let count: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM workspace_groups g \
+                 JOIN group_members m ON m.group_id = g.id \
+                 WHERE g.org_slug = $1 AND m.user_id = $2",
+            )
+            .bind(org)
+            .bind(user_id)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(count > 0)
+    }
+
+    /// Creates the default groups of a workspace ([`DEFAULT_GROUPS`]) with `creator` in
+    /// [`ADMINS_GROUP`], unless the workspace has groups already; true when it made them.
+    pub async fn create_default_groups(
+        &self,
+        org: &str,
+        ws: &str,
+        creator: Option<&str>,
+    ) -> StoreResult<bool> {
+        write_tx!(self, |tx| async {
+            let existing: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM workspace_groups WHERE org_slug = $1 AND workspace = $2",
+            )
+            .bind(org)
+            .bind(ws)
+            .fetch_one(&mut **tx)
+            .await?;
+            if existing > 0 {
+                return Ok(false);
+            }
+            let created_at = now();
+            let mut ids: Vec<(&str, String)> = Vec::new();
+            for (name, parent) in DEFAULT_GROUPS {
+                let id = new_id();
+                let parent_id = parent
+                    .and_then(|p| ids.iter().find(|(n, _)| *n == p))
+                    .map(|(_, id)| id.clone());
+                sqlx::query(
+                    "INSERT INTO workspace_groups (id, org_slug, workspace, name, parent_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&id)
+                .bind(org)
+                .bind(ws)
+                .bind(name)
+                .bind(parent_id)
+                .bind(created_at)
+                .execute(&mut **tx)
+                .await?;
+                ids.push((name, id));
+            }
+            if let Some(user) = creator {
+                let admins = ids
+                    .iter()
+                    .find(|(n, _)| *n == ADMINS_GROUP)
+                    .map(|(_, id)| id.clone());
+                sqlx::query(
+                    "INSERT INTO group_members (group_id, user_id, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(admins)
+                .bind(user)
+                .bind(created_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok::<_, StoreError>(true)
+        })
+    }
+
+    /// The groups of a workspace, by name.
+    pub async fn workspace_groups(&self, org: &str, ws: &str) -> StoreResult<Vec<WorkspaceGroup>> {
+        let sql = format!("SELECT {GROUP_COLUMNS} {GROUPS_OF_WS} ORDER BY g.name");
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, WorkspaceGroup>(sqlx::AssertSqlSafe(sql))
+                .bind(org)
+                .bind(ws)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// The names of the groups of a workspace `user_id` is directly in (not flattened).
+    pub async fn direct_groups(
+        &self,
+        org: &str,
+        ws: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<String>> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT g.name FROM workspace_groups g JOIN group_members m ON m.group_id = g.id \
+                 WHERE g.org_slug = $1 AND g.workspace = $2 AND m.user_id = $3 ORDER BY g.name",
+            )
+            .bind(org)
+            .bind(ws)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Creates a group under `parent` (a group of the same workspace). `NotFound` when the
+    /// parent does not exist; `Conflict` when the name is taken.
+    pub async fn create_group(
+        &self,
+        org: &str,
+        ws: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> StoreResult<WorkspaceGroup> {
+        let group = WorkspaceGroup {
+            id: new_id(),
+            name: name.to_owned(),
+            parent: parent.map(str::to_owned),
+            created_at: now(),
+        };
+        write_tx!(self, |tx| async {
+            let parent_id = match parent {
+                Some(p) => Some(
+                    sqlx::query_scalar::<_, String>(
+                        "SELECT id FROM workspace_groups \
+                         WHERE org_slug = $1 AND workspace = $2 AND name = $3",
+                    )
+                    .bind(org)
+                    .bind(ws)
+                    .bind(p)
+                    .fetch_one(&mut **tx)
+                    .await?,
+                ),
+                None => None,
+            };
+            sqlx::query(
+                "INSERT INTO workspace_groups (id, org_slug, workspace, name, parent_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&group.id)
+            .bind(org)
+            .bind(ws)
+            .bind(name)
+            .bind(parent_id)
+            .bind(group.created_at)
+            .execute(&mut **tx)
+            .await?;
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(group)
+    }
+
+    /// Moves the group `name` under `parent` (or to the top). `NotFound` when either group
+    /// does not exist; `Conflict` naming `parent` when the move would make a cycle.
+    pub async fn set_group_parent(
+        &self,
+        org: &str,
+        ws: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> StoreResult<()> {
+        let sql = format!("SELECT {GROUP_COLUMNS} {GROUPS_OF_WS}");
+        write_tx!(self, |tx| async {
+            // Read inside the write transaction, so no concurrent move can slip a cycle in.
+            let groups = sqlx::query_as::<_, WorkspaceGroup>(sqlx::AssertSqlSafe(sql))
+                .bind(org)
+                .bind(ws)
+                .fetch_all(&mut **tx)
+                .await?;
+            let group = groups
+                .iter()
+                .find(|g| g.name == name)
+                .ok_or(StoreError::NotFound)?;
+            let parent_id = match parent {
+                Some(p) => {
+                    let parent = groups
+                        .iter()
+                        .find(|g| g.name == p)
+                        .ok_or(StoreError::NotFound)?;
+                    if makes_cycle(&groups, name, p) {
+                        return Err(StoreError::Conflict(format!(
+                            "parent: group {p} is {name} or inside it, which would make a cycle"
+                        )));
+                    }
+                    Some(parent.id.clone())
+                }
+                None => None,
+            };
+            sqlx::query("UPDATE workspace_groups SET parent_id = $1 WHERE id = $2")
+                .bind(parent_id)
+                .bind(&group.id)
+                .execute(&mut **tx)
+                .await?;
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// Deletes a group and its memberships. `NotFound` when it does not exist; `Conflict`
+    /// when it still has subgroups (they would go with it).
+    pub async fn delete_group(&self, org: &str, ws: &str, name: &str) -> StoreResult<()> {
+        write_tx!(self, |tx| async {
+            let id: String = sqlx::query_scalar(
+                "SELECT id FROM workspace_groups WHERE org_slug = $1 AND workspace = $2 AND name = $3",
+            )
+            .bind(org)
+            .bind(ws)
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?;
+            let children: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM workspace_groups WHERE parent_id = $1")
+                    .bind(&id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            if children > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "group {name} has subgroups; move or delete them first"
+                )));
+            }
+            sqlx::query("DELETE FROM workspace_groups WHERE id = $1")
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// The users directly in a group, by email. `NotFound` when the group does not exist.
+    pub async fn group_members(
+        &self,
+        org: &str,
+        ws: &str,
+        group: &str,
+    ) -> StoreResult<Vec<GroupMember>> {
+        let id = self.group_id(org, ws, group).await?;
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, GroupMember>(
+                "SELECT u.id AS user_id, u.email, u.name FROM group_members m \
+                 JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 ORDER BY u.email",
+            )
+            .bind(&id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    async fn group_id(&self, org: &str, ws: &str, group: &str) -> StoreResult<String> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT id FROM workspace_groups WHERE org_slug = $1 AND workspace = $2 AND name = $3",
+            )
+            .bind(org)
+            .bind(ws)
+            .bind(group)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Puts `user_id` in a group; true when they were not in it already. `NotFound` when the
+    /// group does not exist.
+    pub async fn add_group_member(
+        &self,
+        org: &str,
+        ws: &str,
+        group: &str,
+        user_id: &str,
+    ) -> StoreResult<bool> {
+        let id = self.group_id(org, ws, group).await?;
+        let added = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO group_members (group_id, user_id, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (group_id, user_id) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(user_id)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(added > 0)
+    }
+
+    /// Takes `user_id` out of a group. `NotFound` when the group does not exist or they are
+    /// not in it.
+    pub async fn remove_group_member(
+        &self,
+        org: &str,
+        ws: &str,
+        group: &str,
+        user_id: &str,
+    ) -> StoreResult<()> {
+        let id = self.group_id(org, ws, group).await?;
+        let removed = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+                .bind(&id)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        if removed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Starts a subscription of a workspace to `plan`, ending the one running, if any.
+    pub async fn start_subscription(
+        &self,
+        org_id: &str,
+        ws: &str,
+        plan: &str,
+    ) -> StoreResult<Subscription> {
+        let subscription = Subscription {
+            id: new_id(),
+            org_id: org_id.to_owned(),
+            workspace: ws.to_owned(),
+            plan: plan.to_owned(),
+            started_at: now(),
+            ended_at: None,
+        };
+        write_tx!(self, |tx| async {
+            sqlx::query(
+                "UPDATE subscriptions SET ended_at = $1 \
+                 WHERE org_id = $2 AND workspace = $3 AND ended_at IS NULL",
+            )
+            .bind(subscription.started_at)
+            .bind(org_id)
+            .bind(ws)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO subscriptions (id, org_id, workspace, plan, started_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&subscription.id)
+            .bind(org_id)
+            .bind(ws)
+            .bind(plan)
+            .bind(subscription.started_at)
+            .execute(&mut **tx)
+            .await?;
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(subscription)
+    }
+
+    /// Ends the running subscription of a workspace; how many were running (0 or 1).
+    pub async fn end_subscription(&self, org_id: &str, ws: &str) -> StoreResult<u64> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE subscriptions SET ended_at = $1 \
+                 WHERE org_id = $2 AND workspace = $3 AND ended_at IS NULL",
+            )
+            .bind(now())
+            .bind(org_id)
+            .bind(ws)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(StoreError::from)
+    }
+
+    /// Every subscription of an organization, oldest first.
+    pub async fn subscriptions(&self, org_id: &str) -> StoreResult<Vec<Subscription>> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, Subscription>(
+                "SELECT id, org_id, workspace, plan, started_at, ended_at FROM subscriptions \
+                 WHERE org_id = $1 ORDER BY started_at, id",
+            )
+            .bind(org_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)
+    }
+}
+
+/// Whether putting `name` under `parent` makes a cycle: `parent` is `name` or below it.
+fn makes_cycle(groups: &[WorkspaceGroup], name: &str, parent: &str) -> bool {
+    let mut at = Some(parent);
+    let mut steps = 0;
+    while let Some(current) = at {
+        if current == name {
+            return true;
+        }
+        steps += 1;
+        if steps > groups.len() {
+            // Already a cycle above (only hand edits could make one): refuse to add to it.
+            return true;
+        }
+        at = groups
+            .iter()
+            .find(|g| g.name == current)
+            .and_then(|g| g.parent.as_deref());
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(name: &str, parent: Option<&str>) -> WorkspaceGroup {
+        WorkspaceGroup {
+            id: name.to_owned(),
+            name: name.to_owned(),
+            parent: parent.map(str::to_owned),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_group_cannot_go_under_itself_or_its_descendants() {
+        let groups = [
+            group("top", None),
+            group("mid", Some("top")),
+            group("low", Some("mid")),
+            group("other", None),
+        ];
+        assert!(makes_cycle(&groups, "top", "low"));
+        assert!(makes_cycle(&groups, "mid", "mid"));
+        assert!(!makes_cycle(&groups, "low", "top"));
+        assert!(!makes_cycle(&groups, "top", "other"));
+    }
+
+    #[test]
+    fn the_insert_names_every_placeholder_once() {
+        assert_eq!(
+            insert_workspaces_sql(2),
+            "INSERT INTO workspaces (org_slug, name, plan, cluster, display_name, projects, commit_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14)"
+        );
+    }
+}

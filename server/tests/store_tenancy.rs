@@ -1,0 +1,369 @@
+//! The storage story of workspaces: the index, groups and their hierarchy, members and
+//! subscriptions, on SQLite always and on PostgreSQL (a fresh database per test; skipped
+//! loudly when none answers, but failing when `CI` is set).
+
+mod tenancy_support;
+
+use server::store::{IndexedWorkspace, Store, StoreError};
+
+fn row(org: &str, name: &str, plan: &str, head: &str) -> IndexedWorkspace {
+    IndexedWorkspace {
+        org_slug: org.to_owned(),
+        name: name.to_owned(),
+        plan: plan.to_owned(),
+        cluster: "home".to_owned(),
+        display_name: None,
+        projects: 2,
+        commit_id: head.to_owned(),
+    }
+}
+
+async fn story(store: &Store) {
+    let owner = store
+        .create_user("owner@acme.test", "owner", None, false)
+        .await
+        .expect("user");
+    let dev = store
+        .create_user("dev@acme.test", "dev", None, false)
+        .await
+        .expect("user");
+    let org = store
+        .create_organization("acme", "ACME", false, &owner.id)
+        .await
+        .expect("org");
+
+    // The index: replaced whole, then synced per workspace.
+    assert_eq!(store.workspace_index_head().await.expect("head"), None);
+    let rows: Vec<IndexedWorkspace> = (0..1203)
+        .map(|i| row("acme", &format!("ws{i:04}"), "shared-small", "h1"))
+        .collect();
+    assert_eq!(
+        store
+            .replace_workspace_index("h1", &rows)
+            .await
+            .expect("replace"),
+        0
+    );
+    assert_eq!(
+        store.workspace_index_head().await.expect("head").as_deref(),
+        Some("h1")
+    );
+    assert_eq!(
+        store.indexed_workspaces("acme").await.expect("list").len(),
+        1203
+    );
+    assert_eq!(
+        store.workspaces_without_groups().await.expect("bare").len(),
+        1203
+    );
+    store
+        .replace_workspace_index(
+            "h2",
+            &[
+                row("acme", "dev", "shared-small", "h2"),
+                row("acme", "prod", "shared-small", "h2"),
+            ],
+        )
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.indexed_workspace("acme", "dev").await.expect("one"),
+        row("acme", "dev", "shared-small", "h2")
+    );
+    assert!(matches!(
+        store.indexed_workspace("acme", "ws0001").await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Default groups, once, with the creator in WSAdmins.
+    assert!(
+        store
+            .create_default_groups("acme", "dev", Some(&owner.id))
+            .await
+            .expect("defaults")
+    );
+    assert!(
+        !store
+            .create_default_groups("acme", "dev", Some(&dev.id))
+            .await
+            .expect("again")
+    );
+    assert!(
+        store
+            .create_default_groups("acme", "prod", None)
+            .await
+            .expect("no creator")
+    );
+    assert!(
+        store
+            .workspaces_without_groups()
+            .await
+            .expect("bare")
+            .is_empty()
+    );
+    let groups = store.workspace_groups("acme", "dev").await.expect("groups");
+    let shape: Vec<(&str, Option<&str>)> = groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.parent.as_deref()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("WSAdmins", Some("WorkspaceMembers")),
+            ("WSUsers", Some("WorkspaceMembers")),
+            ("WorkspaceMembers", None)
+        ]
+    );
+    assert_eq!(
+        store
+            .direct_groups("acme", "dev", &owner.id)
+            .await
+            .expect("direct"),
+        ["WSAdmins"]
+    );
+    assert!(
+        store
+            .group_members("acme", "prod", "WSAdmins")
+            .await
+            .expect("members")
+            .is_empty()
+    );
+
+    // Groups: nesting, names, cycles, subgroups.
+    store
+        .create_group("acme", "dev", "devs", Some("WSUsers"))
+        .await
+        .expect("group");
+    assert!(matches!(
+        store.create_group("acme", "dev", "devs", None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_group("acme", "dev", "x", Some("nobody")).await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .create_group("acme", "prod", "devs", None)
+        .await
+        .expect("same name elsewhere");
+    match store
+        .set_group_parent("acme", "dev", "WorkspaceMembers", Some("devs"))
+        .await
+    {
+        Err(StoreError::Conflict(why)) => assert!(why.starts_with("parent:"), "{why}"),
+        other => panic!("a cycle must be refused, got {other:?}"),
+    }
+    store
+        .set_group_parent("acme", "dev", "devs", None)
+        .await
+        .expect("to the top");
+    store
+        .set_group_parent("acme", "dev", "devs", Some("WSAdmins"))
+        .await
+        .expect("under admins");
+    assert!(matches!(
+        store.delete_group("acme", "dev", "WSAdmins").await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Members.
+    assert!(
+        !store
+            .in_any_workspace_of("acme", &dev.id)
+            .await
+            .expect("in any")
+    );
+    assert!(
+        store
+            .add_group_member("acme", "dev", "devs", &dev.id)
+            .await
+            .expect("add")
+    );
+    assert!(
+        !store
+            .add_group_member("acme", "dev", "devs", &dev.id)
+            .await
+            .expect("again")
+    );
+    assert!(matches!(
+        store
+            .add_group_member("acme", "dev", "ghosts", &dev.id)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .in_any_workspace_of("acme", &dev.id)
+            .await
+            .expect("in any")
+    );
+    let members = store
+        .group_members("acme", "dev", "devs")
+        .await
+        .expect("members");
+    assert_eq!(
+        members.iter().map(|m| m.email.as_str()).collect::<Vec<_>>(),
+        ["dev@acme.test"]
+    );
+    let mine: Vec<String> = store
+        .indexed_workspaces_of_member("acme", &dev.id)
+        .await
+        .expect("mine")
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(mine, ["dev"]);
+    store
+        .remove_group_member("acme", "dev", "devs", &dev.id)
+        .await
+        .expect("remove");
+    assert!(matches!(
+        store
+            .remove_group_member("acme", "dev", "devs", &dev.id)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .delete_group("acme", "dev", "devs")
+        .await
+        .expect("delete");
+    assert!(matches!(
+        store.delete_group("acme", "dev", "devs").await,
+        Err(StoreError::NotFound)
+    ));
+
+    // A sync: dev changes plan, prod is gone (with its groups), test appears.
+    let removed = store
+        .sync_workspace_index(
+            "h3",
+            &[
+                ("acme".to_owned(), "dev".to_owned()),
+                ("acme".to_owned(), "prod".to_owned()),
+                ("acme".to_owned(), "test".to_owned()),
+            ],
+            &[
+                row("acme", "dev", "dedicated-large", "h3"),
+                row("acme", "test", "shared-small", "h3"),
+            ],
+        )
+        .await
+        .expect("sync");
+    assert_eq!(removed, 4, "prod's three default groups and its devs");
+    let names: Vec<(String, String)> = store
+        .indexed_workspaces("acme")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|w| (w.name, w.plan))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("dev".to_owned(), "dedicated-large".to_owned()),
+            ("test".to_owned(), "shared-small".to_owned())
+        ]
+    );
+    assert_eq!(
+        store
+            .workspace_groups("acme", "dev")
+            .await
+            .expect("kept")
+            .len(),
+        3
+    );
+    assert_eq!(
+        store.workspaces_without_groups().await.expect("bare"),
+        [("acme".to_owned(), "test".to_owned())]
+    );
+    // A full replace removes groups of workspaces no longer there.
+    assert_eq!(
+        store
+            .replace_workspace_index("h4", &[])
+            .await
+            .expect("replace"),
+        3
+    );
+
+    // Subscriptions: one running per workspace.
+    store
+        .start_subscription(&org.id, "dev", "shared-small")
+        .await
+        .expect("start");
+    store
+        .start_subscription(&org.id, "dev", "dedicated-large")
+        .await
+        .expect("rotate");
+    store
+        .start_subscription(&org.id, "test", "shared-small")
+        .await
+        .expect("start");
+    assert_eq!(
+        store.end_subscription(&org.id, "dev").await.expect("end"),
+        1
+    );
+    assert_eq!(
+        store
+            .end_subscription(&org.id, "dev")
+            .await
+            .expect("end again"),
+        0
+    );
+    let subs = store.subscriptions(&org.id).await.expect("subs");
+    let running: Vec<&str> = subs
+        .iter()
+        .filter(|s| s.ended_at.is_none())
+        .map(|s| s.workspace.as_str())
+        .collect();
+    assert_eq!(running, ["test"]);
+    assert_eq!(subs.len(), 3);
+}
+
+#[tokio::test]
+async fn the_tenancy_story_on_sqlite() {
+    let dir = tenancy_support::temp_dir();
+    let store = Store::connect(&dir.join("story.db").display().to_string())
+        .await
+        .expect("open");
+    story(&store).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_tenancy_story_on_postgres() {
+    let base = std::env::var("HEXABASE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let admin_url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/postgres"),
+        None => base.clone(),
+    };
+    let admin = match sqlx::PgPool::connect(&admin_url).await {
+        Ok(pool) => pool,
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PostgreSQL does not answer at {admin_url} and CI is set: {error}"
+            );
+            eprintln!("SKIPPED: PostgreSQL does not answer at {admin_url}: {error}");
+            return;
+        }
+    };
+    let name = format!("hb_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("create the database");
+    let url = match admin_url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => unreachable!("the admin url has a path"),
+    };
+    let store = Store::connect(&url).await.expect("open");
+    story(&store).await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .expect("drop the database");
+}
