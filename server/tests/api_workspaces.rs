@@ -2,16 +2,16 @@
 //! with a real bare repository: every mutation is exactly one commit by the caller, every
 //! refusal is none, and other organizations get 404.
 
-mod tenancy_support;
+mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tenancy_support::{Env, Person, env, env_with};
+use support::{Person, TestServer, server, server_with};
 
 const WS: &str = "/api/v1/orgs/acme/workspaces/dev";
 
 /// An organization `acme` owned by `owner` with workspace `dev` made by them.
-async fn with_workspace(env: &Env) -> Person {
+async fn with_workspace(env: &TestServer) -> Person {
     let owner = env.person("owner@acme.test").await;
     env.org("acme", &owner).await;
     env.call(
@@ -27,7 +27,13 @@ async fn with_workspace(env: &Env) -> Person {
 
 /// Asserts that the call made exactly one commit, by `who`, of `action`, and returns it.
 #[track_caller]
-fn one_commit(env: &Env, before: usize, who: &Person, action: &str, answer: &Value) -> String {
+fn one_commit(
+    env: &TestServer,
+    before: usize,
+    who: &Person,
+    action: &str,
+    answer: &Value,
+) -> String {
     let commits = env.commits();
     assert_eq!(commits.len(), before + 1, "exactly one commit");
     let head = &commits[0];
@@ -56,7 +62,7 @@ fn names(value: &Value, key: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn owners_create_workspaces_whose_creator_administers_them() {
-    let env = env().await;
+    let env = server("workspaces").await;
     let owner = env.person("owner@acme.test").await;
     let org = env.org("acme", &owner).await;
     let before = env.commits().len();
@@ -127,7 +133,7 @@ async fn owners_create_workspaces_whose_creator_administers_them() {
 
 #[tokio::test]
 async fn a_refused_workspace_request_names_the_field_and_makes_no_commit() {
-    let env = env().await;
+    let env = server("workspaces").await;
     let owner = with_workspace(&env).await;
     let before = env.commits().len();
     let cases = [
@@ -182,7 +188,7 @@ async fn a_refused_workspace_request_names_the_field_and_makes_no_commit() {
 
 #[tokio::test]
 async fn other_organizations_get_404_for_everything() {
-    let env = env().await;
+    let env = server("workspaces").await;
     let owner = with_workspace(&env).await;
     let stranger = env.person("boss@globex.test").await;
     env.org("globex", &stranger).await;
@@ -248,7 +254,7 @@ async fn other_organizations_get_404_for_everything() {
 
 #[tokio::test]
 async fn organization_owners_see_a_workspace_but_nothing_inside() {
-    let env = env().await;
+    let env = server("workspaces").await;
     let _creator = with_workspace(&env).await;
     let co_owner = env.person("co@acme.test").await;
     let org = env
@@ -330,7 +336,7 @@ async fn organization_owners_see_a_workspace_but_nothing_inside() {
 
 #[tokio::test]
 async fn groups_nest_and_refuse_cycles_naming_the_parent() {
-    let env = env().await;
+    let env = server("workspaces").await;
     let owner = with_workspace(&env).await;
     let dev = env.person("dev@acme.test").await;
     let before = env.commits().len();
@@ -495,7 +501,7 @@ async fn groups_nest_and_refuse_cycles_naming_the_parent() {
 
 #[tokio::test]
 async fn members_act_inside_as_their_roles_allow_and_grant_no_more_than_they_hold() {
-    let env = env().await;
+    let env = server("workspaces").await;
     let owner = with_workspace(&env).await;
     let dev = env.person("dev@acme.test").await;
     env.call(
@@ -835,7 +841,7 @@ async fn members_act_inside_as_their_roles_allow_and_grant_no_more_than_they_hol
 
 #[tokio::test]
 async fn administrators_bind_preset_cluster_roles_to_groups() {
-    let env = env().await;
+    let env = server("workspaces").await;
     let owner = with_workspace(&env).await;
     let user = env.person("user@acme.test").await;
     env.call(
@@ -955,7 +961,7 @@ async fn administrators_bind_preset_cluster_roles_to_groups() {
 
 #[tokio::test]
 async fn owners_change_plans_and_delete_workspaces_with_their_groups() {
-    let env = env().await;
+    let env = server("workspaces").await;
     let owner = with_workspace(&env).await;
     let org = env
         .state
@@ -1033,7 +1039,7 @@ async fn owners_change_plans_and_delete_workspaces_with_their_groups() {
 
 #[tokio::test]
 async fn the_index_is_rebuilt_at_start_and_reconciles_default_groups() {
-    let env = env().await;
+    let env = server("workspaces").await;
     let owner = with_workspace(&env).await;
     // Lose SQL's side: the index and the groups, as if the database were restored from an
     // older backup. Opening the server again rebuilds both from Git.
@@ -1073,7 +1079,7 @@ async fn the_index_is_rebuilt_at_start_and_reconciles_default_groups() {
 
 #[tokio::test]
 async fn write_actions_beyond_the_organization_limit_wait() {
-    let env = env_with(|s| {
+    let env = server_with("workspaces", |s| {
         s.limits.actions_per_org_per_second = 1;
         s.limits.actions_per_org_burst = 1;
     })

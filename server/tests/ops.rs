@@ -2,33 +2,24 @@
 //! commit, and draining at shutdown), and the audit route's scoping — on SQLite, and on
 //! PostgreSQL where one answers (see `support/postgres.rs`).
 
-#[path = "support/postgres.rs"]
-mod postgres;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use server::gitops::Identity;
 use server::http::AppState;
 use server::service::action::Action;
 use server::service::apply::{ActionMeta, Outcome};
-use server::service::credentials::{generate_token, hash_token};
 use server::settings::Settings;
-use tower::ServiceExt as _;
+use support::{Client, TempDir};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hb-ops-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn settings(dir: &Path) -> Settings {
+/// Settings whose data folder is `data` under `dir` (a test's remote sits beside it).
+fn settings(dir: &TempDir) -> Settings {
     Settings {
-        data_dir: dir.join("data"),
+        data_dir: dir.0.join("data"),
         ..Settings::default()
     }
 }
@@ -48,20 +39,12 @@ fn branch_head(repo: &Path) -> Option<String> {
 }
 
 async fn get(state: &AppState, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-    let mut request = Request::get(path);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let response = server::http::app(state.clone())
-        .oneshot(request.body(Body::empty()).expect("request"))
-        .await
-        .expect("router answers");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-        .await
-        .expect("body");
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
+    let client = Client {
+        bearer: token.map(str::to_owned),
+        ..Client::default()
+    };
+    let answer = client.send(state, Method::GET, path, None).await;
+    (answer.status, answer.body)
 }
 
 fn commit(state: &AppState, user: &str, action: &Action) -> String {
@@ -110,7 +93,7 @@ fn create_project(org: &str, ws: &str, project: &str) -> Action {
 
 #[tokio::test]
 async fn readyz_reports_database_repository_and_an_empty_outbox() {
-    let dir = temp_dir("ready");
+    let dir = TempDir::new("ops-ready");
     let state = server::serve::open(settings(&dir)).await.expect("opens");
     let (status, body) = get(&state, "/readyz", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -125,7 +108,7 @@ async fn readyz_reports_database_repository_and_an_empty_outbox() {
 
 #[tokio::test]
 async fn requests_are_counted_by_route_template_and_status() {
-    let dir = temp_dir("metrics");
+    let dir = TempDir::new("ops-metrics");
     let state = server::serve::open(settings(&dir)).await.expect("opens");
     assert_eq!(get(&state, "/healthz", None).await.0, StatusCode::OK);
     assert_eq!(
@@ -153,8 +136,8 @@ async fn requests_are_counted_by_route_template_and_status() {
 
 #[tokio::test]
 async fn a_commit_is_pushed_by_the_outbox_and_the_depth_follows() {
-    let dir = temp_dir("push");
-    let (remote, url) = bare_remote(&dir);
+    let dir = TempDir::new("ops-push");
+    let (remote, url) = bare_remote(&dir.0);
     let mut settings = settings(&dir);
     settings.git.remote = Some(url);
     let state = server::serve::open(settings).await.expect("opens");
@@ -188,8 +171,8 @@ async fn a_commit_is_pushed_by_the_outbox_and_the_depth_follows() {
 
 #[tokio::test]
 async fn a_stuck_outbox_makes_the_server_unready() {
-    let dir = temp_dir("stuck");
-    let (remote, url) = bare_remote(&dir);
+    let dir = TempDir::new("ops-stuck");
+    let (remote, url) = bare_remote(&dir.0);
     let mut settings = settings(&dir);
     settings.git.remote = Some(url);
     settings.git.push_stuck_seconds = 0;
@@ -218,8 +201,8 @@ async fn a_stuck_outbox_makes_the_server_unready() {
 
 #[tokio::test]
 async fn shutdown_pushes_what_the_last_requests_committed() {
-    let dir = temp_dir("drain");
-    let (remote, url) = bare_remote(&dir);
+    let dir = TempDir::new("ops-drain");
+    let (remote, url) = bare_remote(&dir.0);
     let mut settings = settings(&dir);
     settings.git.remote = Some(url);
     // Long enough that only a wake-up or the drain pushes.
@@ -282,18 +265,8 @@ async fn join_billing(url: &str, org: &str, user_id: &str) {
 }
 
 async fn user_with_token(state: &AppState, name: &str) -> (String, String) {
-    let user = state
-        .store
-        .create_user(&format!("{name}@example.com"), name, None, false)
-        .await
-        .expect("user");
-    let token = generate_token("hbt_");
-    state
-        .store
-        .create_api_token(&user.id, "test", &hash_token(&token), None)
-        .await
-        .expect("token");
-    (user.id, token)
+    let person = support::person(state, &format!("{name}@example.com")).await;
+    (person.user.id, person.token)
 }
 
 fn commits(body: &Value) -> Vec<(String, Option<String>)> {
@@ -311,7 +284,7 @@ fn commits(body: &Value) -> Vec<(String, Option<String>)> {
 
 /// The audit route's scoping, on the store at `database_url` (`None`: SQLite).
 async fn audit_is_scoped(name: &str, database_url: Option<String>) {
-    let dir = temp_dir(name);
+    let dir = TempDir::new(name);
     let mut settings = settings(&dir);
     settings.database_url = database_url.map(server::settings::Secret::new);
     let db_url = settings.database_url().expose().to_owned();
@@ -414,9 +387,8 @@ async fn audit_is_scoped_to_owners_and_workspace_members_on_sqlite() {
 
 #[tokio::test]
 async fn audit_is_scoped_to_owners_and_workspace_members_on_postgres() {
-    let Some(db) = postgres::fresh_database().await else {
+    let Some(db) = support::postgres::fresh_database().await else {
         return;
     };
     audit_is_scoped("audit-postgres", Some(db.url.clone())).await;
-    db.drop().await;
 }

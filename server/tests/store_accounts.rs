@@ -315,7 +315,7 @@ async fn accounts_story_on_sqlite() {
 
 #[tokio::test]
 async fn accounts_story_on_postgres() {
-    let Some(db) = support::postgres().await else {
+    let Some(db) = support::postgres::fresh_database().await else {
         return;
     };
     let store = Store::connect(&db.url).await.unwrap();

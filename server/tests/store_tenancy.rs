@@ -2,7 +2,7 @@
 //! subscriptions, on SQLite always and on PostgreSQL (a fresh database per test; skipped
 //! loudly when none answers, but failing when `CI` is set).
 
-mod tenancy_support;
+mod support;
 
 use server::store::{IndexedWorkspace, Store, StoreError};
 
@@ -320,50 +320,20 @@ async fn story(store: &Store) {
 
 #[tokio::test]
 async fn the_tenancy_story_on_sqlite() {
-    let dir = tenancy_support::temp_dir();
-    let store = Store::connect(&dir.join("story.db").display().to_string())
+    let dir = support::TempDir::new("store-tenancy");
+    let store = Store::connect(&dir.0.join("story.db").display().to_string())
         .await
         .expect("open");
     story(&store).await;
     store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn the_tenancy_story_on_postgres() {
-    let base = std::env::var("HEXABASE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let admin_url = match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/postgres"),
-        None => base.clone(),
+    let Some(db) = support::postgres::fresh_database().await else {
+        return;
     };
-    let admin = match sqlx::PgPool::connect(&admin_url).await {
-        Ok(pool) => pool,
-        Err(error) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "PostgreSQL does not answer at {admin_url} and CI is set: {error}"
-            );
-            eprintln!("SKIPPED: PostgreSQL does not answer at {admin_url}: {error}");
-            return;
-        }
-    };
-    let name = format!("hb_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .expect("create the database");
-    let url = match admin_url.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => unreachable!("the admin url has a path"),
-    };
-    let store = Store::connect(&url).await.expect("open");
+    let store = Store::connect(&db.url).await.expect("open");
     story(&store).await;
     store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .expect("drop the database");
 }

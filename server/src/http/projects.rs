@@ -250,7 +250,9 @@ type WsPath = Path<(String, String)>;
 type ProjectPath = Path<(String, String, String)>;
 type ItemPath = Path<(String, String, String, String)>;
 
-/// The workspace as the caller sees it, with `project` required to exist in it.
+/// The workspace as the caller sees it, with `project` required to exist in it. Who is in
+/// no group (an organization owner) is refused before the project is looked up: they see
+/// that the workspace exists, not which projects it has.
 async fn in_project(
     state: &AppState,
     caller: &Caller,
@@ -259,6 +261,7 @@ async fn in_project(
     project: &str,
 ) -> Result<WorkspaceAccess, ApiError> {
     let access = workspace_access(&state.store, &state.engine, &caller.user, org, ws).await?;
+    access.require_member()?;
     access.project(project)?;
     Ok(access)
 }

@@ -1,7 +1,10 @@
-//! Helpers for the server's API and storage tests: an `AppState` over a temporary data
-//! folder (SQLite and a bare repository), a client that keeps a session, and a fresh
-//! PostgreSQL database per test.
+//! Helpers shared by the server's API and storage tests: a server over a temporary data
+//! folder (SQLite and a bare repository), users with API tokens, organizations in SQL and
+//! Git, requests through the router (as a token holder or as a client that keeps a session),
+//! the repository's commits, and a fresh PostgreSQL database per test ([`postgres`]).
 #![allow(dead_code)]
+
+pub(crate) mod postgres;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +13,13 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::Value;
+use server::gitops::Identity;
 use server::http::AppState;
+use server::service::action::Action;
+use server::service::apply::ActionMeta;
+use server::service::credentials::{generate_token, hash_token};
 use server::settings::Settings;
+use server::store::{Organization, User};
 use tower::ServiceExt as _;
 
 /// A temporary folder, removed when dropped.
@@ -31,13 +39,6 @@ impl Drop for TempDir {
     }
 }
 
-/// A server over a temporary data folder, and its one-time setup token.
-pub(crate) struct TestServer {
-    pub(crate) state: AppState,
-    pub(crate) setup_token: String,
-    pub(crate) dir: TempDir,
-}
-
 /// Settings for a test: everything under `dir`, no metrics listener.
 pub(crate) fn settings(dir: &TempDir) -> Settings {
     Settings {
@@ -47,7 +48,14 @@ pub(crate) fn settings(dir: &TempDir) -> Settings {
     }
 }
 
-/// Opens a server with `settings` changed by `change`.
+/// A server over a temporary data folder, and its one-time setup token.
+pub(crate) struct TestServer {
+    pub(crate) state: AppState,
+    pub(crate) setup_token: String,
+    pub(crate) dir: TempDir,
+}
+
+/// Opens a server on a fresh data folder with `settings` changed by `change`.
 pub(crate) async fn server_with(name: &str, change: impl FnOnce(&mut Settings)) -> TestServer {
     let dir = TempDir::new(name);
     let mut settings = settings(&dir);
@@ -71,7 +79,155 @@ pub(crate) async fn server(name: &str) -> TestServer {
     server_with(name, |_| {}).await
 }
 
-/// An answer: status, headers and the body as JSON (`Null` when empty or not JSON).
+/// A user, and an API token of theirs.
+pub(crate) struct Person {
+    pub(crate) user: User,
+    pub(crate) token: String,
+}
+
+impl Person {
+    /// `Name <email>`, as commits name their author.
+    pub(crate) fn identity(&self) -> String {
+        format!("{} <{}>", self.user.name, self.user.email)
+    }
+
+    /// A client sending this person's API token.
+    pub(crate) fn client(&self) -> Client {
+        Client {
+            bearer: Some(self.token.clone()),
+            ..Client::default()
+        }
+    }
+}
+
+/// A user of `state` named after `email`, with an API token.
+pub(crate) async fn person(state: &AppState, email: &str) -> Person {
+    person_with(state, email, None).await
+}
+
+/// [`person`] with a password (its hash) to sign in with.
+pub(crate) async fn person_with(
+    state: &AppState,
+    email: &str,
+    password_hash: Option<&str>,
+) -> Person {
+    let name = email.split('@').next().unwrap_or(email);
+    let user = state
+        .store
+        .create_user(email, name, password_hash, false)
+        .await
+        .expect("create user");
+    let token = generate_token("hbt_");
+    state
+        .store
+        .create_api_token(&user.id, "test", &hash_token(&token), None)
+        .await
+        .expect("create token");
+    Person { user, token }
+}
+
+impl TestServer {
+    /// A user named after `email`, with an API token.
+    pub(crate) async fn person(&self, email: &str) -> Person {
+        person(&self.state, email).await
+    }
+
+    /// An organization in Git and in SQL, owned by `owner`.
+    pub(crate) async fn org(&self, slug: &str, owner: &Person) -> Organization {
+        let engine = self.state.engine.clone();
+        let meta = ActionMeta {
+            actor: Identity {
+                name: owner.user.name.clone(),
+                email: owner.user.email.clone(),
+            },
+            request_id: format!("org-{slug}"),
+        };
+        let action = Action::CreateOrganization {
+            org: slug.to_owned(),
+            display_name: None,
+        };
+        tokio::task::spawn_blocking(move || engine.apply(&meta, &action))
+            .await
+            .expect("join")
+            .expect("create the organization in Git");
+        self.state
+            .store
+            .create_organization(slug, slug, false, &owner.user.id)
+            .await
+            .expect("create the organization in SQL")
+    }
+
+    /// Sends a request as `who` (anonymous when `None`) with an optional JSON body.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        who: Option<&Person>,
+        body: Option<Value>,
+    ) -> Answer {
+        self.call_with(method, path, who, body, &[]).await
+    }
+
+    /// [`TestServer::call`] with extra headers.
+    pub(crate) async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        who: Option<&Person>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let client = who.map(Person::client).unwrap_or_default();
+        client
+            .send_with(&self.state, method, path, body, headers)
+            .await
+    }
+
+    /// The commits on `main`, newest first.
+    pub(crate) fn commits(&self) -> Vec<Commit> {
+        commits(&self.state)
+    }
+}
+
+/// The commits on `main` of the server's repository, newest first.
+pub(crate) fn commits(state: &AppState) -> Vec<Commit> {
+    let repo = git2::Repository::open(state.settings.git_repo()).expect("open repo");
+    let mut walk = repo.revwalk().expect("walk");
+    walk.push_ref("refs/heads/main").expect("main");
+    walk.map(|id| {
+        let commit = repo.find_commit(id.expect("id")).expect("commit");
+        Commit {
+            id: commit.id().to_string(),
+            author: format!(
+                "{} <{}>",
+                commit.author().name().unwrap_or_default(),
+                commit.author().email().unwrap_or_default()
+            ),
+            message: commit.message().unwrap_or_default().to_owned(),
+        }
+    })
+    .collect()
+}
+
+/// One commit.
+#[derive(Debug, Clone)]
+pub(crate) struct Commit {
+    pub(crate) id: String,
+    pub(crate) author: String,
+    pub(crate) message: String,
+}
+
+impl Commit {
+    /// The value of a `Hexabase-*` trailer.
+    pub(crate) fn trailer(&self, name: &str) -> Option<&str> {
+        self.message
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+    }
+}
+
+/// An answer: status, headers and the body as JSON (`Null` when empty, a string when not
+/// JSON).
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
@@ -88,6 +244,18 @@ impl Answer {
             .filter_map(|v| v.to_str().ok())
             .find(|v| v.starts_with(&format!("{name}=")))
             .map(str::to_owned)
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub(crate) fn expect(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "{}", self.body);
+        self
+    }
+
+    /// The `field` of a problem answer.
+    pub(crate) fn field(&self) -> &str {
+        self.body["field"].as_str().unwrap_or_default()
     }
 }
 
@@ -117,6 +285,18 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Answer {
+        self.send_with(state, method, path, body, &[]).await
+    }
+
+    /// [`Client::send`] with extra headers.
+    pub(crate) async fn send_with(
+        &self,
+        state: &AppState,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(cookie) = &self.cookie {
             request = request.header(header::COOKIE, cookie);
@@ -126,6 +306,9 @@ impl Client {
         }
         if let Some(token) = &self.bearer {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let body = match body {
             Some(json) => {
@@ -163,7 +346,12 @@ pub(crate) async fn send(state: &AppState, request: Request<Body>) -> Answer {
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .expect("read the body");
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
     Answer {
         status,
         headers,
@@ -188,75 +376,4 @@ pub(crate) async fn sign_up(
         .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
     (Client::default().signed_in(&answer), answer)
-}
-
-/// A fresh PostgreSQL database, dropped (with its connections) when this is dropped.
-pub(crate) struct PgDatabase {
-    pub(crate) url: String,
-    admin_url: String,
-    name: String,
-}
-
-fn admin_url() -> String {
-    std::env::var("HEXABASE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// Creates a fresh database; `None` (with a loud message) when PostgreSQL does not answer,
-/// except under CI, where that fails the test.
-pub(crate) async fn postgres() -> Option<PgDatabase> {
-    use sqlx::Connection as _;
-    let admin = admin_url();
-    let mut connection = match sqlx::PgConnection::connect(&admin).await {
-        Ok(connection) => connection,
-        Err(error) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "PostgreSQL at {admin} does not answer ({error}); CI must test PostgreSQL"
-            );
-            eprintln!(
-                "\n*** SKIPPING the PostgreSQL half: {admin} does not answer ({error}) ***\n"
-            );
-            return None;
-        }
-    };
-    let name = format!("hb_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut connection)
-        .await
-        .expect("create a test database");
-    let _ = connection.close().await;
-    let (base, _) = admin
-        .rsplit_once('/')
-        .expect("the PostgreSQL URL names a database");
-    Some(PgDatabase {
-        url: format!("{base}/{name}"),
-        admin_url: admin,
-        name,
-    })
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: do the async work on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                use sqlx::Connection as _;
-                if let Ok(mut connection) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut connection)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
 }

@@ -1,14 +1,9 @@
-//! A fresh PostgreSQL database per test, for test binaries that include this file:
+//! A fresh PostgreSQL database per test:
 //!
 //! ```ignore
-//! #[path = "support/postgres.rs"]
-//! mod postgres;
-//!
-//! let Some(db) = postgres::fresh_database().await else { return };
+//! let Some(db) = support::postgres::fresh_database().await else { return };
 //! let store = server::store::Store::connect(&db.url).await?;
-//! // ...
-//! store.close().await;
-//! db.drop().await;
+//! // ... the database is dropped with `db`, even when the test fails.
 //! ```
 //!
 //! The server is named by `HEXABASE_TEST_POSTGRES` (default
@@ -16,7 +11,6 @@
 //! sets it when nothing answers there. Each test gets its own database (`hb_<random>`), so
 //! tests run in parallel. When the server does not answer, the test is skipped with a loud
 //! message, except in CI (`CI` set), where it fails.
-#![allow(dead_code)]
 
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
@@ -24,7 +18,7 @@ use sqlx::postgres::PgConnection;
 /// The URL when `HEXABASE_TEST_POSTGRES` is not set.
 pub(crate) const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// A database made for one test.
+/// A database made for one test, dropped (with its connections) when this is dropped.
 pub(crate) struct TestDatabase {
     /// The URL of the new database.
     pub(crate) url: String,
@@ -38,8 +32,8 @@ pub(crate) fn server_url() -> String {
     std::env::var("HEXABASE_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
-/// Creates a fresh database, or returns `None` (after saying so) when no PostgreSQL answers
-/// outside CI. Panics in CI when none answers: CI never skips.
+/// Creates a fresh database, or returns `None` (after saying so loudly) when no PostgreSQL
+/// answers outside CI. Panics in CI when none answers: CI never skips.
 pub(crate) async fn fresh_database() -> Option<TestDatabase> {
     let admin_url = server_url();
     let mut admin = match PgConnection::connect(&admin_url).await {
@@ -50,8 +44,8 @@ pub(crate) async fn fresh_database() -> Option<TestDatabase> {
                 "CI needs PostgreSQL at {admin_url} (HEXABASE_TEST_POSTGRES): {error}"
             );
             eprintln!(
-                "SKIPPED: no PostgreSQL answers at {admin_url} ({error}); run `make test`, which \
-                 starts one, or set HEXABASE_TEST_POSTGRES"
+                "\n*** SKIPPED the PostgreSQL half: no PostgreSQL answers at {admin_url} \
+                 ({error}); run `make test`, which starts one, or set HEXABASE_TEST_POSTGRES ***\n"
             );
             return None;
         }
@@ -61,7 +55,7 @@ pub(crate) async fn fresh_database() -> Option<TestDatabase> {
         .execute(&mut admin)
         .await
         .expect("create a test database");
-    admin.close().await.expect("close the admin connection");
+    let _ = admin.close().await;
     let url = with_database(&admin_url, &name);
     Some(TestDatabase {
         url,
@@ -70,20 +64,28 @@ pub(crate) async fn fresh_database() -> Option<TestDatabase> {
     })
 }
 
-impl TestDatabase {
-    /// Drops the database (closing whatever still holds a connection to it).
-    pub(crate) async fn drop(self) {
-        let mut admin = PgConnection::connect(&self.admin_url)
-            .await
-            .expect("connect to drop the test database");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await
-        .expect("drop the test database");
-        let _ = admin.close().await;
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
     }
 }
 
