@@ -17,3 +17,4 @@ bench:
 	cargo bench -p compiler --bench compile
 	cargo bench -p server --bench engine
 	cargo bench -p server --bench audit
+	cargo bench -p server --bench api

@@ -18,8 +18,8 @@ use super::{ApiError, ApiRoute, AppState};
 use crate::service::action::Action;
 use crate::service::authz::{Presets, uncovered};
 use crate::service::tenancy::{
-    self, OrgAccess, TenancyError, WorkspaceAccess, admit_write, org_access, sync_index,
-    visible_workspaces, workspace_access,
+    self, OrgAccess, TenancyError, WorkspaceAccess, admit_write, org_access,
+    sync_index_after_commit, visible_workspaces, workspace_access,
 };
 use crate::store::{ADMINS_GROUP, GroupMember, IndexedWorkspace, StoreError, User};
 
@@ -81,10 +81,11 @@ pub(super) async fn write(
     Ok(answer)
 }
 
-/// Brings the workspace index up to the head. The commit is made already, so a failure here
-/// is logged, not answered: the next sync (every list and start) catches up.
+/// Brings the workspace index up to the head after a commit (unless a sync that began after
+/// the commit has done so). The commit is made already, so a failure here is logged, not
+/// answered: the next sync (every list and start) catches up.
 pub(super) async fn reindex(state: &AppState) {
-    if let Err(error) = sync_index(&state.store, &state.engine).await {
+    if let Err(error) = sync_index_after_commit(&state.store, &state.engine).await {
         tracing::error!(error = %super::problem::ErrorChain(&error), "failed to sync the workspace index");
     }
 }

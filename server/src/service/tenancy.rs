@@ -308,13 +308,60 @@ fn sync_lock() -> &'static tokio::sync::Mutex<()> {
     LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
 }
 
+/// Syncs begun so far (the head read under the lock), by repository path: see
+/// [`sync_index_after_commit`]. Keyed by repository, as tests run several servers in one
+/// process.
+fn syncs_begun() -> &'static Mutex<BTreeMap<std::path::PathBuf, u64>> {
+    static BEGUN: OnceLock<Mutex<BTreeMap<std::path::PathBuf, u64>>> = OnceLock::new();
+    BEGUN.get_or_init(Mutex::default)
+}
+
+fn begun(engine: &Engine) -> u64 {
+    syncs_begun()
+        .lock()
+        .expect("the sync counter is never poisoned: nothing panics while holding it")
+        .get(engine.gitops().path())
+        .copied()
+        .unwrap_or(0)
+}
+
+/// [`sync_index`] for a writer whose commit is made: when a sync began after it (and has
+/// finished, as this one holds the lock now), that sync read a head with the commit in it,
+/// so there is nothing left to do (had it failed, it logged so, and the next sync catches up
+/// as after any failed sync). Under concurrent writes one sync then serves many commits
+/// instead of each commit waiting for its own. `None` when it was skipped.
+pub async fn sync_index_after_commit(
+    store: &Store,
+    engine: &Arc<Engine>,
+) -> TenancyResult<Option<IndexSync>> {
+    let seen = begun(engine);
+    let guard = sync_lock().lock().await;
+    if begun(engine) != seen {
+        return Ok(None);
+    }
+    sync_locked(store, engine, guard).await.map(Some)
+}
+
 /// Brings the workspace index up to the branch head: the workspaces touched by the commits
 /// since the index's head are rewritten (all of them when the index has no head or history
 /// was rewritten); workspaces gone from Git lose their groups; workspaces without groups get
 /// the default ones, with the author of their `create-workspace` commit in `WSAdmins` when
 /// that names a user.
 pub async fn sync_index(store: &Store, engine: &Arc<Engine>) -> TenancyResult<IndexSync> {
-    let _guard = sync_lock().lock().await;
+    let guard = sync_lock().lock().await;
+    sync_locked(store, engine, guard).await
+}
+
+async fn sync_locked(
+    store: &Store,
+    engine: &Arc<Engine>,
+    _guard: tokio::sync::MutexGuard<'static, ()>,
+) -> TenancyResult<IndexSync> {
+    *syncs_begun()
+        .lock()
+        .expect("the sync counter is never poisoned: nothing panics while holding it")
+        .entry(engine.gitops().path().to_owned())
+        .or_default() += 1;
     let snapshot = head(engine).await?;
     let Some(head_id) = snapshot.commit.map(|c| c.to_string()) else {
         return Ok(IndexSync::default());
