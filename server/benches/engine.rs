@@ -35,22 +35,21 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compiler::intent::IntentFiles;
 use git2::{Oid, Repository};
 use server::gitops::{GitOps, Identity};
 use server::service::action::Action;
 use server::service::apply::{ActionMeta, Engine, Outcome};
 
+mod common;
+
+use common::{
+    ORGANIZATIONS, WORKSPACES, env_count, fmt, git, load_average, percentile, placement, workload,
+};
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Bump when the workload or the cache layout changes; the compiler version is added to it.
 const CACHE_VERSION: &str = "engine-bench-v2";
-/// The example platform: two clusters (`home`, `edge`) and two plans.
-const PLATFORM: &str = include_str!("../../gitops-repo-example/intent/platform.yaml");
-const CLUSTERS: [&str; 2] = ["home", "edge"];
-const PLANS: [&str; 2] = ["shared-small", "dedicated-large"];
-const ORGANIZATIONS: usize = 100;
-const WORKSPACES: usize = 10_000;
 const ACTIONS: usize = 200;
 const GIT_SAMPLES: usize = 30;
 const THREADS: usize = 16;
@@ -397,19 +396,6 @@ fn git_cli_commit(repo: &Repository, clone: &Path, commit: Oid, n: usize) -> Res
     Ok(started.elapsed())
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {}: {}",
-            args.first().unwrap_or(&""),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 // ---------------------------------------------------------------------------------------------
 // The cached repository
 
@@ -597,200 +583,8 @@ impl Cache {
 // ---------------------------------------------------------------------------------------------
 // Workload: the same as compiler/benches/compile.rs (kept in step by hand).
 
-/// Organization and workspace of workspace number `i`, and its cluster and plan.
-fn placement(i: usize) -> (String, String, &'static str, &'static str) {
-    let org = format!("org-{:03}", i % ORGANIZATIONS);
-    let ws = format!("ws-{i:05}");
-    let cluster = CLUSTERS[(i / ORGANIZATIONS) % 2];
-    let plan = PLANS[(i / (2 * ORGANIZATIONS)) % 2];
-    (org, ws, cluster, plan)
-}
-
-/// An intent tree of `n` workspaces, spread over [`ORGANIZATIONS`] organizations, both clusters
-/// and both plans. Each workspace: 5 projects, 3 custom roles, 2 Functions, 1 CronJob.
-fn workload(n: usize) -> IntentFiles {
-    let mut files = IntentFiles::new();
-    files.insert("platform.yaml".into(), PLATFORM.into());
-    for o in 0..ORGANIZATIONS.min(n) {
-        let org = format!("org-{o:03}");
-        files.insert(
-            format!("{org}/organization.yaml"),
-            format!(
-                "apiVersion: hexabase.ai/v1alpha1\nkind: Organization\nmetadata:\n  name: {org}\n\
-                 spec:\n  displayName: Organization {o}\n"
-            ),
-        );
-    }
-    for i in 0..n {
-        let (org, ws, cluster, plan) = placement(i);
-        let dir = format!("{org}/{ws}");
-        let dedicated = plan == "dedicated-large";
-        let mut text =
-            format!("apiVersion: hexabase.ai/v1alpha1\nkind: Workspace\nmetadata:\n  name: {ws}\n");
-        if dedicated {
-            text.push_str("  labels:\n    environment: production\n");
-        }
-        write!(
-            text,
-            "spec:\n  displayName: Workspace {i} of {org}\n  plan: {plan}\n  cluster: {cluster}\n\
-             \x20 clusterRoleBindings:\n    - group: WorkspaceMembers\n      clusterRole: hexabase:workspace-viewer\n"
-        )
-        .expect("writing to a String cannot fail");
-        if dedicated {
-            write!(
-                text,
-                "  dedicatedNodes:\n    nodeSelector:\n      hexabase.ai/tenant: {org}\n"
-            )
-            .expect("writing to a String cannot fail");
-        }
-        files.insert(format!("{dir}/workspace.yaml"), text);
-        for (project, body) in projects(&org, &ws) {
-            let text = format!(
-                "apiVersion: hexabase.ai/v1alpha1\nkind: Project\nmetadata:\n  name: {project}\n{body}"
-            );
-            files.insert(format!("{dir}/projects/{project}.yaml"), text);
-        }
-    }
-    files
-}
-
-/// The five projects of one workspace (name, the document after `metadata.name`).
-fn projects(org: &str, ws: &str) -> [(&'static str, String); 5] {
-    [
-        (
-            "web",
-            format!(
-                r#"  labels:
-    team: frontend
-spec:
-  displayName: Web shop of {org}
-  quota:
-    requestsCpu: "4"
-  roles:
-    - name: deployer
-      rules:
-        - apiGroups: ["apps"]
-          resources: ["deployments", "replicasets"]
-          verbs: ["get", "list", "watch", "create", "update", "patch"]
-        - apiGroups: [""]
-          resources: ["pods", "pods/log", "services", "configmaps"]
-          verbs: ["get", "list", "watch"]
-  roleBindings:
-    - group: WSUsers
-      role: deployer
-    - group: WSAdmins
-      clusterRole: hexabase:workspace-admin
-  functions:
-    - name: checkout
-      image: ghcr.io/{org}/checkout-fn:2.0.1
-      port: 8080
-      env:
-        - name: CURRENCY
-          value: EUR
-        - name: WORKSPACE
-          value: {ws}
-      scaling:
-        minScale: 0
-        maxScale: 10
-        target: 50
-      resources:
-        cpu: 100m
-        memory: 256Mi
-"#
-            ),
-        ),
-        (
-            "api",
-            format!(
-                r#"spec:
-  roles:
-    - name: reader
-      rules:
-        - apiGroups: ["", "apps", "batch"]
-          resources: ["pods", "deployments", "jobs", "cronjobs"]
-          verbs: ["get", "list", "watch"]
-  roleBindings:
-    - group: WorkspaceMembers
-      role: reader
-  functions:
-    - name: webhook
-      image: ghcr.io/{org}/webhook:1.0.0
-      scaling:
-        maxScale: 3
-"#
-            ),
-        ),
-        (
-            "batch",
-            format!(
-                r#"spec:
-  displayName: Scheduled jobs
-  roles:
-    - name: job-runner
-      rules:
-        - apiGroups: ["batch"]
-          resources: ["jobs", "cronjobs"]
-          verbs: ["get", "list", "watch", "create", "delete"]
-  roleBindings:
-    - group: WSUsers
-      role: job-runner
-  cronJobs:
-    - name: nightly-report
-      schedule: "0 3 * * *"
-      timeZone: Europe/Berlin
-      image: ghcr.io/{org}/reporter:1.4.2
-      args: ["--since", "24h", "--workspace", "{ws}"]
-      env:
-        - name: REPORT_BUCKET
-          value: s3://{org}-reports
-      resources:
-        cpu: 100m
-        memory: 128Mi
-"#
-            ),
-        ),
-        (
-            "data",
-            r#"spec:
-  quota:
-    requestsMemory: 8Gi
-  roleBindings:
-    - group: WSUsers
-      clusterRole: hexabase:workspace-viewer
-"#
-            .to_owned(),
-        ),
-        ("ops", "spec:\n  displayName: Operations\n".to_owned()),
-    ]
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reporting
-
-fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The `p`th percentile (nearest rank).
-fn percentile(times: &mut [Duration], p: usize) -> Duration {
-    times.sort_unstable();
-    let rank = (times.len() * p).div_ceil(100).max(1);
-    times[rank - 1]
-}
-
-fn fmt(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1e3;
-    if ms >= 1_000.0 {
-        format!("{:.1} s", ms / 1e3)
-    } else if ms >= 10.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{ms:.2} ms")
-    }
-}
 
 /// CPU time (user + system) of this process so far, in 10 ms ticks.
 fn cpu_time() -> Duration {
@@ -806,13 +600,6 @@ fn cpu_time() -> Duration {
         .filter_map(|f| f.parse::<u64>().ok())
         .sum();
     Duration::from_millis(ticks * 10)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
 }
 
 fn progress(what: &str) {
