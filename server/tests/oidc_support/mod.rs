@@ -162,6 +162,10 @@ pub(crate) fn forgeries(token: &str, pem: &str, kid: &str, now: i64) -> Vec<(Str
     ));
     out.push((
         "exp of the wrong type".to_owned(),
+        with(&|c| c["exp"] = json!("tomorrow")),
+    ));
+    out.push((
+        "exp as a numeric string".to_owned(),
         with(&|c| c["exp"] = json!((now + 600).to_string())),
     ));
     out
