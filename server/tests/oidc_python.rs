@@ -33,7 +33,7 @@ impl Drop for Server {
     }
 }
 
-fn start() -> Server {
+fn start(env: &[(&str, &str)]) -> Server {
     let dir = std::env::temp_dir().join(format!("hb-oidc-python-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
@@ -43,6 +43,7 @@ fn start() -> Server {
         .env("HEXABASE_LISTEN", "127.0.0.1:0")
         .env("HEXABASE_METRICS_LISTEN", "off")
         .env("HEXABASE_DATA_DIR", dir.join("data"))
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -102,10 +103,9 @@ fn python() -> Option<PathBuf> {
     None
 }
 
-#[test]
-fn an_independent_client_verifies_tokens_and_refuses_forgeries() {
-    let Some(python) = python() else { return };
-    let server = start();
+/// Signs up the first user and makes acme/dev (so they are in its `WSAdmins`); answers an
+/// HTTP client that does not follow redirects, the session cookie's value and its CSRF token.
+fn admin_with_workspace(server: &Server) -> (Client, String, String) {
     let http = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -147,6 +147,15 @@ fn an_independent_client_verifies_tokens_and_refuses_forgeries() {
             .expect("a call");
         assert_eq!(answer.status(), 201, "{path}: {:?}", answer.text());
     }
+
+    (http, session, csrf)
+}
+
+#[test]
+fn an_independent_client_verifies_tokens_and_refuses_forgeries() {
+    let Some(python) = python() else { return };
+    let server = start(&[]);
+    let (http, session, _) = admin_with_workspace(&server);
 
     // A genuine token, through this side's own code flow, to make the forgeries from.
     let (verifier, challenge) = oidc_support::pkce();
@@ -228,4 +237,79 @@ fn an_independent_client_verifies_tokens_and_refuses_forgeries() {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
     eprintln!("independent client: {}", stdout.trim());
+}
+
+#[test]
+fn hb_signs_in_with_the_device_flow_and_prints_a_kubeconfig() {
+    let server = start(&[("HEXABASE_ISSUER__DEVICE_POLL_SECONDS", "1")]);
+    let (http, session, csrf) = admin_with_workspace(&server);
+    let config = server.dir.join("hb.toml");
+    let mut login = Command::new(env!("CARGO_BIN_EXE_hb"))
+        .args(["login", &server.url, "--device"])
+        .env("HB_CONFIG", &config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hb login runs");
+    let mut told = BufReader::new(login.stderr.take().expect("stderr")).lines();
+    let line = told
+        .next()
+        .expect("hb login printed the code")
+        .expect("a line");
+    let code = line
+        .strip_prefix(&format!(
+            "To sign in, open {ISSUER}/device and enter the code "
+        ))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let approved = http
+        .post(format!("{}/device", server.url))
+        .header("cookie", format!("hb_session={session}"))
+        .form(&[
+            ("user_code", code.as_str()),
+            ("decision", "approve"),
+            ("csrf_token", csrf.as_str()),
+        ])
+        .send()
+        .expect("approve");
+    assert_eq!(approved.status(), 200);
+    let out = login.wait_with_output().expect("hb login ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("as admin@acme.test"));
+
+    let hb = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hb"))
+            .args(args)
+            .env("HB_CONFIG", &config)
+            .stdin(Stdio::null())
+            .output()
+            .expect("hb runs")
+    };
+    let out = hb(&["kubeconfig", "acme/dev"]);
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{yaml}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "kind: Config",
+        "oidc-login",
+        "get-token",
+        "--oidc-issuer-url=https://hexabase.example.com",
+        "--oidc-client-id=ws-acme-dev",
+        "server: https://ws-acme-dev.",
+    ] {
+        assert!(yaml.contains(expected), "{expected} in:\n{yaml}");
+    }
+    let json_out = hb(&["kubeconfig", "acme/dev", "-o", "json"]);
+    let parsed: Value = serde_json::from_slice(&json_out.stdout).expect("JSON");
+    assert_eq!(parsed["current-context"], "acme-dev");
+    assert_eq!(hb(&["kubeconfig", "acme"]).status.code(), Some(2));
+    assert_eq!(hb(&["kubeconfig", "acme/nope"]).status.code(), Some(1));
 }
