@@ -6,7 +6,7 @@
 //!
 //! They are protocol endpoints, described by the discovery document rather than OpenAPI, and
 //! answer RFC 6749 error JSON (`error`, `error_description`) where OAuth says so. A
-//! middleware ([`dispatch`]) routes requests whose path is the issuer's path plus one of
+//! middleware (`dispatch`) routes requests whose path is the issuer's path plus one of
 //! [`ENDPOINTS`]; the issuer URL comes from the branch head, so it can change without a
 //! restart.
 
@@ -344,9 +344,8 @@ fn redirect_error(
     error: &str,
     description: &str,
 ) -> Response {
-    let mut url = match reqwest::Url::parse(redirect_uri) {
-        Ok(url) => url,
-        Err(_) => return OAuthError::invalid_request("redirect_uri: not a URL").into_response(),
+    let Ok(mut url) = reqwest::Url::parse(redirect_uri) else {
+        return OAuthError::invalid_request("redirect_uri: not a URL").into_response();
     };
     {
         let mut pairs = url.query_pairs_mut();
