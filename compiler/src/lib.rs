@@ -32,6 +32,13 @@ use plan::PlatformModel;
 use policy::PolicyDocument;
 use render::Renderer;
 
+/// The host namespace of a workspace, `ws-<org>-<workspace>`, which is also its vCluster's
+/// OIDC client id (`--oidc-client-id`): the issuer uses this function too, so the tokens it
+/// issues name the audience every vCluster expects.
+pub fn workspace_client_id(org: &str, workspace: &str) -> String {
+    format!("ws-{org}-{workspace}")
+}
+
 /// The compiler's version, for the `Hexabase-Compiler` commit trailer (never in files).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -611,7 +618,7 @@ fn check_host_namespaces(intent: &Intent, out: &mut Vec<Diagnostic>) {
     for (org, o) in &intent.organizations {
         for ws in o.workspaces.keys() {
             owners
-                .entry(format!("ws-{org}-{ws}"))
+                .entry(workspace_client_id(org, ws))
                 .or_default()
                 .push((org, ws));
         }

@@ -73,6 +73,8 @@ enum Command {
     Create(server::client::CreateArgs),
     /// Delete one.
     Delete(server::client::DeleteArgs),
+    /// Print a kubeconfig for a workspace's vCluster (`kubectl oidc-login`, no secret).
+    Kubeconfig(server::client::KubeconfigArgs),
     /// Run the control plane: the API, sign-in, and every change as a commit.
     Serve {
         /// A TOML settings file (also `HEXABASE_CONFIG`).
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         Command::Get(args) => return server::client::get(&args, &env()),
         Command::Create(args) => return server::client::create(&args, &env()),
         Command::Delete(args) => return server::client::delete(&args, &env()),
+        Command::Kubeconfig(args) => return server::client::kubeconfig(&args, &env()),
         Command::Compile { intent, out, check } => server::cli::compile(&intent, &out, check),
         Command::Validate { intent, json } => server::cli::validate(&intent, json),
         Command::Schema => server::cli::schema(),

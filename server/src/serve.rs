@@ -15,6 +15,7 @@ use crate::pusher::Outbox;
 use crate::service::accounts::SignIn;
 use crate::service::apply::{ActionMeta, Engine};
 use crate::service::credentials::{generate_token, hash_token};
+use crate::service::issuer::Issuer;
 use crate::settings::Settings;
 use crate::store::{PlanPrice, Store};
 
@@ -85,10 +86,16 @@ pub async fn open(settings: Settings) -> Result<AppState> {
         groups_removed = synced.groups_removed,
         "indexed the workspaces"
     );
+    settings
+        .issuer
+        .check()
+        .map_err(|e| anyhow::anyhow!("issuer.{e}"))?;
+    let issuer = Arc::new(Issuer::new(store.clone(), settings.issuer.clone()));
     Ok(AppState {
         store,
         engine,
         sign_in: Arc::new(SignIn::new(&settings)),
+        issuer,
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
         outbox: Arc::new(outbox),

@@ -70,6 +70,8 @@ pub struct Settings {
     pub sessions: SessionSettings,
     /// External OpenID Connect providers people may sign in with.
     pub oidc_providers: Vec<OidcProvider>,
+    /// The server as the OpenID Connect issuer of every vCluster.
+    pub issuer: IssuerSettings,
     /// Accounts: sign-up and invitations.
     pub accounts: AccountSettings,
     /// Billing: plan prices.
@@ -131,6 +133,91 @@ pub struct Limits {
 pub struct SessionSettings {
     /// How long a session lasts, in seconds.
     pub ttl_seconds: i64,
+}
+
+/// The algorithm new signing keys use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SigningAlg {
+    /// RSA 2048 with SHA-256: what kube-apiserver accepts by default.
+    #[default]
+    RS256,
+    /// ECDSA P-256 with SHA-256 (the vCluster needs `--oidc-signing-algs=ES256`).
+    ES256,
+}
+
+impl SigningAlg {
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+        }
+    }
+}
+
+/// The OpenID Connect issuer: token lifetimes and key rotation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// Lifetime of ID and access tokens, in seconds (at most 900).
+    pub token_ttl_seconds: i64,
+    /// Lifetime of a refresh token, in seconds (each use rotates it).
+    pub refresh_ttl_seconds: i64,
+    /// How long an authorization code is valid, in seconds.
+    pub code_ttl_seconds: i64,
+    /// How long a device code is valid, in seconds.
+    pub device_code_ttl_seconds: i64,
+    /// The least interval between two polls of one device code, in seconds.
+    pub device_poll_seconds: i64,
+    /// The algorithm of new signing keys.
+    pub signing_alg: SigningAlg,
+    /// A signing key is replaced after this many seconds of signing.
+    pub rotate_after_seconds: i64,
+    /// A new key is published this many seconds before it signs, so every verifier has
+    /// fetched it by then.
+    pub publish_ahead_seconds: i64,
+}
+
+impl IssuerSettings {
+    /// Refuses settings the issuer cannot keep its promises with, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("refresh_ttl_seconds", self.refresh_ttl_seconds),
+            ("code_ttl_seconds", self.code_ttl_seconds),
+            ("device_code_ttl_seconds", self.device_code_ttl_seconds),
+            ("device_poll_seconds", self.device_poll_seconds),
+            ("rotate_after_seconds", self.rotate_after_seconds),
+        ];
+        if !(1..=900).contains(&self.token_ttl_seconds) {
+            return Err("token_ttl_seconds: must be 1 to 900 (15 minutes)".to_owned());
+        }
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v <= 0) {
+            return Err(format!("{key}: must be positive"));
+        }
+        if self.publish_ahead_seconds < 0 || self.publish_ahead_seconds >= self.rotate_after_seconds
+        {
+            return Err(
+                "publish_ahead_seconds: must be at least 0 and less than rotate_after_seconds"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for IssuerSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl_seconds: 600,
+            refresh_ttl_seconds: 30 * 24 * 3600,
+            code_ttl_seconds: 60,
+            device_code_ttl_seconds: 600,
+            device_poll_seconds: 5,
+            signing_alg: SigningAlg::RS256,
+            rotate_after_seconds: 30 * 24 * 3600,
+            publish_ahead_seconds: 3600,
+        }
+    }
 }
 
 /// Accounts: who may sign up, and for how long invitations hold.
@@ -197,6 +284,7 @@ impl Default for Settings {
             limits: Limits::default(),
             sessions: SessionSettings::default(),
             oidc_providers: Vec::new(),
+            issuer: IssuerSettings::default(),
             accounts: AccountSettings::default(),
             billing: BillingSettings::default(),
             log_format: LogFormat::Text,

@@ -552,7 +552,7 @@ pub(crate) fn workspace(
     if let Err(e) = check::dns_label(slug, 63) {
         sink.error("metadata.name", format!("workspace name {e}"));
     }
-    let namespace = format!("ws-{org}-{slug}");
+    let namespace = crate::workspace_client_id(org, slug);
     if namespace.len() > HOST_NAMESPACE_MAX {
         sink.error(
             "metadata.name",

@@ -272,6 +272,22 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Posts a form to `path`; answers the status and the body as JSON (`null` when not).
+    pub fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .form(form)
+            .send()
+            .with_context(|| format!("failed to reach {url}"))?;
+        let status = response.status().as_u16();
+        let body = response.json().unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+}
+
 /// `hb login` arguments.
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
@@ -297,6 +313,29 @@ pub struct LoginArgs {
     /// The name of the API token to create.
     #[arg(long, default_value = "hb CLI")]
     pub token_name: String,
+    /// Sign in in a browser (the OAuth device flow): prints a URL and a code to approve
+    /// there, and waits.
+    #[arg(long, conflicts_with_all = ["token", "email"])]
+    pub device: bool,
+}
+
+/// `hb kubeconfig` arguments.
+#[derive(Debug, clap::Args)]
+pub struct KubeconfigArgs {
+    /// The workspace, `<org>/<workspace>`.
+    pub workspace: String,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = KubeconfigFormat::Yaml)]
+    pub output: KubeconfigFormat,
+}
+
+/// How `hb kubeconfig` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KubeconfigFormat {
+    /// YAML, as kubeconfig files usually are.
+    Yaml,
+    /// JSON (kubectl reads it too).
+    Json,
 }
 
 /// The scope flags of `hb get|create|delete`.
@@ -671,7 +710,27 @@ pub fn login(
                     user: Some(email.clone()),
                 }
             }
-            (None, None) => bail!("give --token, or --email (with --signup to create the account)"),
+            (None, None) if args.device => {
+                let token = device_sign_in(&client, &mut std::io::stderr())?;
+                let checked = Client::from_config(&Config {
+                    server: client.base().to_owned(),
+                    token: Secret::new(token.clone()),
+                    user: None,
+                })?;
+                let me = checked.call(Method::GET, "/api/v1/me", None, &[])?;
+                Config {
+                    server: client.base().to_owned(),
+                    token: Secret::new(token),
+                    user: me
+                        .body
+                        .get("email")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                }
+            }
+            (None, None) => bail!(
+                "give --device (sign in in a browser), --token, or --email (with --signup to create the account)"
+            ),
         };
         config.save(&path)?;
         Ok(format!(
@@ -680,6 +739,132 @@ pub fn login(
             config.user.as_deref().unwrap_or("the token's owner"),
             path.display()
         ))
+    })())
+}
+
+/// The OAuth device flow (RFC 8628) with the `hb` client: asks for a code, tells the person
+/// where to approve it, and polls the token endpoint until they have; the access token it
+/// gets is an API token.
+fn device_sign_in(client: &Client, tell: &mut dyn std::io::Write) -> Result<String> {
+    let info = client.call(Method::GET, "/api/v1/auth/issuer", None, &[])?;
+    let path = |key: &str| -> Result<String> {
+        info.body
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("the server's issuer answer has no {key}"))
+    };
+    let (device_path, token_path) = (path("deviceAuthorizationPath")?, path("tokenPath")?);
+    let client_id = path("cliClientId")?;
+    let started = client.post_form(
+        &device_path,
+        &[("client_id", client_id.as_str()), ("scope", "openid")],
+    )?;
+    if started.0 != 200 {
+        bail!(
+            "the server refused the device sign-in: {}",
+            oauth_error(&started.1)
+        );
+    }
+    let field = |key: &str| {
+        started
+            .1
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let device_code =
+        field("device_code").ok_or_else(|| anyhow!("no device_code in the answer"))?;
+    let user_code = field("user_code").ok_or_else(|| anyhow!("no user_code in the answer"))?;
+    let uri =
+        field("verification_uri").ok_or_else(|| anyhow!("no verification_uri in the answer"))?;
+    let mut interval = started
+        .1
+        .get("interval")
+        .and_then(Value::as_u64)
+        .unwrap_or(5)
+        .max(1);
+    let expires_in = started
+        .1
+        .get("expires_in")
+        .and_then(Value::as_u64)
+        .unwrap_or(600);
+    writeln!(
+        tell,
+        "To sign in, open {uri} and enter the code {user_code}"
+    )
+    .context("failed to print the code")?;
+    if let Some(complete) = field("verification_uri_complete") {
+        writeln!(tell, "(or open {complete})").context("failed to print the code")?;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(expires_in);
+    loop {
+        std::thread::sleep(Duration::from_secs(interval));
+        if std::time::Instant::now() > deadline {
+            bail!("the code expired before it was approved; run hb login --device again");
+        }
+        let (status, body) = client.post_form(
+            &token_path,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", device_code.as_str()),
+                ("client_id", client_id.as_str()),
+            ],
+        )?;
+        if status == 200 {
+            return body
+                .get("access_token")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow!("the token answer has no access_token"));
+        }
+        match body.get("error").and_then(Value::as_str) {
+            Some("authorization_pending") => {}
+            Some("slow_down") => interval += 5,
+            _ => bail!("the sign-in failed: {}", oauth_error(&body)),
+        }
+    }
+}
+
+/// An OAuth error answer as one line.
+fn oauth_error(body: &Value) -> String {
+    match (
+        body.get("error").and_then(Value::as_str),
+        body.get("error_description").and_then(Value::as_str),
+    ) {
+        (Some(error), Some(description)) => format!("{error}: {description}"),
+        (Some(error), None) => error.to_owned(),
+        _ => body.to_string(),
+    }
+}
+
+/// `hb kubeconfig <org>/<workspace>`: prints a kubeconfig for the workspace's vCluster.
+pub fn kubeconfig(args: &KubeconfigArgs, env: &BTreeMap<String, String>) -> ExitCode {
+    finish((|| {
+        let (org, ws) = args
+            .workspace
+            .split_once('/')
+            .filter(|(o, w)| !o.is_empty() && !w.is_empty() && !w.contains('/'))
+            .ok_or_else(|| {
+                anyhow!(
+                    "workspace {:?}: give it as <org>/<workspace>",
+                    args.workspace
+                )
+            })?;
+        let client = connect(env)?;
+        let answer = client.call(
+            Method::GET,
+            &format!("/api/v1/orgs/{org}/workspaces/{ws}/kubeconfig"),
+            None,
+            &[],
+        )?;
+        match args.output {
+            KubeconfigFormat::Json => serde_json::to_string_pretty(&answer.body)
+                .map(|s| s + "\n")
+                .context("failed to print the kubeconfig"),
+            KubeconfigFormat::Yaml => serde_saphyr::to_string(&answer.body)
+                .map_err(|e| anyhow!("failed to print the kubeconfig as YAML: {e}")),
+        }
     })())
 }
 

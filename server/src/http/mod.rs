@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod commit;
 pub mod health;
+pub mod issuer;
 pub mod json;
 pub mod observe;
 pub mod openapi;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub outbox: Arc<Outbox>,
     /// Sign-in rate limits and the client for external identity providers.
     pub sign_in: Arc<crate::service::accounts::SignIn>,
+    /// The OpenID Connect issuer every vCluster trusts.
+    pub issuer: Arc<crate::service::issuer::Issuer>,
 }
 
 /// Builds a JSON Schema for one type, for the OpenAPI document.
@@ -166,6 +169,7 @@ pub fn routes() -> Vec<ApiRoute> {
     routes.extend(accounts::routes());
     routes.extend(orgs::routes());
     routes.extend(workspaces::routes());
+    routes.extend(issuer::routes());
     routes
 }
 
@@ -191,8 +195,13 @@ pub fn app(state: AppState) -> Router {
         router = router.route(route.path, route.handler);
     }
     let request_id = HeaderName::from_static("x-request-id");
+    let oidc = issuer::router(state.clone());
     router
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), oidc),
+            issuer::dispatch,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::count,

@@ -218,11 +218,13 @@ impl From<crate::store::StoreError> for ApiError {
 /// text as the detail, so that every error a client sees has the same shape.
 pub async fn ensure_problem(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
+    // Only bodies no handler shaped (axum's own rejections: plain text, or none) are
+    // rewritten; problems, OAuth error JSON and HTML pages are left as they are.
+    let shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_some_and(|v| !v.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || shaped {
         return response;
     }
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod audit;
 pub mod authz;
 pub mod credentials;
+pub mod issuer;
 pub mod oidc;
 pub mod orgs;
 pub mod push;

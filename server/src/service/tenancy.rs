@@ -247,12 +247,7 @@ pub async fn workspace_access(
     else {
         return Err(missing());
     };
-    let hierarchy: BTreeMap<String, Option<String>> = store
-        .workspace_groups(&org.org.slug, ws)
-        .await?
-        .into_iter()
-        .map(|g| (g.name, g.parent))
-        .collect();
+    let hierarchy = group_hierarchy(store, &org.org.slug, ws).await?;
     let direct = store.direct_groups(&org.org.slug, ws, &user.id).await?;
     let groups = super::authz::flatten(&hierarchy, &direct);
     if groups.is_empty() && !org.is_owner() {
@@ -267,6 +262,33 @@ pub async fn workspace_access(
         groups,
         permissions,
     })
+}
+
+/// The groups of a workspace, each with its parent.
+pub async fn group_hierarchy(
+    store: &Store,
+    org: &str,
+    ws: &str,
+) -> Result<BTreeMap<String, Option<String>>, StoreError> {
+    Ok(store
+        .workspace_groups(org, ws)
+        .await?
+        .into_iter()
+        .map(|g| (g.name, g.parent))
+        .collect())
+}
+
+/// The groups of a workspace `user_id` is in, flattened through the hierarchy (a member of
+/// `WSAdmins` is in `WorkspaceMembers` too).
+pub async fn flattened_groups(
+    store: &Store,
+    org: &str,
+    ws: &str,
+    user_id: &str,
+) -> Result<BTreeSet<String>, StoreError> {
+    let hierarchy = group_hierarchy(store, org, ws).await?;
+    let direct = store.direct_groups(org, ws, user_id).await?;
+    Ok(super::authz::flatten(&hierarchy, &direct))
 }
 
 /// The workspaces of `org` the caller may see: all of them for an owner, else those where

@@ -13,6 +13,7 @@
 mod accounts;
 mod audit;
 mod billing;
+mod issuer;
 mod orgs;
 mod tenancy;
 
@@ -26,6 +27,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{ApiToken, NewAccount, OidcFlow, Session, User};
 pub use billing::PlanPrice;
+pub use issuer::{AuthCode, DeviceGrant, RefreshToken, RefreshUse, SigningKey};
 pub use orgs::{Invitation, LAST_OWNER, Member, OrgRole, Organization};
 pub use tenancy::{
     ADMINS_GROUP, DEFAULT_GROUPS, GroupMember, IndexedWorkspace, Subscription, WorkspaceGroup,
