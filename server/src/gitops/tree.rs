@@ -16,6 +16,8 @@ pub enum Edit {
     Write(Vec<u8>),
     /// Remove the file or the whole folder at this path.
     Remove,
+    /// Put this tree (already in the object database) at this path, replacing what is there.
+    Tree(Oid),
 }
 
 /// Applies `edits` (path from the repository root to edit) to `base`. A removal and writes
@@ -89,6 +91,15 @@ fn build(
             .map_err(GitOpsError::Git)?
             .map(|e| (e.id(), e.kind()));
         let removed = own.iter().any(|e| matches!(e, Edit::Remove));
+        if let Some(Edit::Tree(id)) = own.iter().find(|e| matches!(e, Edit::Tree(_))) {
+            if existing != Some((*id, Some(ObjectType::Tree))) {
+                builder
+                    .insert(name, *id, TREE_MODE)
+                    .map_err(GitOpsError::Git)?;
+                changed = true;
+            }
+            continue;
+        }
         if let Some(Edit::Write(bytes)) = own.iter().find(|e| matches!(e, Edit::Write(_))) {
             let id = Oid::hash_object(ObjectType::Blob, bytes).map_err(GitOpsError::Git)?;
             if existing != Some((id, Some(ObjectType::Blob))) {

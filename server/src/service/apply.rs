@@ -175,6 +175,12 @@ struct Prepared {
     drift: Vec<String>,
     /// The folders rendered (`tenants/<cluster>/<org>/<ws>`) and their fingerprints.
     rendered: Vec<(String, String)>,
+    /// The new root tree on `parent`, built outside the commit lock; `None` when the
+    /// change leaves the tree as it is.
+    tree: Option<Oid>,
+    /// The objects building `tree` wrote (id, kind, content): the handle that commits the
+    /// change may be another one than the handle that built it.
+    objects: Vec<(Oid, git2::ObjectType, Vec<u8>)>,
 }
 
 /// An action proposed for review on its own branch.
@@ -253,7 +259,8 @@ impl Engine {
     pub fn apply(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
         let prepared = {
             let _t = timing::span("apply.prepare");
-            let repo = self.gitops.cached_repo()?;
+            // A memory handle: the trees built here stay in memory until the batch packs them.
+            let repo = self.gitops.cached_memory_repo()?;
             // A retry is answered before its action runs: the action would likely no
             // longer apply. The batch checks again under the commit lock.
             let head = self.gitops.head(&repo)?;
@@ -323,13 +330,8 @@ impl Engine {
     }
 
     /// [`Engine::apply`] with the commit lock already held, on the branch's current head.
-    fn apply_locked(
-        &self,
-        repo: &Repository,
-        meta: &ActionMeta,
-        action: &Action,
-    ) -> Result<Outcome, ApplyError> {
-        let prepared = self.prepare(repo, action)?;
+    fn apply_locked(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
+        let prepared = self.prepare(&*self.gitops.cached_memory_repo()?, action)?;
         let job = Arc::new(Job {
             meta: meta.clone(),
             action: action.clone(),
@@ -494,45 +496,39 @@ impl Engine {
         chain: &mut Vec<(Landed, BTreeSet<(String, String)>)>,
         objects: &mut Vec<Oid>,
     ) -> Result<Outcome, ApplyError> {
-        let prepared = match prepared {
-            Some(p) if p.parent == current.commit => p,
-            Some(p) if self.reusable(&p, current.commit, chain) => p.rebase(current),
+        let (prepared, rebased) = match prepared {
+            Some(p) if p.parent == current.commit => (p, false),
+            Some(p) if self.reusable(&p, current.commit, chain) => (p.rebase(current), true),
             _ => {
                 let _t = timing::span("commit.prepare_again");
-                self.prepare_from(repo, current, &job.action)?
+                (self.prepare_from(repo, current, &job.action)?, false)
             }
         };
+        let t = timing::span("commit.tree");
+        // The change's objects, into this handle (they may have been written through
+        // another one) and into the batch's pack.
+        let odb = repo.odb().map_err(GitOpsError::Git)?;
+        for (id, kind, content) in &prepared.objects {
+            odb.write(*kind, content).map_err(GitOpsError::Git)?;
+            objects.push(*id);
+        }
+        let new_tree = if rebased {
+            self.rebased_tree(repo, current, &prepared, objects)?
+        } else {
+            prepared.tree
+        };
+        drop(t);
         let Prepared {
             mut snapshot,
             files,
-            edits,
             workspaces,
             drift,
             rendered,
             ..
         } = prepared;
-        let t = timing::span("commit.tree");
-        let base = current
-            .tree
-            .map(|t| repo.find_tree(t))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
-        let new_tree = match crate::gitops::tree::apply_into(repo, base.as_ref(), &edits, objects)?
-        {
-            Some(t) => t,
-            None => {
-                let empty = repo
-                    .treebuilder(None)
-                    .and_then(|b| b.write())
-                    .map_err(GitOpsError::Git)?;
-                objects.push(empty);
-                empty
-            }
-        };
-        drop(t);
-        if Some(new_tree) == current.tree {
+        let Some(new_tree) = new_tree.filter(|t| Some(*t) != current.tree) else {
             return Ok(Outcome::Unchanged);
-        }
+        };
         self.record_rendered(repo, new_tree, &rendered);
         // Crash tests (`failpoints` feature): blobs and trees are written (in memory).
         crate::gitops::failpoint!("apply-tree-written");
@@ -651,18 +647,9 @@ impl Engine {
             return Ok(Some(proposal));
         }
         let prepared = self.prepare(&repo, action)?;
-        let base = prepared
-            .snapshot
-            .tree
-            .map(|t| repo.find_tree(t))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
-        let Some(tree) = crate::gitops::tree::apply(&repo, base.as_ref(), &prepared.edits)? else {
+        let Some(tree) = prepared.tree else {
             return Ok(None);
         };
-        if Some(tree) == prepared.snapshot.tree {
-            return Ok(None);
-        }
         let record = ReviewRecord {
             meta: meta.clone(),
             action: action.clone(),
@@ -788,10 +775,10 @@ impl Engine {
                         drift: Vec::new(),
                     }
                 }
-                Err(_) => self.apply_locked(&repo, &record.meta, &record.action)?,
+                Err(_) => self.apply_locked(&record.meta, &record.action)?,
             }
         } else {
-            self.apply_locked(&repo, &record.meta, &record.action)?
+            self.apply_locked(&record.meta, &record.action)?
         };
         self.forget_review(&repo, &refname, request_id)?;
         Ok(outcome)
@@ -1018,26 +1005,14 @@ impl Engine {
         // caller's handle.
         let Prepared {
             mut snapshot,
-            edits,
             workspaces,
             drift,
+            tree,
             ..
         } = self.prepare_on(repo, parent, action)?;
-        let base = snapshot
-            .tree
-            .map(|t| repo.find_tree(t))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
-        let new_tree = match crate::gitops::tree::apply(repo, base.as_ref(), &edits)? {
-            Some(t) => t,
-            None => repo
-                .treebuilder(None)
-                .and_then(|b| b.write())
-                .map_err(GitOpsError::Git)?,
-        };
-        if Some(new_tree) == snapshot.tree {
+        let Some(new_tree) = tree else {
             return Ok(Outcome::Unchanged);
-        }
+        };
         crate::gitops::failpoint!("apply-tree-written");
         let text = message(meta, action).render();
         let id =
@@ -1085,6 +1060,8 @@ impl Engine {
                 workspaces: BTreeSet::new(),
                 drift: Vec::new(),
                 rendered: Vec::new(),
+                tree: None,
+                objects: Vec::new(),
             });
         }
         let snapshot = changed(base, &change.files);
@@ -1129,10 +1106,23 @@ impl Engine {
             .as_ref()
             .map(|p| p.spec.clusters.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default();
-        // Each affected workspace's folder is replaced as a whole, on every cluster (it may have moved).
+        // Each affected workspace's folder is replaced as a whole, on every cluster where it
+        // is (it may have moved). A removal of a folder that is not there would still walk
+        // (and copy) the large trees above it.
+        let base_tree = base
+            .tree
+            .map(|t| repo.find_tree(t))
+            .transpose()
+            .map_err(GitOpsError::Git)?;
         for (org, ws) in &change.workspaces {
             for cluster in &clusters {
-                edits.insert(format!("tenants/{cluster}/{org}/{ws}"), Edit::Remove);
+                let folder = format!("tenants/{cluster}/{org}/{ws}");
+                if base_tree
+                    .as_ref()
+                    .is_some_and(|t| t.get_path(std::path::Path::new(&folder)).is_ok())
+                {
+                    edits.insert(folder, Edit::Remove);
+                }
             }
         }
         for (path, text) in output.files {
@@ -1164,6 +1154,11 @@ impl Engine {
         let t = timing::span("prepare.drift");
         let drift = self.drift(repo, base, &change.workspaces, &clusters)?;
         drop(t);
+        let t = timing::span("prepare.tree");
+        let mut written = Vec::new();
+        let tree = build_tree(repo, base.tree, &edits, &mut written)?;
+        let objects = read_objects(repo, &written)?;
+        drop(t);
         Ok(Prepared {
             parent: head,
             snapshot,
@@ -1172,7 +1167,74 @@ impl Engine {
             workspaces: change.workspaces,
             drift,
             rendered,
+            tree: (Some(tree) != base.tree).then_some(tree),
+            objects,
         })
+    }
+
+    /// The root tree of `prepared` (computed on its parent) on `head` instead, where
+    /// [`Engine::reusable`] says it holds: the folders of its workspaces (intent and
+    /// renders, which no commit in between touched) are put in place whole, and its other
+    /// edits are applied again; only the folders above them are written anew. `None` when it
+    /// changes nothing.
+    fn rebased_tree(
+        &self,
+        repo: &Repository,
+        head: &Snapshot,
+        prepared: &Prepared,
+        written: &mut Vec<Oid>,
+    ) -> Result<Option<Oid>, ApplyError> {
+        let Some(tree) = prepared.tree else {
+            return Ok(None);
+        };
+        let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
+        let mut folders: BTreeSet<String> = BTreeSet::new();
+        for (org, ws) in &prepared.workspaces {
+            folders.insert(format!("intent/{org}/{ws}"));
+            // The workspace's rendered folder, on every cluster where it was or is now.
+            for path in prepared.edits.keys() {
+                let parts: Vec<&str> = path.splitn(5, '/').collect();
+                if let ["tenants", cluster, o, w, ..] = parts.as_slice()
+                    && o == org
+                    && w == ws
+                {
+                    folders.insert(format!("tenants/{cluster}/{org}/{ws}"));
+                }
+            }
+        }
+        let within = |path: &str| {
+            folders.iter().any(|f| {
+                path.strip_prefix(f.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        };
+        let mut edits: BTreeMap<String, Edit> = prepared
+            .edits
+            .iter()
+            .filter(|(path, _)| !within(path))
+            .map(|(path, edit)| (path.clone(), edit.clone()))
+            .collect();
+        let head_tree = head
+            .tree
+            .map(|t| repo.find_tree(t))
+            .transpose()
+            .map_err(GitOpsError::Git)?;
+        for folder in &folders {
+            let path = std::path::Path::new(folder);
+            match tree.get_path(path) {
+                Ok(entry) => {
+                    edits.insert(folder.clone(), Edit::Tree(entry.id()));
+                }
+                Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                    if head_tree.as_ref().is_some_and(|t| t.get_path(path).is_ok()) {
+                        edits.insert(folder.clone(), Edit::Remove);
+                    }
+                }
+                Err(e) => return Err(GitOpsError::Git(e).into()),
+            }
+        }
+        let root = build_tree(repo, head.tree, &edits, written)?;
+        Ok((Some(root) != head.tree).then_some(root))
     }
 
     /// Rendered files of `workspaces` in `base` that differ from what `base`'s intent
@@ -1373,6 +1435,45 @@ impl Engine {
 }
 
 /// Makes `snapshot` the one at `commit`, whose tree is `tree`.
+/// The tree `edits` make of the tree `base` (an empty tree when nothing is left), written
+/// through `repo`; what it writes is added to `written`.
+fn build_tree(
+    repo: &Repository,
+    base: Option<Oid>,
+    edits: &BTreeMap<String, Edit>,
+    written: &mut Vec<Oid>,
+) -> Result<Oid, GitOpsError> {
+    let base = base
+        .map(|t| repo.find_tree(t))
+        .transpose()
+        .map_err(GitOpsError::Git)?;
+    match crate::gitops::tree::apply_into(repo, base.as_ref(), edits, written)? {
+        Some(tree) => Ok(tree),
+        None => {
+            let empty = repo
+                .treebuilder(None)
+                .and_then(|b| b.write())
+                .map_err(GitOpsError::Git)?;
+            written.push(empty);
+            Ok(empty)
+        }
+    }
+}
+
+/// The kind and content of `ids`, read from `repo`.
+fn read_objects(
+    repo: &Repository,
+    ids: &[Oid],
+) -> Result<Vec<(Oid, git2::ObjectType, Vec<u8>)>, GitOpsError> {
+    let odb = repo.odb().map_err(GitOpsError::Git)?;
+    ids.iter()
+        .map(|id| {
+            let object = odb.read(*id).map_err(GitOpsError::Git)?;
+            Ok((*id, object.kind(), object.data().to_vec()))
+        })
+        .collect()
+}
+
 fn land(snapshot: &mut Snapshot, repo: &Repository, commit: Oid, tree: Oid) {
     snapshot.commit = Some(commit);
     snapshot.tree = Some(tree);
