@@ -138,6 +138,8 @@ pub(crate) use write_tx;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// API tokens looked up lately (see [`Store::user_by_api_token`]).
+    tokens: std::sync::Arc<accounts::TokenCache>,
 }
 
 impl Store {
@@ -154,6 +156,7 @@ impl Store {
                 .await?;
             Self {
                 db: Db::Postgres(pool),
+                tokens: std::sync::Arc::default(),
             }
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -179,6 +182,7 @@ impl Store {
             .await?;
         Ok(Self {
             db: Db::Sqlite(pool),
+            tokens: std::sync::Arc::default(),
         })
     }
 
