@@ -28,7 +28,8 @@ pub use accounts::{ApiToken, NewAccount, OidcFlow, Session, User};
 pub use billing::PlanPrice;
 pub use orgs::{Invitation, LAST_OWNER, Member, OrgRole, Organization};
 pub use tenancy::{
-    ADMINS_GROUP, DEFAULT_GROUPS, GroupMember, IndexedWorkspace, Subscription, WorkspaceGroup,
+    ADMINS_GROUP, DEFAULT_GROUPS, DefaultGroupsOf, GroupMember, IndexedWorkspace, Subscription,
+    WorkspaceGroup,
 };
 
 /// Why a store call failed.
