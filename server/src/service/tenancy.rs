@@ -15,8 +15,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::apply::Engine;
 use super::authz::{Permissions, Presets};
-use crate::gitops::audit::{AuditRepo, CommitFacts};
-use crate::gitops::{GitOpsError, Snapshot};
+use crate::gitops::audit::AuditRepo;
+use crate::gitops::{GitOpsError, Snapshot, Trailers};
 use crate::settings::Limits;
 use crate::store::{
     DefaultGroupsOf, IndexedWorkspace, OrgRole, Organization, Store, StoreError, User,
@@ -464,7 +464,9 @@ async fn sync_locked(
                 .collect();
             let rows = rows_of(&mut scope.iter().map(|(o, w)| (o, w)));
             result.groups_removed = store.sync_workspace_index(&head_id, &scope, &rows).await?;
-            (rows, creators_of(commits))
+            let trailers: Vec<Trailers> =
+                commits.iter().filter_map(|c| c.trailers.clone()).collect();
+            (rows, creators_of(&trailers))
         }
         None => {
             let all: Vec<(&String, &String)> = snapshot
@@ -501,11 +503,11 @@ async fn sync_locked(
     let creators = if result.full {
         // Only now is the whole history worth reading: some workspace has no groups.
         let (path, branch) = repository_of(engine);
-        let commits = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
-            AuditRepo::open(&path, &branch)?.commits(tip, None)
+        let trailers = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
+            AuditRepo::open(&path, &branch)?.trailers(tip)
         })
         .await??;
-        creators_of(&commits)
+        creators_of(&trailers)
     } else {
         creators
     };
@@ -562,11 +564,11 @@ fn repository_of(engine: &Engine) -> (std::path::PathBuf, String) {
     (engine.gitops().path().to_owned(), branch)
 }
 
-/// The email of the actor of the last `create-workspace` commit of each workspace.
-fn creators_of(commits: &[CommitFacts]) -> BTreeMap<(String, String), String> {
+/// The email of the actor of the last `create-workspace` commit of each workspace, from the
+/// trailers of commits in order, parents first.
+fn creators_of(trailers: &[Trailers]) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
-    for commit in commits {
-        let Some(t) = &commit.trailers else { continue };
+    for t in trailers {
         if t.action != "create-workspace" {
             continue;
         }
