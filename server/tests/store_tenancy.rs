@@ -4,7 +4,7 @@
 
 mod support;
 
-use server::store::{IndexedWorkspace, Store, StoreError};
+use server::store::{DefaultGroupsOf, IndexedWorkspace, OrgRole, Store, StoreError};
 
 fn row(org: &str, name: &str, plan: &str, head: &str) -> IndexedWorkspace {
     IndexedWorkspace {
@@ -213,6 +213,52 @@ async fn story(store: &Store) {
         .map(|w| w.name)
         .collect();
     assert_eq!(mine, ["dev"]);
+    assert_eq!(
+        store
+            .member_workspaces("acme", &dev.id)
+            .await
+            .expect("member of")
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["dev"]
+    );
+    let with_membership: Vec<(String, bool)> = store
+        .workspace_groups_for("acme", "dev", &owner.id)
+        .await
+        .expect("groups for")
+        .into_iter()
+        .map(|(g, member)| (g.name, member))
+        .collect();
+    assert!(with_membership.contains(&("WSAdmins".to_owned(), true)));
+    assert!(with_membership.contains(&("WSUsers".to_owned(), false)));
+    assert_eq!(
+        with_membership.len(),
+        store
+            .workspace_groups("acme", "dev")
+            .await
+            .expect("all")
+            .len()
+    );
+    assert_eq!(
+        store
+            .organization_and_role("acme", &owner.id)
+            .await
+            .expect("owner"),
+        (org.clone(), Some(OrgRole::Owner))
+    );
+    assert_eq!(
+        store
+            .organization_and_role("acme", &dev.id)
+            .await
+            .expect("no role")
+            .1,
+        None
+    );
+    assert!(matches!(
+        store.organization_and_role("nope", &dev.id).await,
+        Err(StoreError::NotFound)
+    ));
+
     store
         .remove_group_member("acme", "dev", "devs", &dev.id)
         .await
@@ -316,6 +362,71 @@ async fn story(store: &Store) {
         .collect();
     assert_eq!(running, ["test"]);
     assert_eq!(subs.len(), 3);
+
+    // Default groups for many workspaces at once (more than are looked up one by one):
+    // those with groups keep theirs, repeats count once.
+    let mut many: Vec<DefaultGroupsOf> = (0..40)
+        .map(|i| DefaultGroupsOf {
+            org: "acme".to_owned(),
+            workspace: format!("bulk{i:02}"),
+            creator: (i % 2 == 0).then(|| dev.id.clone()),
+        })
+        .collect();
+    many.push(many[0].clone());
+    assert!(
+        store
+            .create_default_groups("acme", "keep", Some(&owner.id))
+            .await
+            .expect("one")
+    );
+    many.push(DefaultGroupsOf {
+        org: "acme".to_owned(),
+        workspace: "keep".to_owned(),
+        creator: Some(dev.id.clone()),
+    });
+    assert_eq!(
+        store
+            .create_default_groups_of(&many)
+            .await
+            .expect("bulk defaults"),
+        40
+    );
+    assert_eq!(
+        store
+            .create_default_groups_of(&many[..3])
+            .await
+            .expect("again"),
+        0
+    );
+    assert_eq!(
+        store
+            .direct_groups("acme", "bulk00", &dev.id)
+            .await
+            .expect("creator"),
+        ["WSAdmins"]
+    );
+    assert!(
+        store
+            .group_members("acme", "bulk01", "WSAdmins")
+            .await
+            .expect("no creator")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .workspace_groups("acme", "bulk39")
+            .await
+            .expect("groups")
+            .len(),
+        3
+    );
+    assert!(
+        !store
+            .direct_groups("acme", "keep", &dev.id)
+            .await
+            .expect("keep kept its groups")
+            .contains(&"WSAdmins".to_owned())
+    );
 }
 
 #[tokio::test]

@@ -202,6 +202,27 @@ impl AuditRepo {
             .map_err(GitOpsError::Git)
     }
 
+    /// The `Hexabase-*` trailers of every commit reachable from `tip` that has them,
+    /// parents before children: [`AuditRepo::commits`] without comparing any trees, for a
+    /// caller that needs only the actions (a root commit of a large import would otherwise
+    /// be compared with the empty tree, file by file).
+    pub fn trailers(&self, tip: Oid) -> Result<Vec<Trailers>, GitOpsError> {
+        let mut walk = self.repo.revwalk().map_err(GitOpsError::Git)?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+            .map_err(GitOpsError::Git)?;
+        walk.push(tip).map_err(GitOpsError::Git)?;
+        let mut out = Vec::new();
+        for id in walk {
+            let commit = self
+                .repo
+                .find_commit(id.map_err(GitOpsError::Git)?)
+                .map_err(GitOpsError::Git)?;
+            let message = String::from_utf8_lossy(commit.message_bytes());
+            out.extend(CommitMessage::parse_trailers(&message));
+        }
+        Ok(out)
+    }
+
     /// The facts of every commit reachable from `tip` but not from `known` (all of them when
     /// `known` is `None`), parents before children. Large walks read commits on several
     /// threads, each with its own repository handle.

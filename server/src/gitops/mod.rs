@@ -8,7 +8,7 @@ pub mod remote;
 pub mod revision;
 pub mod tree;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -155,8 +155,12 @@ impl Snapshot {
 pub struct GitOps {
     path: PathBuf,
     branch: String,
-    /// The last snapshot read or written, to follow the branch by diffs.
-    last: Mutex<Option<Arc<Snapshot>>>,
+    /// The snapshots read or written last, newest last, to answer readers of a recent
+    /// head at once and to follow the branch by diffs (see [`GitOps::snapshot`]).
+    recent: Mutex<VecDeque<Arc<Snapshot>>>,
+    /// Held while a snapshot is computed: one computation at a time, which every other
+    /// caller asking for the same commit waits for and shares.
+    computing: Mutex<()>,
     /// A shared advisory lock on `<gitdir>/hexabase.lock`, held while this value lives (and
     /// released by the kernel when the process dies, however it dies): see [`process_lock`].
     _process_lock: File,
@@ -178,6 +182,11 @@ struct Kept {
 /// handle learns about every new pack (a lookup that misses rescans the folder) but never
 /// forgets one that a roll-up removed, and a memory handle keeps every object it wrote.
 const HANDLES_KEPT: usize = 16;
+
+/// How many recent snapshots are kept: a request that read the head just before a commit
+/// still finds its snapshot, instead of deriving it again (and displacing the newer one).
+/// They share all but the workspaces that differ between them.
+const SNAPSHOTS_KEPT: usize = 8;
 const HANDLE_USES: usize = 64;
 
 /// A repository handle from [`GitOps::cached_repo`] or [`GitOps::cached_memory_repo`];
@@ -326,7 +335,8 @@ impl GitOps {
         Ok(Self {
             path: path.to_owned(),
             branch: branch.to_owned(),
-            last: Mutex::new(None),
+            recent: Mutex::new(VecDeque::new()),
+            computing: Mutex::new(()),
             _process_lock: process_lock,
             signing: None,
             handles: Mutex::new(Vec::new()),
@@ -538,91 +548,58 @@ impl GitOps {
         }
     }
 
-    /// The intent at `commit`, derived from the last snapshot by a tree diff.
+    /// The intent at `commit`: one of the recent snapshots, or derived from the newest of
+    /// them by a tree diff. Single-flight: while one caller derives a snapshot, the others
+    /// wait for it and share the result rather than diffing the same trees again.
     pub fn snapshot(
         &self,
         repo: &Repository,
         commit: Option<Oid>,
     ) -> Result<Arc<Snapshot>, GitOpsError> {
-        let last = self
-            .last
-            .lock()
-            .expect("snapshot lock is never poisoned: nothing panics under it")
-            .clone();
-        if let Some(last) = &last
-            && last.commit == commit
-        {
-            return Ok(Arc::clone(last));
+        if let Some(found) = self.recent_snapshot(commit) {
+            return Ok(found);
         }
-        let tree = commit
-            .map(|c| repo.find_commit(c).and_then(|c| c.tree()))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
-        let intent_tree = match &tree {
-            Some(t) => match t.get_name("intent") {
-                Some(e) if e.kind() == Some(git2::ObjectType::Tree) => Some(e.id()),
-                _ => None,
-            },
-            None => None,
-        };
-        let base = last
-            .filter(|l| l.intent_tree.is_some() || l.commit.is_none())
-            .unwrap_or_default();
-        let mut next = Snapshot {
-            commit,
-            tree: tree.as_ref().map(Tree::id),
-            intent_tree,
-            intent: base.intent.clone(),
-            problems: base.problems.clone(),
-        };
-        if base.intent_tree != intent_tree {
-            let old = base
-                .intent_tree
-                .map(|id| repo.find_tree(id))
-                .transpose()
-                .map_err(GitOpsError::Git)?;
-            let new = intent_tree
-                .map(|id| repo.find_tree(id))
-                .transpose()
-                .map_err(GitOpsError::Git)?;
-            let diff = repo
-                .diff_tree_to_tree(old.as_ref(), new.as_ref(), None)
-                .map_err(GitOpsError::Git)?;
-            for delta in diff.deltas() {
-                let file = if delta.status() == Delta::Deleted {
-                    delta.old_file()
-                } else {
-                    delta.new_file()
-                };
-                let Some(path) = file.path().and_then(Path::to_str).map(str::to_owned) else {
-                    continue;
-                };
-                let text = if delta.status() == Delta::Deleted {
-                    None
-                } else {
-                    let blob = repo.find_blob(file.id()).map_err(GitOpsError::Git)?;
-                    Some(String::from_utf8_lossy(blob.content()).into_owned())
-                };
-                let problems = next.intent.set_file(&path, text.as_deref());
-                if problems.is_empty() {
-                    next.problems.remove(&path);
-                } else {
-                    next.problems.insert(path, problems);
-                }
-            }
+        let _computing = self.computing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = self.recent_snapshot(commit) {
+            return Ok(found);
         }
-        let next = Arc::new(next);
+        let last = self.recent_lock().back().cloned();
+        let next = Arc::new(derive(repo, last, commit)?);
         self.remember(&next);
         Ok(next)
     }
 
-    /// Makes `snapshot` the base for the next diff.
-    pub fn remember(&self, snapshot: &Arc<Snapshot>) {
-        *self
-            .last
+    /// The snapshot of the branch head when it is one of the recent ones (`None` when it
+    /// would have to be derived): a read of the reference and a lookup, cheap enough for an
+    /// async task, so readers answer without waiting for a blocking thread.
+    pub fn known_head_snapshot(&self) -> Result<Option<Arc<Snapshot>>, GitOpsError> {
+        let repo = self.cached_repo()?;
+        let head = self.head(&repo)?;
+        Ok(self.recent_snapshot(head))
+    }
+
+    fn recent_lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Snapshot>>> {
+        self.recent
             .lock()
-            .expect("snapshot lock is never poisoned: nothing panics under it") =
-            Some(Arc::clone(snapshot));
+            .expect("snapshot lock is never poisoned: nothing panics under it")
+    }
+
+    fn recent_snapshot(&self, commit: Option<Oid>) -> Option<Arc<Snapshot>> {
+        self.recent_lock()
+            .iter()
+            .rev()
+            .find(|s| s.commit == commit)
+            .cloned()
+    }
+
+    /// Makes `snapshot` the newest recent one, the base for the next diff.
+    pub fn remember(&self, snapshot: &Arc<Snapshot>) {
+        let mut recent = self.recent_lock();
+        recent.retain(|s| s.commit != snapshot.commit);
+        recent.push_back(Arc::clone(snapshot));
+        while recent.len() > SNAPSHOTS_KEPT {
+            recent.pop_front();
+        }
     }
 
     /// Writes a commit of `tree` on `parent` and moves the branch to it, if the branch still
@@ -946,4 +923,71 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// The intent at `commit`, derived from `last` (when it has an intent tree, or is of an
+/// unborn branch) by a diff of the two `intent/` trees.
+fn derive(
+    repo: &Repository,
+    last: Option<Arc<Snapshot>>,
+    commit: Option<Oid>,
+) -> Result<Snapshot, GitOpsError> {
+    let tree = commit
+        .map(|c| repo.find_commit(c).and_then(|c| c.tree()))
+        .transpose()
+        .map_err(GitOpsError::Git)?;
+    let intent_tree = match &tree {
+        Some(t) => match t.get_name("intent") {
+            Some(e) if e.kind() == Some(git2::ObjectType::Tree) => Some(e.id()),
+            _ => None,
+        },
+        None => None,
+    };
+    let base = last
+        .filter(|l| l.intent_tree.is_some() || l.commit.is_none())
+        .unwrap_or_default();
+    let mut next = Snapshot {
+        commit,
+        tree: tree.as_ref().map(Tree::id),
+        intent_tree,
+        intent: base.intent.clone(),
+        problems: base.problems.clone(),
+    };
+    if base.intent_tree != intent_tree {
+        let old = base
+            .intent_tree
+            .map(|id| repo.find_tree(id))
+            .transpose()
+            .map_err(GitOpsError::Git)?;
+        let new = intent_tree
+            .map(|id| repo.find_tree(id))
+            .transpose()
+            .map_err(GitOpsError::Git)?;
+        let diff = repo
+            .diff_tree_to_tree(old.as_ref(), new.as_ref(), None)
+            .map_err(GitOpsError::Git)?;
+        for delta in diff.deltas() {
+            let file = if delta.status() == Delta::Deleted {
+                delta.old_file()
+            } else {
+                delta.new_file()
+            };
+            let Some(path) = file.path().and_then(Path::to_str).map(str::to_owned) else {
+                continue;
+            };
+            let text = if delta.status() == Delta::Deleted {
+                None
+            } else {
+                let blob = repo.find_blob(file.id()).map_err(GitOpsError::Git)?;
+                Some(String::from_utf8_lossy(blob.content()).into_owned())
+            };
+            let problems = next.intent.set_file(&path, text.as_deref());
+            if problems.is_empty() {
+                next.problems.remove(&path);
+            } else {
+                next.problems.insert(path, problems);
+            }
+        }
+    }
+    Ok(next)
 }

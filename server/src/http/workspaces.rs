@@ -18,7 +18,7 @@ use super::{ApiError, ApiRoute, AppState};
 use crate::service::action::Action;
 use crate::service::authz::{Presets, uncovered};
 use crate::service::tenancy::{
-    self, OrgAccess, TenancyError, WorkspaceAccess, admit_write, org_access,
+    self, OrgAccess, TenancyError, WorkspaceAccess, admit_write, org_access, request_sync,
     sync_index_after_commit, visible_workspaces, workspace_access,
 };
 use crate::store::{ADMINS_GROUP, GroupMember, IndexedWorkspace, StoreError, User};
@@ -64,7 +64,10 @@ pub(super) fn request_id(headers: &HeaderMap) -> Result<String, TenancyError> {
 }
 
 /// Runs one write action of organization `org` as `caller`: admitted by the organization's
-/// rate limit, committed, and the workspace index brought up to the new head.
+/// rate limit, committed, and the workspace index brought up to the new head: before the
+/// answer when the action makes, removes or re-plans a workspace (its groups and
+/// subscription follow), in the background otherwise (reads answer from the head, not from
+/// the index).
 pub(super) async fn write(
     state: &AppState,
     caller: &Caller,
@@ -74,9 +77,17 @@ pub(super) async fn write(
 ) -> Result<CommitAnswer, ApiError> {
     let request_id = request_id(headers)?;
     admit_write(&state.settings.limits, org)?;
+    let structural = matches!(
+        action,
+        Action::CreateWorkspace { .. } | Action::DeleteWorkspace { .. } | Action::ChangePlan { .. }
+    );
     let answer = commit::apply(state, caller, request_id, action).await?;
     if answer.commit.is_some() {
-        reindex(state).await;
+        if structural {
+            reindex(state).await;
+        } else {
+            request_sync(&state.store, &state.engine);
+        }
     }
     Ok(answer)
 }

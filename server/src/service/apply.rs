@@ -242,7 +242,7 @@ impl Engine {
     /// The intent at the branch head (cached by commit: cheap when the head has not moved).
     /// Reads answer from here, never from a cache Git could contradict.
     pub fn head_snapshot(&self) -> Result<Arc<crate::gitops::Snapshot>, GitOpsError> {
-        let repo = self.gitops.repo()?;
+        let repo = self.gitops.cached_repo()?;
         let head = self.gitops.head(&repo)?;
         self.gitops.snapshot(&repo, head)
     }

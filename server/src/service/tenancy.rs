@@ -15,10 +15,12 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::apply::Engine;
 use super::authz::{Permissions, Presets};
-use crate::gitops::audit::{AuditRepo, CommitFacts};
-use crate::gitops::{GitOpsError, Snapshot};
+use crate::gitops::audit::AuditRepo;
+use crate::gitops::{GitOpsError, Snapshot, Trailers};
 use crate::settings::Limits;
-use crate::store::{IndexedWorkspace, OrgRole, Organization, Store, StoreError, User};
+use crate::store::{
+    DefaultGroupsOf, IndexedWorkspace, OrgRole, Organization, Store, StoreError, User,
+};
 
 /// Why a tenancy request cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +77,12 @@ impl TenancyError {
 /// The result of a tenancy call.
 pub type TenancyResult<T> = Result<T, TenancyError>;
 
-/// The intent at the branch head, read on a blocking thread.
+/// The intent at the branch head: at once when it is a recent snapshot (the usual case:
+/// the engine remembers every head it makes), else derived on a blocking thread.
 pub async fn head(engine: &Arc<Engine>) -> TenancyResult<Arc<Snapshot>> {
+    if let Some(snapshot) = engine.gitops().known_head_snapshot()? {
+        return Ok(snapshot);
+    }
     let engine = Arc::clone(engine);
     Ok(tokio::task::spawn_blocking(move || engine.head_snapshot()).await??)
 }
@@ -113,14 +119,9 @@ impl OrgAccess {
 /// workspaces; otherwise `NotFound`, whether or not it exists.
 pub async fn org_access(store: &Store, user: &User, slug: &str) -> TenancyResult<OrgAccess> {
     let missing = || TenancyError::NotFound(format!("organization {slug}"));
-    let org = match store.organization_by_slug(slug).await {
-        Ok(org) => org,
+    let (org, role) = match store.organization_and_role(slug, &user.id).await {
+        Ok(found) => found,
         Err(StoreError::NotFound) => return Err(missing()),
-        Err(other) => return Err(other.into()),
-    };
-    let role = match store.org_role(slug, &user.id).await {
-        Ok(role) => Some(role),
-        Err(StoreError::NotFound) => None,
         Err(other) => return Err(other.into()),
     };
     if role.is_none() && !store.in_any_workspace_of(slug, &user.id).await? {
@@ -247,8 +248,17 @@ pub async fn workspace_access(
     else {
         return Err(missing());
     };
-    let hierarchy = group_hierarchy(store, &org.org.slug, ws).await?;
-    let direct = store.direct_groups(&org.org.slug, ws, &user.id).await?;
+    let mut hierarchy: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut direct = Vec::new();
+    for (group, member) in store
+        .workspace_groups_for(&org.org.slug, ws, &user.id)
+        .await?
+    {
+        if member {
+            direct.push(group.name.clone());
+        }
+        hierarchy.insert(group.name, group.parent);
+    }
     let groups = super::authz::flatten(&hierarchy, &direct);
     if groups.is_empty() && !org.is_owner() {
         return Err(missing());
@@ -292,20 +302,36 @@ pub async fn flattened_groups(
 }
 
 /// The workspaces of `org` the caller may see: all of them for an owner, else those where
-/// they are in a group. Brings the index up to the head first (a merged pull request).
+/// they are in a group. Read from the intent at the head, so a merged pull request shows up
+/// at once and no list waits for a commit or an index sync in flight; when the index is
+/// behind the head, a sync is started in the background (for the default groups of
+/// workspaces made outside the server).
 pub async fn visible_workspaces(
     store: &Store,
     engine: &Arc<Engine>,
     access: &OrgAccess,
     user: &User,
 ) -> TenancyResult<Vec<IndexedWorkspace>> {
-    sync_index(store, engine).await?;
+    let snapshot = head(engine).await?;
     let slug = &access.org.slug;
-    Ok(if access.is_owner() {
-        store.indexed_workspaces(slug).await?
+    let member_of = if access.is_owner() {
+        None
     } else {
-        store.indexed_workspaces_of_member(slug, &user.id).await?
-    })
+        Some(store.member_workspaces(slug, &user.id).await?)
+    };
+    if snapshot.commit != synced_head(engine) {
+        request_sync(store, engine);
+    }
+    let head_id = snapshot.commit.map(|c| c.to_string()).unwrap_or_default();
+    let Some(organization) = snapshot.intent.organizations.get(slug) else {
+        return Ok(Vec::new());
+    };
+    Ok(organization
+        .workspaces
+        .keys()
+        .filter(|ws| member_of.as_ref().is_none_or(|m| m.contains(*ws)))
+        .filter_map(|ws| indexed(&snapshot, slug, ws, &head_id))
+        .collect())
 }
 
 /// What a sync of the workspace index did.
@@ -330,21 +356,37 @@ fn sync_lock() -> &'static tokio::sync::Mutex<()> {
     LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
 }
 
-/// Syncs begun so far (the head read under the lock), by repository path: see
-/// [`sync_index_after_commit`]. Keyed by repository, as tests run several servers in one
-/// process.
-fn syncs_begun() -> &'static Mutex<BTreeMap<std::path::PathBuf, u64>> {
-    static BEGUN: OnceLock<Mutex<BTreeMap<std::path::PathBuf, u64>>> = OnceLock::new();
-    BEGUN.get_or_init(Mutex::default)
+/// What this process knows of the syncs of one repository's index.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Syncs begun so far (the head read under the lock): see [`sync_index_after_commit`].
+    begun: u64,
+    /// A background sync is queued and has not begun yet: see [`request_sync`].
+    queued: bool,
+    /// The head the last sync brought the index to.
+    synced: Option<git2::Oid>,
+}
+
+/// The sync state by repository path: tests run several servers in one process.
+fn sync_states() -> &'static Mutex<BTreeMap<std::path::PathBuf, SyncState>> {
+    static STATES: OnceLock<Mutex<BTreeMap<std::path::PathBuf, SyncState>>> = OnceLock::new();
+    STATES.get_or_init(Mutex::default)
+}
+
+fn with_sync_state<T>(engine: &Engine, f: impl FnOnce(&mut SyncState) -> T) -> T {
+    let mut states = sync_states()
+        .lock()
+        .expect("the sync states are never poisoned: nothing panics while holding them");
+    f(states.entry(engine.gitops().path().to_owned()).or_default())
 }
 
 fn begun(engine: &Engine) -> u64 {
-    syncs_begun()
-        .lock()
-        .expect("the sync counter is never poisoned: nothing panics while holding it")
-        .get(engine.gitops().path())
-        .copied()
-        .unwrap_or(0)
+    with_sync_state(engine, |s| s.begun)
+}
+
+/// The head the index was last brought to by this process (`None` before the first sync).
+fn synced_head(engine: &Engine) -> Option<git2::Oid> {
+    with_sync_state(engine, |s| s.synced)
 }
 
 /// [`sync_index`] for a writer whose commit is made: when a sync began after it (and has
@@ -364,6 +406,29 @@ pub async fn sync_index_after_commit(
     sync_locked(store, engine, guard).await.map(Some)
 }
 
+/// Brings the index up to the head in the background, without making the caller wait:
+/// for writes whose answer does not depend on the index, and for lists that find it behind.
+/// At most one sync waits to begin at any time; every request made before it begins is
+/// served by it (it reads the head when it begins). A failure is logged; the next sync
+/// catches up.
+pub fn request_sync(store: &Store, engine: &Arc<Engine>) {
+    if with_sync_state(engine, |s| std::mem::replace(&mut s.queued, true)) {
+        return;
+    }
+    let (store, engine) = (store.clone(), Arc::clone(engine));
+    tokio::spawn(async move {
+        let guard = sync_lock().lock().await;
+        with_sync_state(&engine, |s| s.queued = false);
+        if let Err(error) = sync_locked(&store, &engine, guard).await {
+            let error = anyhow::Error::from(error);
+            tracing::error!(
+                error = format!("{error:#}"),
+                "failed to sync the workspace index"
+            );
+        }
+    });
+}
+
 /// Brings the workspace index up to the branch head: the workspaces touched by the commits
 /// since the index's head are rewritten (all of them when the index has no head or history
 /// was rewritten); workspaces gone from Git lose their groups; workspaces without groups get
@@ -379,17 +444,14 @@ async fn sync_locked(
     engine: &Arc<Engine>,
     _guard: tokio::sync::MutexGuard<'static, ()>,
 ) -> TenancyResult<IndexSync> {
-    *syncs_begun()
-        .lock()
-        .expect("the sync counter is never poisoned: nothing panics while holding it")
-        .entry(engine.gitops().path().to_owned())
-        .or_default() += 1;
+    with_sync_state(engine, |s| s.begun += 1);
     let snapshot = head(engine).await?;
     let Some(head_id) = snapshot.commit.map(|c| c.to_string()) else {
         return Ok(IndexSync::default());
     };
     let known = store.workspace_index_head().await?;
     if known.as_deref() == Some(head_id.as_str()) {
+        with_sync_state(engine, |s| s.synced = snapshot.commit);
         return Ok(IndexSync {
             head: Some(head_id),
             ..IndexSync::default()
@@ -429,7 +491,9 @@ async fn sync_locked(
                 .collect();
             let rows = rows_of(&mut scope.iter().map(|(o, w)| (o, w)));
             result.groups_removed = store.sync_workspace_index(&head_id, &scope, &rows).await?;
-            (rows, creators_of(commits))
+            let trailers: Vec<Trailers> =
+                commits.iter().filter_map(|c| c.trailers.clone()).collect();
+            (rows, creators_of(&trailers))
         }
         None => {
             let all: Vec<(&String, &String)> = snapshot
@@ -444,6 +508,7 @@ async fn sync_locked(
             (rows, BTreeMap::new())
         }
     };
+    with_sync_state(engine, |s| s.synced = Some(tip));
     result.written = written.len();
     let mut without = Vec::new();
     if result.full {
@@ -465,32 +530,53 @@ async fn sync_locked(
     let creators = if result.full {
         // Only now is the whole history worth reading: some workspace has no groups.
         let (path, branch) = repository_of(engine);
-        let commits = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
-            AuditRepo::open(&path, &branch)?.commits(tip, None)
+        let trailers = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
+            AuditRepo::open(&path, &branch)?.trailers(tip)
         })
         .await??;
-        creators_of(&commits)
+        creators_of(&trailers)
     } else {
         creators
     };
+    // One look-up per creator, and one transaction for all the groups.
+    let mut users: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut batch = Vec::with_capacity(without.len());
+    let mut unknown = Vec::new();
     for (org, ws) in without {
         let creator = match creators.get(&(org.clone(), ws.clone())) {
-            Some(email) => match store.user_by_email(email).await {
-                Ok(user) => Some(user.id),
-                Err(StoreError::NotFound) => None,
-                Err(other) => return Err(other.into()),
+            Some(email) => match users.get(email) {
+                Some(id) => id.clone(),
+                None => {
+                    let id = match store.user_by_email(email).await {
+                        Ok(user) => Some(user.id),
+                        Err(StoreError::NotFound) => None,
+                        Err(other) => return Err(other.into()),
+                    };
+                    users.insert(email.clone(), id.clone());
+                    id
+                }
             },
             None => None,
         };
         if creator.is_none() {
-            tracing::warn!(%org, %ws, "workspace without groups and without a known creator: default groups made with no administrator");
+            unknown.push(format!("{org}/{ws}"));
         }
-        if store
-            .create_default_groups(&org, &ws, creator.as_deref())
-            .await?
-        {
-            result.defaulted += 1;
-        }
+        batch.push(DefaultGroupsOf {
+            org,
+            workspace: ws,
+            creator,
+        });
+    }
+    result.defaulted = store.create_default_groups_of(&batch).await?;
+    if !unknown.is_empty() {
+        const NAMED: usize = 10;
+        let more = unknown.len().saturating_sub(NAMED);
+        unknown.truncate(NAMED);
+        tracing::warn!(
+            workspaces = %unknown.join(", "),
+            more,
+            "workspaces without groups and without a known creator: default groups made with no administrator"
+        );
     }
     Ok(result)
 }
@@ -505,11 +591,11 @@ fn repository_of(engine: &Engine) -> (std::path::PathBuf, String) {
     (engine.gitops().path().to_owned(), branch)
 }
 
-/// The email of the actor of the last `create-workspace` commit of each workspace.
-fn creators_of(commits: &[CommitFacts]) -> BTreeMap<(String, String), String> {
+/// The email of the actor of the last `create-workspace` commit of each workspace, from the
+/// trailers of commits in order, parents first.
+fn creators_of(trailers: &[Trailers]) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
-    for commit in commits {
-        let Some(t) = &commit.trailers else { continue };
+    for t in trailers {
         if t.action != "create-workspace" {
             continue;
         }

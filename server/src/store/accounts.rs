@@ -22,6 +22,53 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// A user and the expiry of the API token they were found by.
+#[derive(sqlx::FromRow)]
+struct UserOfToken {
+    #[sqlx(flatten)]
+    user: User,
+    token_expires_at: Option<i64>,
+}
+
+/// How long an API token's user is kept by [`Store::user_by_api_token`].
+const TOKEN_CACHE_SECONDS: i64 = 5;
+
+/// At most this many tokens are kept; past it the cache starts afresh.
+const TOKENS_KEPT: usize = 4096;
+
+/// API tokens looked up lately, by hash: the user, and until when the answer holds.
+#[derive(Debug, Default)]
+pub(super) struct TokenCache(std::sync::Mutex<std::collections::HashMap<String, (User, i64)>>);
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (User, i64)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, token_hash: &str, now: i64) -> Option<User> {
+        let cache = self.lock();
+        let (user, until) = cache.get(token_hash)?;
+        (now < *until).then(|| user.clone())
+    }
+
+    fn put(&self, token_hash: &str, user: &User, expires_at: Option<i64>, now: i64) {
+        let until = expires_at.map_or(now + TOKEN_CACHE_SECONDS, |e| {
+            e.min(now + TOKEN_CACHE_SECONDS)
+        });
+        let mut cache = self.lock();
+        if cache.len() >= TOKENS_KEPT {
+            cache.clear();
+        }
+        cache.insert(token_hash.to_owned(), (user.clone(), until));
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
 /// A browser session.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Session {
@@ -207,21 +254,30 @@ impl Store {
         Ok(token)
     }
 
-    /// The user an unexpired API token belongs to.
+    /// The user an unexpired API token belongs to. Answers are kept for a few seconds
+    /// ([`TOKEN_CACHE_SECONDS`], never past the token's expiry), as every API request asks;
+    /// deleting a token through this store forgets them at once.
     pub async fn user_by_api_token(&self, token_hash: &str) -> StoreResult<User> {
+        let at = now();
+        if let Some(user) = self.tokens.get(token_hash, at) {
+            return Ok(user);
+        }
         let sql = format!(
-            "SELECT {} FROM users u JOIN api_tokens t ON t.user_id = u.id \
+            "SELECT {}, t.expires_at AS token_expires_at FROM users u \
+             JOIN api_tokens t ON t.user_id = u.id \
              WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
             prefixed_user_columns()
         );
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(sql))
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserOfToken>(sqlx::AssertSqlSafe(sql))
                 .bind(token_hash)
-                .bind(now())
+                .bind(at)
                 .fetch_one(pool)
                 .await
-        })
-        .map_err(StoreError::from)
+        })?;
+        self.tokens
+            .put(token_hash, &row.user, row.token_expires_at, at);
+        Ok(row.user)
     }
 
     /// Stores the hash of the one-time setup token, replacing any earlier one.
@@ -403,6 +459,8 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
+        // Its hash is not known here: forget every cached token.
+        self.tokens.clear();
         if deleted == 0 {
             return Err(StoreError::NotFound);
         }

@@ -30,7 +30,8 @@ pub use billing::PlanPrice;
 pub use issuer::{AuthCode, DeviceGrant, RefreshToken, RefreshUse, SigningKey};
 pub use orgs::{Invitation, LAST_OWNER, Member, OrgRole, Organization};
 pub use tenancy::{
-    ADMINS_GROUP, DEFAULT_GROUPS, GroupMember, IndexedWorkspace, Subscription, WorkspaceGroup,
+    ADMINS_GROUP, DEFAULT_GROUPS, DefaultGroupsOf, GroupMember, IndexedWorkspace, Subscription,
+    WorkspaceGroup,
 };
 
 /// Why a store call failed.
@@ -140,6 +141,8 @@ pub(crate) use write_tx;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// API tokens looked up lately (see [`Store::user_by_api_token`]).
+    tokens: std::sync::Arc<accounts::TokenCache>,
 }
 
 impl Store {
@@ -156,6 +159,7 @@ impl Store {
                 .await?;
             Self {
                 db: Db::Postgres(pool),
+                tokens: std::sync::Arc::default(),
             }
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -181,6 +185,7 @@ impl Store {
             .await?;
         Ok(Self {
             db: Db::Sqlite(pool),
+            tokens: std::sync::Arc::default(),
         })
     }
 

@@ -50,6 +50,14 @@ impl OrgRole {
     }
 }
 
+/// An organization and someone's role in it, if any.
+#[derive(sqlx::FromRow)]
+struct OrgAndMaybeRole {
+    #[sqlx(flatten)]
+    org: Organization,
+    role: Option<String>,
+}
+
 const ORG_COLUMNS: &str = "o.id, o.slug, o.name, o.personal, o.created_at";
 
 /// Fails with `Conflict(LAST_OWNER)` when `$user` is the organization's only owner; `$tx` is
@@ -122,6 +130,28 @@ impl Store {
                 .await
         })
         .map_err(StoreError::from)
+    }
+
+    /// The organization with this slug and `user_id`'s role in it, if any, in one query.
+    pub async fn organization_and_role(
+        &self,
+        slug: &str,
+        user_id: &str,
+    ) -> StoreResult<(Organization, Option<OrgRole>)> {
+        let sql = format!(
+            "SELECT {ORG_COLUMNS}, m.role FROM organizations o \
+             LEFT JOIN organization_members m ON m.org_id = o.id AND m.user_id = $2 \
+             WHERE o.slug = $1"
+        );
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, OrgAndMaybeRole>(sqlx::AssertSqlSafe(sql))
+                .bind(slug)
+                .bind(user_id)
+                .fetch_one(pool)
+                .await
+        })?;
+        let role = row.role.as_deref().map(OrgRole::parse).transpose()?;
+        Ok((row.org, role))
     }
 
     /// The caller's role in the organization `slug`; `NotFound` when they have none (or it

@@ -1,6 +1,8 @@
 //! Workspaces and what SQL holds about them: the index of workspaces (rebuilt from Git, which
 //! is the truth), workspace groups with their hierarchy and members, and subscriptions.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use super::{Store, StoreError, StoreResult, new_id, now, on_pool, write_tx};
@@ -18,6 +20,24 @@ pub const ADMINS_GROUP: &str = "WSAdmins";
 /// Rows per `INSERT` when the index is written in bulk (7 parameters each, well under
 /// SQLite's limit of 32,766 parameters per statement).
 const INSERT_CHUNK: usize = 500;
+
+/// Group rows per `INSERT` (6 parameters each): whole workspaces of [`DEFAULT_GROUPS`].
+const GROUP_CHUNK: usize = 3 * 300;
+
+/// Up to this many workspaces, [`Store::create_default_groups_of`] looks up each one's
+/// groups; beyond, it reads which workspaces have any in one scan.
+const FEW: usize = 32;
+
+/// A workspace to give the default groups, and who made it (joins [`ADMINS_GROUP`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultGroupsOf {
+    /// Organization slug.
+    pub org: String,
+    /// Workspace slug.
+    pub workspace: String,
+    /// The creator's user id, if known.
+    pub creator: Option<String>,
+}
 
 /// One workspace as the index knows it: read from the intent at `commit_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -49,6 +69,14 @@ pub struct WorkspaceGroup {
     pub parent: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// A group and whether someone is directly in it.
+#[derive(sqlx::FromRow)]
+struct GroupWithMembership {
+    #[sqlx(flatten)]
+    group: WorkspaceGroup,
+    member: bool,
 }
 
 /// A user in a group.
@@ -99,27 +127,25 @@ const ORPHAN_GROUPS: &str = "FROM workspace_groups WHERE NOT EXISTS \
 const SET_HEAD: &str = "INSERT INTO workspace_index_state (id, head) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET head = excluded.head";
 
-/// `INSERT INTO workspaces` with `rows` rows of placeholders.
-fn insert_workspaces_sql(rows: usize) -> String {
+/// `insert` (`INSERT INTO t (a, b)`) with `rows` rows of `columns` placeholders each.
+fn values_sql(insert: &str, rows: usize, columns: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|i| {
-            let b = i * 7;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            )
+            let placeholders: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", i * columns + c))
+                .collect();
+            format!("({})", placeholders.join(", "))
         })
         .collect();
-    format!(
-        "INSERT INTO workspaces (org_slug, name, plan, cluster, display_name, projects, commit_id) \
-         VALUES {}",
-        values.join(", ")
+    format!("{insert} VALUES {}", values.join(", "))
+}
+
+/// `INSERT INTO workspaces` with `rows` rows of placeholders.
+fn insert_workspaces_sql(rows: usize) -> String {
+    values_sql(
+        "INSERT INTO workspaces (org_slug, name, plan, cluster, display_name, projects, commit_id)",
+        rows,
+        7,
     )
 }
 
@@ -286,20 +312,30 @@ impl Store {
         .map_err(StoreError::from)
     }
 
-    /// Whether `user_id` is in any group of any workspace of `org`.
-    pub async fn in_any_workspace_of(&self, org: &str, user_id: &str) -> StoreResult<bool> {
-        let count: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM workspace_groups g \
+    /// The workspaces of `org` where `user_id` is in at least one group (directly: a group
+    /// holds only its direct members, and a member of a subgroup is a member of its parent).
+    pub async fn member_workspaces(
+        &self,
+        org: &str,
+        user_id: &str,
+    ) -> StoreResult<std::collections::BTreeSet<String>> {
+        let names = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT DISTINCT g.workspace FROM workspace_groups g \
                  JOIN group_members m ON m.group_id = g.id \
                  WHERE g.org_slug = $1 AND m.user_id = $2",
             )
             .bind(org)
             .bind(user_id)
-            .fetch_one(pool)
+            .fetch_all(pool)
             .await
         })?;
-        Ok(count > 0)
+        Ok(names.into_iter().collect())
+    }
+
+    /// Whether `user_id` is in any group of any workspace of `org`.
+    pub async fn in_any_workspace_of(&self, org: &str, user_id: &str) -> StoreResult<bool> {
+        Ok(!self.member_workspaces(org, user_id).await?.is_empty())
     }
 
     /// Creates the default groups of a workspace ([`DEFAULT_GROUPS`]) with `creator` in
@@ -310,53 +346,104 @@ impl Store {
         ws: &str,
         creator: Option<&str>,
     ) -> StoreResult<bool> {
+        let one = [DefaultGroupsOf {
+            org: org.to_owned(),
+            workspace: ws.to_owned(),
+            creator: creator.map(str::to_owned),
+        }];
+        Ok(self.create_default_groups_of(&one).await? == 1)
+    }
+
+    /// [`Store::create_default_groups`] for many workspaces at once, in one transaction with
+    /// multi-row inserts (the start after a restore gives thousands of workspaces their
+    /// groups); returns how many got them (the others had groups already).
+    pub async fn create_default_groups_of(
+        &self,
+        workspaces: &[DefaultGroupsOf],
+    ) -> StoreResult<usize> {
+        if workspaces.is_empty() {
+            return Ok(0);
+        }
         write_tx!(self, |tx| async {
-            let existing: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM workspace_groups WHERE org_slug = $1 AND workspace = $2",
-            )
-            .bind(org)
-            .bind(ws)
-            .fetch_one(&mut **tx)
-            .await?;
-            if existing > 0 {
-                return Ok(false);
+            // Which of them have groups: one look each for a few, one scan for many.
+            let mut grouped: BTreeSet<(String, String)> = BTreeSet::new();
+            if workspaces.len() <= FEW {
+                for w in workspaces {
+                    let existing: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM workspace_groups WHERE org_slug = $1 AND workspace = $2",
+                    )
+                    .bind(&w.org)
+                    .bind(&w.workspace)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    if existing > 0 {
+                        grouped.insert((w.org.clone(), w.workspace.clone()));
+                    }
+                }
+            } else {
+                grouped = sqlx::query_as::<_, (String, String)>(
+                    "SELECT DISTINCT org_slug, workspace FROM workspace_groups",
+                )
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .collect();
             }
             let created_at = now();
-            let mut ids: Vec<(&str, String)> = Vec::new();
-            for (name, parent) in DEFAULT_GROUPS {
-                let id = new_id();
-                let parent_id = parent
-                    .and_then(|p| ids.iter().find(|(n, _)| *n == p))
-                    .map(|(_, id)| id.clone());
-                sqlx::query(
-                    "INSERT INTO workspace_groups (id, org_slug, workspace, name, parent_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&id)
-                .bind(org)
-                .bind(ws)
-                .bind(name)
-                .bind(parent_id)
-                .bind(created_at)
-                .execute(&mut **tx)
-                .await?;
-                ids.push((name, id));
+            let mut groups: Vec<(String, &str, &str, &str, Option<String>)> = Vec::new();
+            let mut members: Vec<(String, &str)> = Vec::new();
+            for w in workspaces {
+                if !grouped.insert((w.org.clone(), w.workspace.clone())) {
+                    continue;
+                }
+                let mut ids: Vec<(&str, String)> = Vec::new();
+                for (name, parent) in DEFAULT_GROUPS {
+                    let id = new_id();
+                    let parent_id = parent
+                        .and_then(|p| ids.iter().find(|(n, _)| *n == p))
+                        .map(|(_, id)| id.clone());
+                    groups.push((id.clone(), &w.org, &w.workspace, name, parent_id));
+                    ids.push((name, id));
+                }
+                if let Some(user) = &w.creator
+                    && let Some((_, admins)) = ids.iter().find(|(n, _)| *n == ADMINS_GROUP)
+                {
+                    members.push((admins.clone(), user));
+                }
             }
-            if let Some(user) = creator {
-                let admins = ids
-                    .iter()
-                    .find(|(n, _)| *n == ADMINS_GROUP)
-                    .map(|(_, id)| id.clone());
-                sqlx::query(
-                    "INSERT INTO group_members (group_id, user_id, created_at) VALUES ($1, $2, $3)",
-                )
-                .bind(admins)
-                .bind(user)
-                .bind(created_at)
-                .execute(&mut **tx)
-                .await?;
+            // Parents come before their children in each statement (and chunk: three rows
+            // per workspace, and a chunk holds whole workspaces).
+            for chunk in groups.chunks(GROUP_CHUNK) {
+                let sql = values_sql(
+                    "INSERT INTO workspace_groups (id, org_slug, workspace, name, parent_id, created_at)",
+                    chunk.len(),
+                    6,
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, org, ws, name, parent) in chunk {
+                    query = query
+                        .bind(id)
+                        .bind(*org)
+                        .bind(*ws)
+                        .bind(*name)
+                        .bind(parent)
+                        .bind(created_at);
+                }
+                query.execute(&mut **tx).await?;
             }
-            Ok::<_, StoreError>(true)
+            for chunk in members.chunks(INSERT_CHUNK) {
+                let sql = values_sql(
+                    "INSERT INTO group_members (group_id, user_id, created_at)",
+                    chunk.len(),
+                    3,
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (group, user) in chunk {
+                    query = query.bind(group).bind(*user).bind(created_at);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            Ok::<_, StoreError>(groups.len() / DEFAULT_GROUPS.len())
         })
     }
 
@@ -371,6 +458,29 @@ impl Store {
                 .await
         })
         .map_err(StoreError::from)
+    }
+
+    /// The groups of a workspace, by name, each with whether `user_id` is directly in it:
+    /// [`Store::workspace_groups`] and [`Store::direct_groups`] in one query.
+    pub async fn workspace_groups_for(
+        &self,
+        org: &str,
+        ws: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<(WorkspaceGroup, bool)>> {
+        let sql = format!(
+            "SELECT {GROUP_COLUMNS}, EXISTS (SELECT 1 FROM group_members m \
+             WHERE m.group_id = g.id AND m.user_id = $3) AS member {GROUPS_OF_WS} ORDER BY g.name"
+        );
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, GroupWithMembership>(sqlx::AssertSqlSafe(sql))
+                .bind(org)
+                .bind(ws)
+                .bind(user_id)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows.into_iter().map(|r| (r.group, r.member)).collect())
     }
 
     /// The names of the groups of a workspace `user_id` is directly in (not flattened).
