@@ -255,7 +255,7 @@ impl Store {
     }
 
     /// The user an unexpired API token belongs to. Answers are kept for a few seconds
-    /// ([`TOKEN_CACHE_SECONDS`], never past the token's expiry), as every API request asks;
+    /// (5 seconds, never past the token's expiry), as every API request asks;
     /// deleting a token through this store forgets them at once.
     pub async fn user_by_api_token(&self, token_hash: &str) -> StoreResult<User> {
         let at = now();
