@@ -801,3 +801,57 @@ fn a_retried_proposal_or_merge_gets_the_first_one_back() {
     assert_eq!(again.commit, proposal.commit);
     assert_eq!(commits_for(&path, "req-review"), 1);
 }
+
+#[test]
+fn snapshots_of_recent_heads_are_derived_once_and_shared() {
+    let (path, writer) = seeded("snapshots");
+    let head = |outcome: Outcome| match outcome {
+        Outcome::Committed { commit, .. } => git2::Oid::from_str(&commit).expect("oid"),
+        other => panic!("expected a commit, got {other:?}"),
+    };
+    let first = head(
+        writer
+            .apply(&meta("alice", "s-1"), &create_project("acme", "dev", "one"))
+            .expect("applies"),
+    );
+    let second = head(
+        writer
+            .apply(&meta("alice", "s-2"), &create_project("acme", "dev", "two"))
+            .expect("applies"),
+    );
+    // A fresh engine knows no snapshot: concurrent readers of one head share one derivation.
+    let fresh = engine(&path);
+    let shared: Vec<_> = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let repo = fresh.gitops().repo().expect("open");
+                    fresh
+                        .gitops()
+                        .snapshot(&repo, Some(second))
+                        .expect("snapshot")
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|r| r.join().expect("reader"))
+            .collect()
+    });
+    assert!(shared.iter().all(|s| std::sync::Arc::ptr_eq(s, &shared[0])));
+    let projects = |s: &server::gitops::Snapshot| -> Vec<String> {
+        s.intent.organizations["acme"].workspaces["dev"]
+            .projects
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert!(projects(&shared[0]).contains(&"two".to_owned()));
+    // An older head read after a newer one is derived (backwards) without displacing it.
+    let repo = fresh.gitops().repo().expect("open");
+    let older = fresh.gitops().snapshot(&repo, Some(first)).expect("older");
+    assert!(projects(&older).contains(&"one".to_owned()));
+    assert!(!projects(&older).contains(&"two".to_owned()));
+    let again = fresh.gitops().snapshot(&repo, Some(second)).expect("newer");
+    assert!(std::sync::Arc::ptr_eq(&again, &shared[0]));
+}

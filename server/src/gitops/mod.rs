@@ -182,12 +182,12 @@ struct Kept {
 /// handle learns about every new pack (a lookup that misses rescans the folder) but never
 /// forgets one that a roll-up removed, and a memory handle keeps every object it wrote.
 const HANDLES_KEPT: usize = 16;
+const HANDLE_USES: usize = 64;
 
 /// How many recent snapshots are kept: a request that read the head just before a commit
 /// still finds its snapshot, instead of deriving it again (and displacing the newer one).
 /// They share all but the workspaces that differ between them.
 const SNAPSHOTS_KEPT: usize = 8;
-const HANDLE_USES: usize = 64;
 
 /// A repository handle from [`GitOps::cached_repo`] or [`GitOps::cached_memory_repo`];
 /// it goes back to be reused when dropped.
