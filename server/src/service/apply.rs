@@ -1129,8 +1129,7 @@ impl Engine {
             edits.insert(path, Edit::Write(text.into_bytes()));
         }
         // Shared files the output speaks for but no longer renders are stale.
-        if let Some(tree) = base.tree {
-            let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
+        if let Some(tree) = &base_tree {
             let orgs: BTreeSet<&String> = change.workspaces.iter().map(|(o, _)| o).collect();
             let mut existing = BTreeSet::new();
             for cluster in &clusters {
@@ -1139,7 +1138,7 @@ impl Engine {
                         format!("tenants/{cluster}/{org}.yaml"),
                         format!("tenants/{cluster}/{org}/kustomization.yaml"),
                     ] {
-                        GitOps::files_under(repo, &tree, &path, &mut existing)?;
+                        GitOps::files_under(repo, tree, &path, &mut existing)?;
                     }
                 }
             }
@@ -1156,7 +1155,7 @@ impl Engine {
         drop(t);
         let t = timing::span("prepare.tree");
         let mut written = Vec::new();
-        let tree = build_tree(repo, base.tree, &edits, &mut written)?;
+        let tree = build_tree(repo, base_tree.as_ref(), &edits, &mut written)?;
         let objects = read_objects(repo, &written)?;
         drop(t);
         Ok(Prepared {
@@ -1233,7 +1232,7 @@ impl Engine {
                 Err(e) => return Err(GitOpsError::Git(e).into()),
             }
         }
-        let root = build_tree(repo, head.tree, &edits, written)?;
+        let root = build_tree(repo, head_tree.as_ref(), &edits, written)?;
         Ok((Some(root) != head.tree).then_some(root))
     }
 
@@ -1439,15 +1438,11 @@ impl Engine {
 /// through `repo`; what it writes is added to `written`.
 fn build_tree(
     repo: &Repository,
-    base: Option<Oid>,
+    base: Option<&git2::Tree<'_>>,
     edits: &BTreeMap<String, Edit>,
     written: &mut Vec<Oid>,
 ) -> Result<Oid, GitOpsError> {
-    let base = base
-        .map(|t| repo.find_tree(t))
-        .transpose()
-        .map_err(GitOpsError::Git)?;
-    match crate::gitops::tree::apply_into(repo, base.as_ref(), edits, written)? {
+    match crate::gitops::tree::apply_into(repo, base, edits, written)? {
         Some(tree) => Ok(tree),
         None => {
             let empty = repo
