@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod message;
+pub mod objects;
 mod pack;
 pub mod remote;
 pub mod revision;
@@ -17,6 +18,7 @@ use compiler::{Diagnostic, Intent};
 use git2::{Delta, ErrorCode, Oid, Repository, Tree};
 
 pub use message::{CommitMessage, Trailers, sanitize_line};
+pub use objects::NewObjects;
 pub use tree::Edit;
 
 // --- Failpoints (tests/crash.rs) ---------------------------------------------------------
@@ -100,6 +102,14 @@ pub enum GitOpsError {
         #[source]
         source: std::io::Error,
     },
+    /// An object read from the repository is not what it should be.
+    #[error("object {id} is corrupt: {reason}")]
+    Corrupt {
+        /// The object id.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A revision does not name a commit.
     #[error("revision {rev:?} does not name a commit")]
     Revision {
@@ -166,10 +176,10 @@ pub struct GitOps {
     _process_lock: File,
     /// How commits are signed, if at all.
     signing: Option<Signing>,
-    /// Handles kept between actions (see [`GitOps::cached_repo`]), and memory handles (see
-    /// [`GitOps::cached_memory_repo`]).
+    /// Handles kept between actions (see [`GitOps::cached_repo`]).
     handles: Mutex<Vec<Kept>>,
-    memory_handles: Mutex<Vec<Kept>>,
+    /// Trees read from disk, parsed (see [`objects`]).
+    trees: objects::TreeCache,
 }
 
 /// A repository handle kept for reuse, and how often it was used.
@@ -180,7 +190,7 @@ struct Kept {
 
 /// How many handles are kept, and how often one is used before it is let go: a long-lived
 /// handle learns about every new pack (a lookup that misses rescans the folder) but never
-/// forgets one that a roll-up removed, and a memory handle keeps every object it wrote.
+/// forgets one that a roll-up removed.
 const HANDLES_KEPT: usize = 16;
 const HANDLE_USES: usize = 64;
 
@@ -189,8 +199,7 @@ const HANDLE_USES: usize = 64;
 /// They share all but the workspaces that differ between them.
 const SNAPSHOTS_KEPT: usize = 8;
 
-/// A repository handle from [`GitOps::cached_repo`] or [`GitOps::cached_memory_repo`];
-/// it goes back to be reused when dropped.
+/// A repository handle from [`GitOps::cached_repo`]; it goes back to be reused when dropped.
 pub struct CachedRepo<'a> {
     kept: Option<Kept>,
     pool: &'a Mutex<Vec<Kept>>,
@@ -201,13 +210,6 @@ impl std::ops::Deref for CachedRepo<'_> {
 
     fn deref(&self) -> &Repository {
         &self.kept.as_ref().expect("present until dropped").repo
-    }
-}
-
-impl CachedRepo<'_> {
-    /// Lets the handle go instead of keeping it (after a failure, say).
-    pub fn discard(mut self) {
-        self.kept = None;
     }
 }
 
@@ -340,7 +342,7 @@ impl GitOps {
             _process_lock: process_lock,
             signing: None,
             handles: Mutex::new(Vec::new()),
-            memory_handles: Mutex::new(Vec::new()),
+            trees: objects::TreeCache::default(),
         })
     }
 
@@ -363,79 +365,52 @@ impl GitOps {
     }
 
     /// A handle for this thread, reused from earlier calls when one is free: a handle keeps
-    /// the objects it parsed, the packs it opened (and their delta base caches), so the
-    /// trees every action walks (the root, `tenants/<cluster>`, an organization's folders)
-    /// are not read and undeltified again each time. Objects are immutable; references are
-    /// read afresh on every lookup; a pack written since is found by the rescan libgit2 does
-    /// when a lookup misses, and a pack removed since is skipped.
+    /// the packs it opened (and their delta base caches), so the objects every action reads
+    /// are not looked up afresh each time. Objects are immutable; references are read afresh
+    /// on every lookup; a pack written since is found by the rescan libgit2 does when a
+    /// lookup misses, and a pack removed since is skipped.
     pub fn cached_repo(&self) -> Result<CachedRepo<'_>, GitOpsError> {
-        self.cached(&self.handles, || self.repo())
-    }
-
-    /// [`GitOps::memory_repo`], reused like [`GitOps::cached_repo`]. Objects it holds from an
-    /// earlier use are either in a pack already or were never referenced by anything on disk
-    /// (a failed batch); [`GitOps::write_pack`] packs every object a batch lists, wherever
-    /// the handle finds it.
-    pub fn cached_memory_repo(&self) -> Result<CachedRepo<'_>, GitOpsError> {
-        self.cached(&self.memory_handles, || self.memory_repo())
-    }
-
-    fn cached<'a>(
-        &self,
-        pool: &'a Mutex<Vec<Kept>>,
-        open: impl FnOnce() -> Result<Repository, GitOpsError>,
-    ) -> Result<CachedRepo<'a>, GitOpsError> {
-        let kept = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let kept = self.handles.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let kept = match kept {
             Some(kept) => kept,
             None => Kept {
-                repo: open()?,
+                repo: self.repo()?,
                 uses: 0,
             },
         };
         Ok(CachedRepo {
             kept: Some(kept),
-            pool,
+            pool: &self.handles,
         })
     }
 
-    /// A handle whose new objects stay in memory (a mempack backend in front of the object
-    /// database) until [`GitOps::write_pack`] writes them out as one pack. Objects written
-    /// through it and never packed vanish with it, which is what a failed commit wants.
-    pub fn memory_repo(&self) -> Result<Repository, GitOpsError> {
-        let repo = self.repo()?;
-        {
-            let odb = repo.odb().map_err(GitOpsError::Git)?;
-            // Above the loose and pack backends (priorities 1 and 2): writes land here, and
-            // reads look here first. The odb owns the backend; the handle can be dropped.
-            odb.add_new_mempack_backend(1000)
-                .map_err(GitOpsError::Git)?;
-        }
-        Ok(repo)
+    /// A reader of `repo` through this repository's tree cache that also sees `layers`,
+    /// objects not on disk yet (see [`objects::Reader`]).
+    pub fn reader<'a>(
+        &'a self,
+        repo: &'a Repository,
+        layers: Vec<&'a NewObjects>,
+    ) -> objects::Reader<'a> {
+        objects::Reader::new(repo, &self.trees, layers)
     }
 
-    /// Writes `objects` (ids written through a [`GitOps::memory_repo`] handle; repeats and
-    /// objects already on disk are harmless) as one pack into `objects/pack`, each object
-    /// stored whole (no delta search: an action writes a few dozen small objects). Durable
-    /// when it returns: the pack and its index are fsynced before they are renamed into
-    /// place, then the folder; a reference may point at them next.
-    pub fn write_pack(&self, repo: &Repository, objects: &[Oid]) -> Result<(), GitOpsError> {
+    /// Writes `objects` as one pack into `objects/pack`, each object stored whole (no delta
+    /// search: an action writes a few dozen small objects). Durable when it returns: the
+    /// pack and its index are fsynced before they are renamed into place, then the folder;
+    /// a reference may point at them next. Their trees join the tree cache.
+    pub fn write_pack(&self, repo: &Repository, objects: &NewObjects) -> Result<(), GitOpsError> {
         if objects.is_empty() {
             return Ok(());
         }
-        let odb = repo.odb().map_err(GitOpsError::Git)?;
         let mut pack = pack::PackWriter::new();
-        for id in objects {
-            if pack.contains(*id) {
-                continue;
-            }
-            let object = odb.read(*id).map_err(GitOpsError::Git)?;
-            pack.add(*id, object.kind(), object.data())
+        for (id, kind, data) in objects.iter() {
+            pack.add(id, kind, data)
                 .map_err(|source| self.pack_error(source))?;
         }
         pack.finish(&repo.path().join("objects").join("pack"))
             .map_err(|source| self.pack_error(source))?;
         failpoint!("gitops-pack-written");
+        self.trees.insert_landed(objects);
         Ok(())
     }
 
@@ -645,9 +620,9 @@ impl GitOps {
         Ok(id)
     }
 
-    /// Writes a commit object of `tree` on `parent`, signed when signing is configured; no
-    /// reference moves. Committing in two steps lets something durable (the push journal)
-    /// be written between the commit object and the branch move.
+    /// Writes a commit object of `tree` on `parent`, signed when signing is configured, as a
+    /// loose object (fsynced); no reference moves. Committing in two steps lets something
+    /// durable (the push journal) be written between the commit object and the branch move.
     pub fn write_commit(
         &self,
         repo: &Repository,
@@ -657,29 +632,32 @@ impl GitOps {
         committer: &Identity,
         message: &str,
     ) -> Result<Oid, GitOpsError> {
-        let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
+        let mut out = NewObjects::default();
+        let id = self.commit_object(parent, tree, author, committer, message, &mut out)?;
+        out.write_loose(repo)?;
+        Ok(id)
+    }
+
+    /// Makes the commit object of `tree` on `parent`, signed when signing is configured, into
+    /// `out`; nothing is written. The author and committer are dated now.
+    pub fn commit_object(
+        &self,
+        parent: Option<Oid>,
+        tree: Oid,
+        author: &Identity,
+        committer: &Identity,
+        message: &str,
+        out: &mut NewObjects,
+    ) -> Result<Oid, GitOpsError> {
         let author = git2::Signature::now(&author.name, &author.email).map_err(GitOpsError::Git)?;
         let committer =
             git2::Signature::now(&committer.name, &committer.email).map_err(GitOpsError::Git)?;
-        let parents = parent
-            .map(|p| repo.find_commit(p))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
-        let parent_refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        let content = objects::commit_content(tree, parent, &author, &committer, message);
         let id = match &self.signing {
-            None => repo
-                .commit(None, &author, &committer, message, &tree, &parent_refs)
-                .map_err(GitOpsError::Git)?,
+            None => out.add_commit(&content),
             Some(signing) => {
-                let buffer = repo
-                    .commit_create_buffer(&author, &committer, message, &tree, &parent_refs)
-                    .map_err(GitOpsError::Git)?;
-                let content = std::str::from_utf8(&buffer).map_err(|_| GitOpsError::NotText {
-                    path: "commit".into(),
-                })?;
-                let signature = signing.sign(content.as_bytes())?;
-                repo.commit_signed(content, &signature, None)
-                    .map_err(GitOpsError::Git)?
+                let signature = signing.sign(&content)?;
+                out.add_commit(&objects::signed_commit_content(&content, &signature))
             }
         };
         failpoint!("gitops-commit-written");

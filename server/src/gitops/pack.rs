@@ -122,7 +122,7 @@ impl PackWriter {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many objects")
         })?;
         self.data[8..HEADER_LEN].copy_from_slice(&count.to_be_bytes());
-        let checksum = sha1_smol::Sha1::from(&self.data).digest().bytes();
+        let checksum = sha1_digest(&self.data);
         self.data.extend_from_slice(&checksum);
         let index = index_bytes(&mut self.entries, &checksum);
         let name = format!("pack-{}", hex(&checksum));
@@ -220,9 +220,14 @@ fn index_bytes(entries: &mut [Entry], checksum: &[u8; 20]) -> Vec<u8> {
         out.extend_from_slice(&offset.to_be_bytes());
     }
     out.extend_from_slice(checksum);
-    let own = sha1_smol::Sha1::from(&out).digest().bytes();
+    let own = sha1_digest(&out);
     out.extend_from_slice(&own);
     out
+}
+
+fn sha1_digest(data: &[u8]) -> [u8; 20] {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(data).into()
 }
 
 fn hex(bytes: &[u8]) -> String {

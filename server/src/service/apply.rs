@@ -10,7 +10,10 @@ use git2::{Oid, Repository};
 
 use super::action::{Action, ActionError};
 use super::requests::RequestIndex;
-use crate::gitops::{CommitMessage, Edit, GitOps, GitOpsError, Identity, Snapshot, Trailers};
+use crate::gitops::objects::Reader;
+use crate::gitops::{
+    CommitMessage, Edit, GitOps, GitOpsError, Identity, NewObjects, Snapshot, Trailers,
+};
 use crate::timing;
 
 /// How often a commit is retried when other processes keep moving the branch.
@@ -178,9 +181,8 @@ struct Prepared {
     /// The new root tree on `parent`, built outside the commit lock; `None` when the
     /// change leaves the tree as it is.
     tree: Option<Oid>,
-    /// The objects building `tree` wrote (id, kind, content): the handle that commits the
-    /// change may be another one than the handle that built it.
-    objects: Vec<(Oid, git2::ObjectType, Vec<u8>)>,
+    /// The objects building `tree` made, in memory until the batch packs them.
+    objects: NewObjects,
 }
 
 /// An action proposed for review on its own branch.
@@ -259,8 +261,7 @@ impl Engine {
     pub fn apply(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
         let prepared = {
             let _t = timing::span("apply.prepare");
-            // A memory handle: the trees built here stay in memory until the batch packs them.
-            let repo = self.gitops.cached_memory_repo()?;
+            let repo = self.gitops.cached_repo()?;
             // A retry is answered before its action runs: the action would likely no
             // longer apply. The batch checks again under the commit lock.
             let head = self.gitops.head(&repo)?;
@@ -331,7 +332,7 @@ impl Engine {
 
     /// [`Engine::apply`] with the commit lock already held, on the branch's current head.
     fn apply_locked(&self, meta: &ActionMeta, action: &Action) -> Result<Outcome, ApplyError> {
-        let prepared = self.prepare(&*self.gitops.cached_memory_repo()?, action)?;
+        let prepared = self.prepare(&*self.gitops.cached_repo()?, action)?;
         let job = Arc::new(Job {
             meta: meta.clone(),
             action: action.clone(),
@@ -349,16 +350,9 @@ impl Engine {
         let _t = timing::span("batch");
         let outcomes = self
             .gitops
-            .cached_memory_repo()
+            .cached_repo()
             .map_err(ApplyError::from)
-            .and_then(|repo| {
-                let outcomes = self.run_batch(&repo, jobs);
-                if outcomes.is_err() {
-                    // Its memory holds objects that never reached disk: start afresh.
-                    repo.discard();
-                }
-                outcomes
-            });
+            .and_then(|repo| self.run_batch(&repo, jobs));
         match outcomes {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.iter().zip(outcomes) {
@@ -398,7 +392,8 @@ impl Engine {
             let mut current = self.gitops.snapshot(repo, head)?;
             drop(t);
             let mut chain: Vec<(Landed, BTreeSet<(String, String)>)> = Vec::new();
-            let mut objects = Vec::new();
+            // The batch's objects, in memory until they are packed.
+            let mut objects = NewObjects::default();
             let mut outcomes = Vec::with_capacity(jobs.len());
             // Request ids committed in this batch, and what to tell the request index once
             // the branch has moved: a retry is answered with its first commit, whether that
@@ -465,9 +460,10 @@ impl Engine {
                     }
                     let t = timing::span("batch.remember_written");
                     self.gitops.remember(&current);
+                    let reader = self.gitops.reader(repo, vec![&objects]);
                     let mut landed = lock(&self.landed);
                     for (commit, workspaces) in chain {
-                        self.remember_written(repo, commit.tree, &workspaces);
+                        self.remember_written(&reader, commit.tree, &workspaces);
                         landed.push_back(commit);
                     }
                     while landed.len() > LANDED_KEPT {
@@ -494,26 +490,27 @@ impl Engine {
         prepared: Option<Prepared>,
         current: &mut Arc<Snapshot>,
         chain: &mut Vec<(Landed, BTreeSet<(String, String)>)>,
-        objects: &mut Vec<Oid>,
+        objects: &mut NewObjects,
     ) -> Result<Outcome, ApplyError> {
         let (prepared, rebased) = match prepared {
             Some(p) if p.parent == current.commit => (p, false),
             Some(p) if self.reusable(&p, current.commit, chain) => (p.rebase(current), true),
             _ => {
                 let _t = timing::span("commit.prepare_again");
-                (self.prepare_from(repo, current, &job.action)?, false)
+                let reader = self.gitops.reader(repo, vec![&*objects]);
+                (self.prepare_from(&reader, current, &job.action)?, false)
             }
         };
         let t = timing::span("commit.tree");
-        // The change's objects, into this handle (they may have been written through
-        // another one) and into the batch's pack.
-        let odb = repo.odb().map_err(GitOpsError::Git)?;
-        for (id, kind, content) in &prepared.objects {
-            odb.write(*kind, content).map_err(GitOpsError::Git)?;
-            objects.push(*id);
-        }
+        objects.extend(&prepared.objects);
         let new_tree = if rebased {
-            self.rebased_tree(repo, current, &prepared, objects)?
+            let mut spine = NewObjects::default();
+            let tree = {
+                let reader = self.gitops.reader(repo, vec![&*objects]);
+                self.rebased_tree(&reader, current, &prepared, &mut spine)?
+            };
+            objects.extend(&spine);
+            tree
         } else {
             prepared.tree
         };
@@ -529,27 +526,35 @@ impl Engine {
         let Some(new_tree) = new_tree.filter(|t| Some(*t) != current.tree) else {
             return Ok(Outcome::Unchanged);
         };
-        self.record_rendered(repo, new_tree, &rendered);
+        self.record_rendered(
+            &self.gitops.reader(repo, vec![&*objects]),
+            new_tree,
+            &rendered,
+        );
         // Crash tests (`failpoints` feature): blobs and trees are written (in memory).
         crate::gitops::failpoint!("apply-tree-written");
         let t = timing::span("commit.object");
         let text = message(&job.meta, &job.action).render();
         let parent = current.commit;
-        let id = self.gitops.write_commit(
-            repo,
+        let id = self.gitops.commit_object(
             parent,
             new_tree,
             &author(&job.meta),
             &self.bot,
             &text,
+            objects,
         )?;
-        objects.push(id);
         drop(t);
         let _t = timing::span("commit.journal_and_land");
         // Push outbox hook (service::push): the commit object is written, then its action is
         // journaled (fsynced), and only then does the branch move.
         super::push::record(repo, id, &job.meta, &job.action)?;
-        land(&mut snapshot, repo, id, new_tree);
+        land(
+            &mut snapshot,
+            &self.gitops.reader(repo, vec![&*objects]),
+            id,
+            new_tree,
+        );
         chain.push((
             Landed {
                 commit: id,
@@ -650,6 +655,7 @@ impl Engine {
         let Some(tree) = prepared.tree else {
             return Ok(None);
         };
+        self.gitops.write_pack(&repo, &prepared.objects)?;
         let record = ReviewRecord {
             meta: meta.clone(),
             action: action.clone(),
@@ -851,19 +857,24 @@ impl Engine {
             if let Some(done) = self.already_applied(&repo, head, &meta.request_id)? {
                 return Ok(done);
             }
-            let Some(tree) = self.import_tree(&repo, head, files, &output)? else {
+            let mut objects = NewObjects::default();
+            let Some(tree) = self.import_tree(&repo, head, files, &output, &mut objects)? else {
                 return Ok(Outcome::Unchanged);
             };
-            // Crash tests (`failpoints` feature): blobs and trees are written.
+            // Crash tests (`failpoints` feature): blobs and trees are made (in memory).
             crate::gitops::failpoint!("import-tree-written");
-            let id = self.write_import(&repo, head, tree, meta, files, subject)?;
+            let id = self.write_import(&repo, head, tree, meta, files, subject, objects)?;
             let reflog = format!("hexabase: {}", crate::gitops::sanitize_line(subject, 200));
             match self
                 .gitops
                 .move_ref(&repo, &self.gitops.branch_ref(), head, id, &reflog)
             {
                 Ok(()) => {
-                    self.record_rendered(&repo, tree, &rendered_folders(&output));
+                    self.record_rendered(
+                        &self.gitops.reader(&repo, Vec::new()),
+                        tree,
+                        &rendered_folders(&output),
+                    );
                     self.requests.note(head, id, &meta.request_id);
                     return Ok(Outcome::Committed {
                         commit: id.to_string(),
@@ -888,10 +899,11 @@ impl Engine {
         subject: &str,
     ) -> Result<Outcome, ApplyError> {
         let output = self.compile_import(files)?;
-        let Some(tree) = self.import_tree(repo, parent, files, &output)? else {
+        let mut objects = NewObjects::default();
+        let Some(tree) = self.import_tree(repo, parent, files, &output, &mut objects)? else {
             return Ok(Outcome::Unchanged);
         };
-        let id = self.write_import(repo, parent, tree, meta, files, subject)?;
+        let id = self.write_import(repo, parent, tree, meta, files, subject, objects)?;
         Ok(Outcome::Committed {
             commit: id.to_string(),
             drift: Vec::new(),
@@ -914,23 +926,25 @@ impl Engine {
         Ok(output)
     }
 
-    /// The tree of `head` with its intent replaced by `files` and rendered as `output`;
-    /// `None` when that is `head`'s tree already.
+    /// The tree of `head` with its intent replaced by `files` and rendered as `output`, its
+    /// new objects made into `objects`; `None` when that is `head`'s tree already.
     fn import_tree(
         &self,
         repo: &Repository,
         head: Option<Oid>,
         files: &compiler::IntentFiles,
         output: &compiler::Output,
+        objects: &mut NewObjects,
     ) -> Result<Option<Oid>, ApplyError> {
+        let reader = self.gitops.reader(repo, Vec::new());
         let base = head
-            .map(|h| repo.find_commit(h).and_then(|c| c.tree()))
+            .map(|h| repo.find_commit(h).map(|c| c.tree_id()))
             .transpose()
             .map_err(GitOpsError::Git)?;
         let mut edits = BTreeMap::new();
         let mut existing = BTreeSet::new();
-        if let Some(tree) = &base {
-            GitOps::files_under(repo, tree, "", &mut existing)?;
+        if let Some(tree) = base {
+            reader.files_under(tree, "", &mut existing)?;
         }
         for path in &existing {
             let stale =
@@ -948,11 +962,13 @@ impl Engine {
         for (path, text) in &output.files {
             edits.insert(path.clone(), Edit::Write(text.clone().into_bytes()));
         }
-        let tree = crate::gitops::tree::apply(repo, base.as_ref(), &edits)?;
-        Ok(tree.filter(|&tree| base.as_ref().map(git2::Tree::id) != Some(tree)))
+        let tree = build_tree(&reader, base, &edits, objects)?;
+        Ok(Some(tree).filter(|&tree| base != Some(tree)))
     }
 
-    /// Writes the commit object of an import and journals it; no branch moves.
+    /// Makes the commit object of an import, packs it with `objects` and journals it; no
+    /// branch moves.
+    #[allow(clippy::too_many_arguments)]
     fn write_import(
         &self,
         repo: &Repository,
@@ -961,6 +977,7 @@ impl Engine {
         meta: &ActionMeta,
         files: &compiler::IntentFiles,
         subject: &str,
+        mut objects: NewObjects,
     ) -> Result<Oid, ApplyError> {
         let message = CommitMessage {
             subject: subject.to_owned(),
@@ -974,14 +991,15 @@ impl Engine {
                 compiler: compiler::VERSION.to_owned(),
             },
         };
-        let id = self.gitops.write_commit(
-            repo,
+        let id = self.gitops.commit_object(
             parent,
             tree,
             &meta.actor,
             &self.bot,
             &message.render(),
+            &mut objects,
         )?;
+        self.gitops.write_pack(repo, &objects)?;
         super::push::record_import(repo, id, meta, files, subject)?;
         Ok(id)
     }
@@ -1001,13 +1019,13 @@ impl Engine {
         meta: &ActionMeta,
         action: &Action,
     ) -> Result<Outcome, ApplyError> {
-        // Written as loose objects (each fsynced): this path is rare, and `repo` is the
-        // caller's handle.
+        // One pack per commit: this path is rare, and `repo` is the caller's handle.
         let Prepared {
             mut snapshot,
             workspaces,
             drift,
             tree,
+            mut objects,
             ..
         } = self.prepare_on(repo, parent, action)?;
         let Some(new_tree) = tree else {
@@ -1015,13 +1033,20 @@ impl Engine {
         };
         crate::gitops::failpoint!("apply-tree-written");
         let text = message(meta, action).render();
-        let id =
-            self.gitops
-                .write_commit(repo, parent, new_tree, &author(meta), &self.bot, &text)?;
+        let id = self.gitops.commit_object(
+            parent,
+            new_tree,
+            &author(meta),
+            &self.bot,
+            &text,
+            &mut objects,
+        )?;
+        self.gitops.write_pack(repo, &objects)?;
         super::push::record(repo, id, meta, action)?;
-        land(&mut snapshot, repo, id, new_tree);
+        let reader = self.gitops.reader(repo, Vec::new());
+        land(&mut snapshot, &reader, id, new_tree);
         self.gitops.remember(&Arc::new(snapshot));
-        self.remember_written(repo, new_tree, &workspaces);
+        self.remember_written(&reader, new_tree, &workspaces);
         Ok(Outcome::Committed {
             commit: id.to_string(),
             drift,
@@ -1038,13 +1063,14 @@ impl Engine {
         let t = timing::span("prepare.snapshot");
         let base = self.gitops.snapshot(repo, head)?;
         drop(t);
-        self.prepare_from(repo, &base, action)
+        self.prepare_from(&self.gitops.reader(repo, Vec::new()), &base, action)
     }
 
-    /// Computes `action`'s change against the intent and tree of `base`.
+    /// Computes `action`'s change against the intent and tree of `base`, read through
+    /// `reader`.
     fn prepare_from(
         &self,
-        repo: &Repository,
+        reader: &Reader<'_>,
         base: &Snapshot,
         action: &Action,
     ) -> Result<Prepared, ApplyError> {
@@ -1061,7 +1087,7 @@ impl Engine {
                 drift: Vec::new(),
                 rendered: Vec::new(),
                 tree: None,
-                objects: Vec::new(),
+                objects: NewObjects::default(),
             });
         }
         let snapshot = changed(base, &change.files);
@@ -1109,17 +1135,12 @@ impl Engine {
         // Each affected workspace's folder is replaced as a whole, on every cluster where it
         // is (it may have moved). A removal of a folder that is not there would still walk
         // (and copy) the large trees above it.
-        let base_tree = base
-            .tree
-            .map(|t| repo.find_tree(t))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
+        let base_tree = base.tree;
         for (org, ws) in &change.workspaces {
             for cluster in &clusters {
                 let folder = format!("tenants/{cluster}/{org}/{ws}");
-                if base_tree
-                    .as_ref()
-                    .is_some_and(|t| t.get_path(std::path::Path::new(&folder)).is_ok())
+                if let Some(tree) = base_tree
+                    && reader.entry(tree, &folder)?.is_some()
                 {
                     edits.insert(folder, Edit::Remove);
                 }
@@ -1129,7 +1150,7 @@ impl Engine {
             edits.insert(path, Edit::Write(text.into_bytes()));
         }
         // Shared files the output speaks for but no longer renders are stale.
-        if let Some(tree) = &base_tree {
+        if let Some(tree) = base_tree {
             let orgs: BTreeSet<&String> = change.workspaces.iter().map(|(o, _)| o).collect();
             let mut existing = BTreeSet::new();
             for cluster in &clusters {
@@ -1138,7 +1159,7 @@ impl Engine {
                         format!("tenants/{cluster}/{org}.yaml"),
                         format!("tenants/{cluster}/{org}/kustomization.yaml"),
                     ] {
-                        GitOps::files_under(repo, tree, &path, &mut existing)?;
+                        reader.files_under(tree, &path, &mut existing)?;
                     }
                 }
             }
@@ -1151,12 +1172,11 @@ impl Engine {
         }
         drop(t);
         let t = timing::span("prepare.drift");
-        let drift = self.drift(repo, base, &change.workspaces, &clusters)?;
+        let drift = self.drift(reader, base, &change.workspaces, &clusters)?;
         drop(t);
         let t = timing::span("prepare.tree");
-        let mut written = Vec::new();
-        let tree = build_tree(repo, base_tree.as_ref(), &edits, &mut written)?;
-        let objects = read_objects(repo, &written)?;
+        let mut objects = NewObjects::default();
+        let tree = build_tree(reader, base_tree, &edits, &mut objects)?;
         drop(t);
         Ok(Prepared {
             parent: head,
@@ -1178,15 +1198,14 @@ impl Engine {
     /// changes nothing.
     fn rebased_tree(
         &self,
-        repo: &Repository,
+        reader: &Reader<'_>,
         head: &Snapshot,
         prepared: &Prepared,
-        written: &mut Vec<Oid>,
+        written: &mut NewObjects,
     ) -> Result<Option<Oid>, ApplyError> {
         let Some(tree) = prepared.tree else {
             return Ok(None);
         };
-        let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
         let mut folders: BTreeSet<String> = BTreeSet::new();
         for (org, ws) in &prepared.workspaces {
             folders.insert(format!("intent/{org}/{ws}"));
@@ -1213,26 +1232,21 @@ impl Engine {
             .filter(|(path, _)| !within(path))
             .map(|(path, edit)| (path.clone(), edit.clone()))
             .collect();
-        let head_tree = head
-            .tree
-            .map(|t| repo.find_tree(t))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
         for folder in &folders {
-            let path = std::path::Path::new(folder);
-            match tree.get_path(path) {
-                Ok(entry) => {
-                    edits.insert(folder.clone(), Edit::Tree(entry.id()));
+            match reader.entry(tree, folder)? {
+                Some(entry) => {
+                    edits.insert(folder.clone(), Edit::Tree(entry.id));
                 }
-                Err(e) if e.code() == git2::ErrorCode::NotFound => {
-                    if head_tree.as_ref().is_some_and(|t| t.get_path(path).is_ok()) {
+                None => {
+                    if let Some(head_tree) = head.tree
+                        && reader.entry(head_tree, folder)?.is_some()
+                    {
                         edits.insert(folder.clone(), Edit::Remove);
                     }
                 }
-                Err(e) => return Err(GitOpsError::Git(e).into()),
             }
         }
-        let root = build_tree(repo, head_tree.as_ref(), &edits, written)?;
+        let root = build_tree(reader, head.tree, &edits, written)?;
         Ok((Some(root) != head.tree).then_some(root))
     }
 
@@ -1240,7 +1254,7 @@ impl Engine {
     /// renders: edits made by hand, which the new render overwrites.
     fn drift(
         &self,
-        repo: &Repository,
+        reader: &Reader<'_>,
         base: &Snapshot,
         workspaces: &BTreeSet<(String, String)>,
         clusters: &[String],
@@ -1248,7 +1262,6 @@ impl Engine {
         let Some(tree) = base.tree else {
             return Ok(Vec::new());
         };
-        let tree = repo.find_tree(tree).map_err(GitOpsError::Git)?;
         let mut candidates = Vec::new();
         {
             let written = self
@@ -1258,11 +1271,11 @@ impl Engine {
             for (org, ws) in workspaces {
                 for cluster in clusters {
                     let root = format!("tenants/{cluster}/{org}/{ws}");
-                    let Ok(entry) = tree.get_path(std::path::Path::new(&root)) else {
+                    let Some(entry) = reader.entry(tree, &root)? else {
                         continue;
                     };
-                    if written.get(&root) != Some(&entry.id()) {
-                        candidates.push((org, ws, root, entry.id()));
+                    if written.get(&root) != Some(&entry.id) {
+                        candidates.push((org, ws, root, entry.id));
                     }
                 }
             }
@@ -1304,11 +1317,14 @@ impl Engine {
         let mut drift = Vec::new();
         for root in &roots {
             let mut existing = BTreeSet::new();
-            GitOps::files_under(repo, &tree, root, &mut existing)?;
+            reader.files_under(tree, root, &mut existing)?;
             let prefix = format!("{root}/");
             for path in &existing {
-                let actual = GitOps::read_file(repo, &tree, path)?;
-                if expected.files.get(path) != actual.as_ref() {
+                let actual = match reader.entry(tree, path)? {
+                    Some(entry) => Some(reader.blob(entry.id)?),
+                    None => None,
+                };
+                if expected.files.get(path).map(String::as_bytes) != actual.as_deref() {
                     drift.push(path.clone());
                 }
             }
@@ -1331,23 +1347,20 @@ impl Engine {
     /// appended to `<gitdir>/hexabase/rendered` (`<tree id> <fingerprint>` lines) without
     /// fsync: a line lost in a crash only costs a compile later, and a torn or garbled line
     /// is skipped when the file is read.
-    fn record_rendered(&self, repo: &Repository, tree: Oid, rendered: &[(String, String)]) {
+    fn record_rendered(&self, reader: &Reader<'_>, tree: Oid, rendered: &[(String, String)]) {
         if rendered.is_empty() {
             return;
         }
-        let Ok(tree) = repo.find_tree(tree) else {
-            return;
-        };
         let mut map = lock(&self.rendered);
         let map = map.get_or_insert_with(|| self.load_rendered());
         let mut lines = String::new();
         for (root, fingerprint) in rendered {
-            let Ok(entry) = tree.get_path(std::path::Path::new(root)) else {
+            let Ok(Some(entry)) = reader.entry(tree, root) else {
                 continue;
             };
-            if map.get(&entry.id()) != Some(fingerprint) {
-                map.insert(entry.id(), fingerprint.clone());
-                lines.push_str(&format!("{} {fingerprint}\n", entry.id()));
+            if map.get(&entry.id) != Some(fingerprint) {
+                map.insert(entry.id, fingerprint.clone());
+                lines.push_str(&format!("{} {fingerprint}\n", entry.id));
             }
         }
         if lines.is_empty() {
@@ -1401,17 +1414,14 @@ impl Engine {
     /// Remembers the workspace folders as written in `tree`.
     fn remember_written(
         &self,
-        repo: &Repository,
+        reader: &Reader<'_>,
         tree: Oid,
         workspaces: &BTreeSet<(String, String)>,
     ) {
-        let Ok(tree) = repo.find_tree(tree) else {
+        let Ok(Some(tenants)) = reader.entry(tree, "tenants") else {
             return;
         };
-        let Ok(tenants) = tree.get_path(std::path::Path::new("tenants")) else {
-            return;
-        };
-        let Ok(tenants) = repo.find_tree(tenants.id()) else {
+        let Ok(tenants) = reader.tree(tenants.id) else {
             return;
         };
         let mut written = self
@@ -1419,63 +1429,45 @@ impl Engine {
             .lock()
             .expect("the written map is never poisoned");
         for cluster in tenants
+            .entries()
             .iter()
-            .filter_map(|e| e.name().ok().map(str::to_owned))
+            .filter_map(|e| std::str::from_utf8(&e.name).ok())
         {
             for (org, ws) in workspaces {
                 let root = format!("tenants/{cluster}/{org}/{ws}");
-                match tree.get_path(std::path::Path::new(&root)) {
-                    Ok(entry) => written.insert(root, entry.id()),
-                    Err(_) => written.remove(&root),
+                match reader.entry(tree, &root) {
+                    Ok(Some(entry)) => written.insert(root, entry.id),
+                    _ => written.remove(&root),
                 };
             }
         }
     }
 }
 
-/// Makes `snapshot` the one at `commit`, whose tree is `tree`.
-/// The tree `edits` make of the tree `base` (an empty tree when nothing is left), written
-/// through `repo`; what it writes is added to `written`.
+/// The tree `edits` make of the tree `base` (an empty tree when nothing is left), read
+/// through `reader`; its new objects go to `out`.
 fn build_tree(
-    repo: &Repository,
-    base: Option<&git2::Tree<'_>>,
+    reader: &Reader<'_>,
+    base: Option<Oid>,
     edits: &BTreeMap<String, Edit>,
-    written: &mut Vec<Oid>,
+    out: &mut NewObjects,
 ) -> Result<Oid, GitOpsError> {
-    match crate::gitops::tree::apply_into(repo, base, edits, written)? {
+    match reader.build(base, edits, out)? {
         Some(tree) => Ok(tree),
-        None => {
-            let empty = repo
-                .treebuilder(None)
-                .and_then(|b| b.write())
-                .map_err(GitOpsError::Git)?;
-            written.push(empty);
-            Ok(empty)
-        }
+        None => Ok(out.add_tree(crate::gitops::objects::Tree::default())),
     }
 }
 
-/// The kind and content of `ids`, read from `repo`.
-fn read_objects(
-    repo: &Repository,
-    ids: &[Oid],
-) -> Result<Vec<(Oid, git2::ObjectType, Vec<u8>)>, GitOpsError> {
-    let odb = repo.odb().map_err(GitOpsError::Git)?;
-    ids.iter()
-        .map(|id| {
-            let object = odb.read(*id).map_err(GitOpsError::Git)?;
-            Ok((*id, object.kind(), object.data().to_vec()))
-        })
-        .collect()
-}
-
-fn land(snapshot: &mut Snapshot, repo: &Repository, commit: Oid, tree: Oid) {
+/// Makes `snapshot` the one at `commit`, whose tree is `tree`.
+fn land(snapshot: &mut Snapshot, reader: &Reader<'_>, commit: Oid, tree: Oid) {
     snapshot.commit = Some(commit);
     snapshot.tree = Some(tree);
-    snapshot.intent_tree = repo
-        .find_tree(tree)
+    snapshot.intent_tree = reader
+        .entry(tree, "intent")
         .ok()
-        .and_then(|t| t.get_name("intent").map(|e| e.id()));
+        .flatten()
+        .filter(|e| e.is_tree())
+        .map(|e| e.id);
 }
 
 impl Prepared {
