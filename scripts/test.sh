@@ -22,14 +22,17 @@ if cargo tree -p compiler -e normal --prefix none --locked | grep -E '^(tokio|sq
   exit 1
 fi
 
-step "tools for the remote and database tests (sshd, git http-backend, PostgreSQL)"
+step "tools for the remote, database and browser tests (sshd, git http-backend, PostgreSQL, Chromium)"
 # server/tests/remote.rs runs a loopback sshd and git http-backend; the store tests need a
-# PostgreSQL (below: the one that answers, or a throwaway one from these binaries). Install
-# them when missing.
+# PostgreSQL (below: the one that answers, or a throwaway one from these binaries);
+# server/tests/oidc_browser.rs drives Debian's headless Chromium through chromedriver.
+# Install them when missing.
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 [ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -653,7 +653,8 @@ async fn a_signed_out_browser_signs_in_and_comes_back() {
         ("x-frame-options", "DENY"),
         (
             "content-security-policy",
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; form-action 'self' http://127.0.0.1:18000; \
+             frame-ancestors 'none'; base-uri 'none'",
         ),
     ] {
         assert_eq!(form_page.headers[name], value, "{name}");

@@ -19,10 +19,11 @@ use axum_extra::extract::cookie::CookieJar;
 
 use super::accounts::{ClientAddr, cookie, session_cookie};
 use super::auth::SESSION_COOKIE;
-use super::issuer::IssuerPrefix;
+use super::issuer::{AUTHORIZE, IssuerPrefix};
 use super::{ApiError, AppState};
 use crate::service::accounts;
 use crate::service::credentials::{generate_token, hash_token};
+use crate::service::issuer::is_loopback_redirect;
 use crate::service::oidc::form_encode;
 use crate::store::{StoreError, User};
 
@@ -73,6 +74,11 @@ pub fn escape(text: &str) -> String {
 
 /// An HTML page: never cached, never framed, no script, forms post only to this server.
 pub fn page(status: StatusCode, body: &str) -> Response {
+    page_posting_to(status, body, Some("'self'"))
+}
+
+/// [`page`] whose forms may lead to `form_action` (a CSP source list; `None`: anywhere).
+fn page_posting_to(status: StatusCode, body: &str, form_action: Option<&str>) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\">\
@@ -83,16 +89,43 @@ pub fn page(status: StatusCode, body: &str) -> Response {
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    let policy = match form_action {
+        Some(sources) => format!(
+            "default-src 'none'; form-action {sources}; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        None => "default-src 'none'; frame-ancestors 'none'; base-uri 'none'".to_owned(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
     response
+}
+
+/// Where the sign-in form may lead, as a CSP `form-action` source list: browsers hold the
+/// whole redirect chain after a form to it, and signing in for an authorization request ends
+/// at the client's loopback redirect URI, so that origin joins `'self'`. `None` (no
+/// `form-action`) for an IPv6 loopback, which CSP source expressions cannot name.
+fn form_action(return_to: Option<&str>) -> Option<String> {
+    let redirect = return_to
+        .and_then(|path| reqwest::Url::parse(&format!("http://server{path}")).ok())
+        .filter(|url| url.path().ends_with(AUTHORIZE))
+        .and_then(|url| {
+            url.query_pairs()
+                .find(|(key, _)| key == "redirect_uri")
+                .map(|(_, value)| value.into_owned())
+        })
+        .filter(|uri| is_loopback_redirect(uri))
+        .and_then(|uri| reqwest::Url::parse(&uri).ok());
+    match redirect {
+        None => Some("'self'".to_owned()),
+        Some(url) if url.host_str().is_some_and(|h| h.starts_with('[')) => None,
+        Some(url) => Some(format!("'self' {}", url.origin().ascii_serialization())),
+    }
 }
 
 /// The signed-in session of a browser: the user and the session's CSRF token.
@@ -185,7 +218,7 @@ fn form_page(state: &AppState, status: StatusCode, form: &SignInForm<'_>) -> Res
     } else {
         format!("<p>Or:</p><ul>{providers}</ul>")
     };
-    let mut response = page(
+    let mut response = page_posting_to(
         status,
         &format!(
             "{problem}<form method=\"post\" action=\"{action}\">\
@@ -201,6 +234,7 @@ fn form_page(state: &AppState, status: StatusCode, form: &SignInForm<'_>) -> Res
             csrf = escape(form.csrf),
             return_to = escape(return_to),
         ),
+        form_action(form.return_to).as_deref(),
     );
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -382,6 +416,35 @@ mod tests {
             escape("<a href=\"x\">'&"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
         );
+    }
+
+    #[test]
+    fn the_form_may_lead_to_the_loopback_client_it_signs_in_for() {
+        let authorize = |redirect: &str| {
+            format!(
+                "/oidc/oauth2/authorize?client_id=ws-a-b&redirect_uri={}",
+                form_encode(redirect)
+            )
+        };
+        assert_eq!(form_action(None).as_deref(), Some("'self'"));
+        assert_eq!(
+            form_action(Some("/device?user_code=X")).as_deref(),
+            Some("'self'")
+        );
+        assert_eq!(
+            form_action(Some(&authorize("http://127.0.0.1:18000/callback"))).as_deref(),
+            Some("'self' http://127.0.0.1:18000")
+        );
+        assert_eq!(
+            form_action(Some(&authorize("http://localhost:8000"))).as_deref(),
+            Some("'self' http://localhost:8000")
+        );
+        // Only loopback clients: anything else keeps the form on this server.
+        assert_eq!(
+            form_action(Some(&authorize("https://evil.example/cb"))).as_deref(),
+            Some("'self'")
+        );
+        assert_eq!(form_action(Some(&authorize("http://[::1]:9/cb"))), None);
     }
 
     #[test]
