@@ -1146,6 +1146,121 @@ async fn forged_and_misused_tokens_are_refused_by_the_own_validator() {
     }
 }
 
+/// The key id a token names.
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token)
+        .expect("a header")
+        .kid
+        .expect("a kid")
+}
+
+/// The key ids of a key set.
+fn jwks_kids(jwks: &Value) -> BTreeSet<String> {
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_administrator_rotates_keys_without_an_outage() {
+    let w = world().await;
+    let state = &w.srv.state;
+    let path = "/api/v1/admin/issuer/rotate-keys";
+    let kid = |answer: Answer| {
+        let token = answer.expect(StatusCode::OK).body["id_token"]
+            .as_str()
+            .expect("an ID token")
+            .to_owned();
+        (kid_of(&token), token)
+    };
+    let kids = jwks_kids;
+    let (a, _) = kid(code_flow(&w, &w.ana).await);
+
+    // Only the platform administrator (the first account) may.
+    let refused = w.ana.send(state, Method::POST, path, None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    Client::default()
+        .send(state, Method::POST, path, None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        kids(&state.issuer.jwks().await.expect("jwks")),
+        [a.clone()].into()
+    );
+
+    // The new key is published at once and signs only after publish_ahead; the old one stays
+    // until its last token has expired.
+    let settings = state.issuer.settings().clone();
+    let now = w.clock_now();
+    let rotation = w
+        .admin
+        .send(state, Method::POST, path, None)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let b = rotation["kid"].as_str().expect("a kid").to_owned();
+    assert_ne!(a, b);
+    assert_eq!(rotation["created"], true);
+    assert_eq!(rotation["publishedAt"], now);
+    let activates = now + settings.publish_ahead_seconds;
+    assert_eq!(rotation["activatesAt"], activates);
+    let old = rotation["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == a.as_str())
+        .expect("the old key is still published")
+        .clone();
+    let retires =
+        activates + settings.token_ttl_seconds + server::service::issuer::RETIRE_MARGIN_SECONDS;
+    assert_eq!(old["retiresAt"], retires);
+    let published = state.issuer.jwks().await.expect("jwks");
+    assert_eq!(kids(&published), [a.clone(), b.clone()].into());
+    assert_eq!(
+        kid(code_flow(&w, &w.ana).await).0,
+        a,
+        "the old key still signs"
+    );
+
+    // Asking again while b waits makes no key and does not put the switch off.
+    let again = w
+        .admin
+        .send(state, Method::POST, path, None)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(
+        (
+            again["kid"].as_str(),
+            &again["created"],
+            &again["activatesAt"]
+        ),
+        (Some(b.as_str()), &json!(false), &json!(activates))
+    );
+    assert_eq!(state.store.signing_keys(now).await.expect("keys").len(), 2);
+
+    // Across the switch: a's last token and b's first both verify.
+    w.clock.set(activates - 1);
+    let (by_a, last_of_a) = kid(code_flow(&w, &w.ana).await);
+    w.clock.set(activates);
+    let (by_b, first_of_b) = kid(code_flow(&w, &w.ana).await);
+    assert_eq!((by_a, by_b.clone()), (a.clone(), b.clone()));
+    w.clock.advance(settings.token_ttl_seconds - 2);
+    for token in [&last_of_a, &first_of_b] {
+        state
+            .issuer
+            .verify(token, ISSUER, Some(DEV))
+            .await
+            .expect("verifies across the rotation");
+    }
+    // Once a's tokens have all expired, it leaves the key set.
+    w.clock.set(retires);
+    assert_eq!(kids(&state.issuer.jwks().await.expect("jwks")), [b].into());
+}
+
 impl World {
     fn clock_now(&self) -> i64 {
         use server::service::issuer::Clock as _;
@@ -1179,20 +1294,7 @@ async fn rotation_on(store: server::store::Store) {
             issuer.sign("JWT", &c).await.expect("signed")
         }
     };
-    let kid = |token: &str| {
-        jsonwebtoken::decode_header(token)
-            .expect("a header")
-            .kid
-            .expect("a kid")
-    };
-    let jwks_kids = |jwks: Value| -> BTreeSet<String> {
-        jwks["keys"]
-            .as_array()
-            .expect("keys")
-            .iter()
-            .filter_map(|k| k["kid"].as_str().map(str::to_owned))
-            .collect()
-    };
+    let kid = kid_of;
 
     let old = sign("a").await;
     let a = kid(&old);
@@ -1200,15 +1302,15 @@ async fn rotation_on(store: server::store::Store) {
         .private_pem
         .clone();
     assert_eq!(
-        jwks_kids(issuer.jwks().await.expect("jwks")),
+        jwks_kids(&issuer.jwks().await.expect("jwks")),
         [a.clone()].into()
     );
 
     // Just before the publication point nothing changes; at it, b is published, a still signs.
     clock.set(start + settings.rotate_after_seconds - settings.publish_ahead_seconds - 1);
-    assert_eq!(jwks_kids(issuer.jwks().await.expect("jwks")).len(), 1);
+    assert_eq!(jwks_kids(&issuer.jwks().await.expect("jwks")).len(), 1);
     clock.advance(1);
-    let published = jwks_kids(issuer.jwks().await.expect("jwks"));
+    let published = jwks_kids(&issuer.jwks().await.expect("jwks"));
     assert_eq!(
         published.len(),
         2,
@@ -1238,7 +1340,7 @@ async fn rotation_on(store: server::store::Store) {
         .verify(&by_b, ISSUER, Some(DEV))
         .await
         .expect("the new key's token");
-    assert_eq!(jwks_kids(issuer.jwks().await.expect("jwks")).len(), 2);
+    assert_eq!(jwks_kids(&issuer.jwks().await.expect("jwks")).len(), 2);
 
     // After a's tokens have all expired (plus the margin), a leaves the key set, and a token
     // it signed (were it still in date) is refused.
@@ -1247,7 +1349,7 @@ async fn rotation_on(store: server::store::Store) {
         b_activated + settings.token_ttl_seconds + server::service::issuer::RETIRE_MARGIN_SECONDS,
     );
     assert_eq!(
-        jwks_kids(issuer.jwks().await.expect("jwks")),
+        jwks_kids(&issuer.jwks().await.expect("jwks")),
         [b.clone()].into()
     );
     use server::service::issuer::Clock as _;
@@ -1267,7 +1369,10 @@ async fn rotation_on(store: server::store::Store) {
     assert!(err.to_string().contains("not published"), "{err}");
     // A second issuer on the same database (a restart) agrees.
     let restarted = Issuer::with_clock(store, settings, clock.clone());
-    assert_eq!(jwks_kids(restarted.jwks().await.expect("jwks")), [b].into());
+    assert_eq!(
+        jwks_kids(&restarted.jwks().await.expect("jwks")),
+        [b].into()
+    );
     restarted
         .verify(&sign("b2").await, ISSUER, Some(DEV))
         .await

@@ -151,4 +151,25 @@ fn hb_signs_in_with_the_device_flow_and_prints_a_kubeconfig() {
     assert_eq!(parsed["current-context"], "acme-dev");
     assert_eq!(hb(&["kubeconfig", "acme"]).status.code(), Some(2));
     assert_eq!(hb(&["kubeconfig", "acme/nope"]).status.code(), Some(1));
+
+    // The administrator rotates the issuer's key: published now, signing an hour later.
+    let out = hb(&["admin", "rotate-keys"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.starts_with("published signing key "), "{said}");
+    assert!(said.contains("it signs from"), "{said}");
+    assert!(said.contains("stays published until"), "{said}");
+    let again = hb(&["admin", "rotate-keys", "-o", "json"]);
+    let again: Value = serde_json::from_slice(&again.stdout).expect("JSON");
+    assert_eq!(again["created"], false);
+    let jwks: Value = http
+        .get(format!("{}/oauth2/keys", server.url))
+        .send()
+        .and_then(reqwest::blocking::Response::json)
+        .expect("the key set");
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
 }

@@ -35,8 +35,8 @@ use super::{ApiError, ApiRoute, AppState};
 use crate::gitops::Snapshot;
 use crate::service::credentials::{API_TOKEN_PREFIX, generate_token, hash_token};
 use crate::service::issuer::{
-    IdentityClaims, IssuerError, Kubeconfig, OidcClient, is_loopback_redirect, issuer_path,
-    kubeconfig, pkce_matches, platform_oidc, resolve_client, scopes, token_groups,
+    IdentityClaims, IssuerError, Kubeconfig, OidcClient, Rotation, is_loopback_redirect,
+    issuer_path, kubeconfig, pkce_matches, platform_oidc, resolve_client, scopes, token_groups,
 };
 use crate::service::tenancy;
 use crate::store::{AuthCode, DeviceGrant, RefreshToken, RefreshUse, StoreError, User};
@@ -110,7 +110,41 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             get(get_kubeconfig),
         )
         .response::<Kubeconfig>(StatusCode::OK),
+        ApiRoute::new(
+            Method::POST,
+            "/api/v1/admin/issuer/rotate-keys",
+            "rotateSigningKeys",
+            "Rotate the issuer's signing key: the new key is published now and signs after \
+             issuer.publish_ahead_seconds (platform administrator)",
+            post(rotate_keys),
+        )
+        .response::<Rotation>(StatusCode::OK),
     ]
+}
+
+async fn rotate_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Rotation>, ApiError> {
+    // The platform administrator is the first account (`users.is_admin`).
+    if !caller.user.is_admin {
+        return Err(ApiError::forbidden(
+            "only the platform administrator may rotate the issuer's signing keys",
+        ));
+    }
+    let rotation = state
+        .issuer
+        .rotate_now()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    tracing::info!(
+        kid = %rotation.kid,
+        created = rotation.created,
+        activates_at = rotation.activates_at,
+        by = %caller.user.email,
+        "rotation of the issuer's signing key requested"
+    );
+    Ok(Json(rotation))
 }
 
 async fn issuer_info(State(state): State<AppState>) -> Result<Json<IssuerInfo>, ApiError> {
