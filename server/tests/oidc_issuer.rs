@@ -1146,6 +1146,53 @@ async fn forged_and_misused_tokens_are_refused_by_the_own_validator() {
     }
 }
 
+#[tokio::test]
+async fn kubeconfigs_carry_the_configured_ca() {
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vcluster-ca.pem");
+    let pem = std::fs::read_to_string(&ca).expect("the test CA");
+    let get = |w: &World| {
+        let (state, ana) = (w.srv.state.clone(), w.ana.clone());
+        async move {
+            ana.send(
+                &state,
+                Method::GET,
+                "/api/v1/orgs/acme/workspaces/dev/kubeconfig",
+                None,
+            )
+            .await
+            .expect(StatusCode::OK)
+            .body
+        }
+    };
+    let without = get(&world().await).await;
+    assert!(
+        without["clusters"][0]["cluster"]
+            .get("certificate-authority-data")
+            .is_none(),
+        "{without}"
+    );
+    let w = world_with(|s| {
+        s.issuer.kubeconfig_ca_file = Some(ca.clone());
+        s.issuer.load_kubeconfig_ca().expect("the test CA loads");
+    })
+    .await;
+    let with = get(&w).await;
+    let cluster = &with["clusters"][0]["cluster"];
+    assert!(
+        cluster["server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("https://ws-acme-dev."))
+    );
+    let data = cluster["certificate-authority-data"]
+        .as_str()
+        .expect("certificate-authority-data");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64");
+    assert_eq!(String::from_utf8(decoded).expect("PEM"), pem);
+}
+
 /// The key id a token names.
 fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token)

@@ -146,6 +146,7 @@ fn hb_signs_in_with_the_device_flow_and_prints_a_kubeconfig() {
     ] {
         assert!(yaml.contains(expected), "{expected} in:\n{yaml}");
     }
+    assert!(!yaml.contains("certificate-authority-data"), "{yaml}");
     let json_out = hb(&["kubeconfig", "acme/dev", "-o", "json"]);
     let parsed: Value = serde_json::from_slice(&json_out.stdout).expect("JSON");
     assert_eq!(parsed["current-context"], "acme-dev");

@@ -169,7 +169,8 @@ async fn get_kubeconfig(
     let access =
         tenancy::workspace_access(&state.store, &state.engine, &caller.user, &org, &ws).await?;
     access.require_member()?;
-    kubeconfig(&access.snapshot, &org, &ws)
+    let ca = state.settings.issuer.kubeconfig_ca_data.as_deref();
+    kubeconfig(&access.snapshot, &org, &ws, ca)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("the cluster of workspace {org}/{ws}")))
 }

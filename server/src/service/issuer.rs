@@ -787,6 +787,14 @@ pub struct NamedCluster {
 pub struct ClusterEntry {
     /// `https://ws-<org>-<ws>.<cluster domain>`.
     pub server: String,
+    /// The CA certificates of the endpoint, PEM then base64 (`issuer.kubeconfig_ca_file`);
+    /// absent when the endpoint's certificate chains to the system's roots.
+    #[serde(
+        rename = "certificate-authority-data",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub certificate_authority_data: Option<String>,
 }
 
 /// A kubeconfig user entry.
@@ -851,9 +859,15 @@ pub struct ContextEntry {
 
 /// The kubeconfig of workspace `ws` of `org` at the head: the vCluster's endpoint (the host
 /// name the compiler adds to the vCluster's certificate, `ws-<org>-<ws>.<cluster domain>`)
-/// and `kubectl oidc-login` with the issuer and the workspace's client id. `None` when the
+/// and `kubectl oidc-login` with the issuer and the workspace's client id, with `ca_data`
+/// (base64 PEM) as the cluster's `certificate-authority-data` when given. `None` when the
 /// workspace, its cluster or the platform is missing.
-pub fn kubeconfig(snapshot: &Snapshot, org: &str, ws: &str) -> Option<Kubeconfig> {
+pub fn kubeconfig(
+    snapshot: &Snapshot,
+    org: &str,
+    ws: &str,
+    ca_data: Option<&str>,
+) -> Option<Kubeconfig> {
     let platform = snapshot.intent.platform.as_ref()?;
     let workspace = snapshot
         .intent
@@ -878,6 +892,7 @@ pub fn kubeconfig(snapshot: &Snapshot, org: &str, ws: &str) -> Option<Kubeconfig
             name: name.clone(),
             cluster: ClusterEntry {
                 server: format!("https://{client_id}.{}", cluster.domain),
+                certificate_authority_data: ca_data.map(str::to_owned),
             },
         }],
         users: vec![NamedUser {
