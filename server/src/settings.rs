@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 pub use crate::gitops::remote::Credentials;
@@ -176,9 +177,51 @@ pub struct IssuerSettings {
     /// A new key is published this many seconds before it signs, so every verifier has
     /// fetched it by then.
     pub publish_ahead_seconds: i64,
+    /// A PEM file of the CA certificates that sign the vClusters' endpoints; read at start,
+    /// it goes (base64) into every kubeconfig's `certificate-authority-data`. None: kubeconfigs
+    /// carry no CA data and kubectl trusts the system's roots.
+    pub kubeconfig_ca_file: Option<PathBuf>,
+    /// The certificates of `kubeconfig_ca_file`, as PEM, then base64: what kubeconfigs carry.
+    #[serde(skip)]
+    pub kubeconfig_ca_data: Option<String>,
 }
 
 impl IssuerSettings {
+    /// Reads `kubeconfig_ca_file` into `kubeconfig_ca_data`: it must hold PEM certificates
+    /// (and only they are kept, so a key in the same file never reaches a kubeconfig).
+    pub fn load_kubeconfig_ca(&mut self) -> Result<()> {
+        let Some(path) = &self.kubeconfig_ca_file else {
+            self.kubeconfig_ca_data = None;
+            return Ok(());
+        };
+        let field = "issuer.kubeconfig_ca_file";
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("{field}: failed to read {}", path.display()))?;
+        let certs = openssl::x509::X509::stack_from_pem(&bytes).with_context(|| {
+            format!(
+                "{field}: {} does not hold PEM certificates (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            )
+        })?;
+        if certs.is_empty() {
+            bail!(
+                "{field}: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            );
+        }
+        let mut pem = Vec::new();
+        for cert in &certs {
+            pem.extend(cert.to_pem().with_context(|| {
+                format!(
+                    "{field}: failed to encode a certificate of {}",
+                    path.display()
+                )
+            })?);
+        }
+        self.kubeconfig_ca_data = Some(base64::engine::general_purpose::STANDARD.encode(pem));
+        Ok(())
+    }
+
     /// Refuses settings the issuer cannot keep its promises with, naming the key.
     pub fn check(&self) -> Result<(), String> {
         let positive = [
@@ -216,6 +259,8 @@ impl Default for IssuerSettings {
             signing_alg: SigningAlg::RS256,
             rotate_after_seconds: 30 * 24 * 3600,
             publish_ahead_seconds: 3600,
+            kubeconfig_ca_file: None,
+            kubeconfig_ca_data: None,
         }
     }
 }
@@ -372,6 +417,7 @@ impl Settings {
             settings.database_url = Some(Secret::new(url.clone()));
         }
         settings.read_secret_files()?;
+        settings.issuer.load_kubeconfig_ca()?;
         Ok(settings)
     }
 
@@ -558,6 +604,69 @@ mod tests {
         );
         assert!(!format!("{settings:?}").contains("hunter2"));
         assert!(!settings.to_redacted_toml().unwrap().contains("hunter2"));
+    }
+
+    /// A self-signed CA certificate (the test data of the kubeconfig tests) and a private
+    /// key, as PEM.
+    fn ca_pem() -> (String, String) {
+        let cert = include_str!("../tests/data/vcluster-ca.pem").to_owned();
+        let (key, _) =
+            crate::service::issuer::generate_key(SigningAlg::ES256).expect("a private key");
+        (cert, key)
+    }
+
+    #[test]
+    fn the_kubeconfig_ca_is_pem_certificates_only() {
+        let dir = std::env::temp_dir().join(format!("hb-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |name: &str, text: &str| {
+            let file = dir.join(name);
+            std::fs::write(&file, text).unwrap();
+            Settings::load(
+                None,
+                &env(&[(
+                    "HEXABASE_ISSUER__KUBECONFIG_CA_FILE",
+                    file.to_str().unwrap(),
+                )]),
+            )
+        };
+        let (cert, key) = ca_pem();
+        // Only the certificates are kept: a key in the same file never leaves.
+        let settings = load("ca.pem", &format!("{key}{cert}")).unwrap();
+        let data = settings.issuer.kubeconfig_ca_data.clone().expect("CA data");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&data)
+            .unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), cert);
+        assert!(!settings.to_redacted_toml().unwrap().contains(&data));
+        for (name, text, reason) in [
+            ("key.pem", key.as_str(), "holds no PEM certificate"),
+            (
+                "junk.pem",
+                "not a certificate\n",
+                "holds no PEM certificate",
+            ),
+            (
+                "broken.pem",
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "does not hold PEM certificates",
+            ),
+        ] {
+            let error = format!("{:#}", load(name, text).unwrap_err());
+            assert!(error.starts_with("issuer.kubeconfig_ca_file: "), "{error}");
+            assert!(error.contains(reason), "{name}: {error}");
+        }
+        let missing = Settings::load(
+            None,
+            &env(&[("HEXABASE_ISSUER__KUBECONFIG_CA_FILE", "/nonexistent/ca.pem")]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{missing:#}").starts_with("issuer.kubeconfig_ca_file: failed to read"),
+            "{missing:#}"
+        );
+        let without = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!(without.issuer.kubeconfig_ca_data, None);
     }
 
     #[test]

@@ -807,8 +807,13 @@ mod provider {
 /// Starts a sign-in and passes the provider's authorization page like a browser would:
 /// answers the state cookie (`hb_oidc=…`) and the callback path the provider sent back.
 async fn authorize(state: &server::http::AppState) -> (String, String) {
+    authorize_from(state, "/api/v1/auth/oidc/idp/start").await
+}
+
+/// [`authorize`], started at `start` (with a `return_to`, say).
+async fn authorize_from(state: &server::http::AppState, start: &str) -> (String, String) {
     let start = Client::default()
-        .send(state, Method::GET, "/api/v1/auth/oidc/idp/start", None)
+        .send(state, Method::GET, start, None)
         .await;
     assert_eq!(start.status, StatusCode::SEE_OTHER, "{:?}", start.body);
     let cookie = start.set_cookie("hb_oidc").unwrap();
@@ -930,4 +935,51 @@ async fn sign_in_through_an_external_provider_creates_the_account_once() {
         .send(state, Method::GET, "/api/v1/auth/oidc/nope/start", None)
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    // Started from the sign-in page, the browser comes back where it was going; a return_to
+    // naming another host is refused before the provider is asked.
+    let back = "/oauth2/authorize?client_id=ws-acme-dev&state=x";
+    let (cookie, callback) = authorize_from(
+        state,
+        &format!(
+            "/api/v1/auth/oidc/idp/start?return_to={}",
+            back.replace('?', "%3F")
+                .replace('&', "%26")
+                .replace('=', "%3D")
+        ),
+    )
+    .await;
+    let returned = Client {
+        cookie: Some(cookie),
+        ..Client::default()
+    }
+    .send(state, Method::GET, &callback, None)
+    .await;
+    assert_eq!(
+        returned.status,
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        returned.body
+    );
+    assert_eq!(returned.headers[header::LOCATION], back);
+    assert!(returned.set_cookie("hb_session").is_some());
+    for evil in [
+        "//evil.example",
+        "https%3A%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+    ] {
+        let refused = Client::default()
+            .send(
+                state,
+                Method::GET,
+                &format!("/api/v1/auth/oidc/idp/start?return_to={evil}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (refused.status, refused.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "return_to"),
+            "{evil}"
+        );
+    }
 }

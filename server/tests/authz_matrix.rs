@@ -50,7 +50,8 @@ const ANONYMOUS: usize = 5;
 /// bound to `hexabase:workspace-viewer`, and project `web` with Role `cron-editor` (CronJobs,
 /// every verb) bound to `WSUsers`, CronJob `tick` and Function `tick`. The admin and the
 /// user are not organization users. The outsider owns organization `other`, which has a
-/// workspace `dev` with a project `web` too.
+/// workspace `dev` with a project `web` too. The owner is also the platform administrator
+/// (the first account), which gives nothing inside organizations or workspaces.
 #[rustfmt::skip]
 const EXPECTED: &[(&str, [u16; 6])] = &[
     // operation                 owner bill admin user  out  anon
@@ -84,6 +85,7 @@ const EXPECTED: &[(&str, [u16; 6])] = &[
     ("deleteWorkspace",         [200, 404, 403, 403, 404, 401]),
     ("changePlan",              [200, 404, 403, 403, 404, 401]),
     ("getKubeconfig",           [403, 404, 200, 200, 404, 401]),
+    ("rotateSigningKeys",       [200, 403, 403, 403, 403, 401]),
     ("listGroups",              [403, 404, 200, 200, 404, 401]),
     ("createGroup",             [403, 404, 201, 403, 404, 401]),
     ("getGroup",                [403, 404, 200, 200, 404, 401]),
@@ -214,7 +216,7 @@ fn ok(answer: support::Answer, status: StatusCode) -> Value {
 impl World {
     async fn new() -> Self {
         let base = server_with("authz-matrix", tweak).await;
-        let owner = person_with_password(&base, "owner@acme.test").await;
+        let owner = person_with_password(&base, "owner@acme.test", true).await;
         let billing = base.person("billing@acme.test").await;
         let wsadmin = base.person("wsadmin@example.test").await;
         let wsuser = base.person("wsuser@example.test").await;
@@ -424,14 +426,15 @@ impl World {
 
 const PASSWORD: &str = "correct horse battery";
 
-/// A user who can sign in with [`PASSWORD`], with an API token.
-async fn person_with_password(server: &TestServer, email: &str) -> Person {
+/// A user who can sign in with [`PASSWORD`], with an API token; the platform
+/// administrator when `is_admin`.
+async fn person_with_password(server: &TestServer, email: &str, is_admin: bool) -> Person {
     let hash = tokio::task::spawn_blocking(|| {
         server::service::credentials::hash_password(PASSWORD).expect("hash")
     })
     .await
     .expect("join");
-    support::person_with(&server.state, email, Some(&hash)).await
+    support::person_as(&server.state, email, Some(&hash), is_admin).await
 }
 
 fn is_safe(method: &Method) -> bool {

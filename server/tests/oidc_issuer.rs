@@ -40,9 +40,15 @@ fn wall_clock() -> i64 {
 /// acme/dev and acme/prod; the admin made both (so is in `WSAdmins`); ana is in `oncall`, a
 /// group under `WSUsers`, in dev only; the outsider is in no workspace.
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+/// [`world`] with the settings changed by `change`.
+async fn world_with(change: impl FnOnce(&mut server::settings::Settings)) -> World {
     let mut srv = server_with("oidc", |s| {
         s.public_url = Some(ISSUER.to_owned());
         s.limits.actions_per_org_per_second = 0;
+        change(s);
     })
     .await;
     let clock = Arc::new(ManualClock::new(wall_clock()));
@@ -160,7 +166,12 @@ async fn code_flow(w: &World, who: &Client) -> Answer {
         answer.status,
         answer.body
     );
-    let to = location(&answer);
+    redeem(w, &answer, &verifier).await
+}
+
+/// Exchanges the code of an authorization's redirect to the client: the token answer.
+async fn redeem(w: &World, authorized: &Answer, verifier: &str) -> Answer {
+    let to = location(authorized);
     assert!(to.starts_with(REDIRECT), "{to}");
     assert_eq!(query_param(&to, "state").as_deref(), Some("st4te"));
     assert_eq!(query_param(&to, "iss").as_deref(), Some(ISSUER));
@@ -172,7 +183,7 @@ async fn code_flow(w: &World, who: &Client) -> Answer {
             ("code", &code),
             ("redirect_uri", REDIRECT),
             ("client_id", DEV),
-            ("code_verifier", &verifier),
+            ("code_verifier", verifier),
         ],
     )
     .await
@@ -471,10 +482,11 @@ async fn the_authorization_endpoint_refuses_misuse() {
         );
         assert_eq!(query_param(&to, "state").as_deref(), Some("st4te"));
     }
-    // Signed out: sign in first. Not in the workspace: access denied.
-    authorize(&w, None, &challenge, &[])
-        .await
-        .expect(StatusCode::UNAUTHORIZED);
+    // Signed out: sign in first (see a_signed_out_browser_signs_in_and_comes_back). Not in
+    // the workspace: access denied.
+    let signed_out = authorize(&w, None, &challenge, &[]).await;
+    assert_eq!(signed_out.status, StatusCode::FOUND);
+    assert!(location(&signed_out).starts_with("/oidc/signin?return_to="));
     let outsider = authorize(&w, Some(&w.outsider), &challenge, &[]).await;
     assert_eq!(
         query_param(&location(&outsider), "error").as_deref(),
@@ -583,6 +595,208 @@ async fn the_authorization_endpoint_refuses_misuse() {
     );
 }
 
+/// The `return_to` of a redirect to the sign-in page.
+fn return_to_of(location: &str) -> String {
+    assert!(location.starts_with("/oidc/signin?"), "{location}");
+    query_param(&format!("http://server{location}"), "return_to").expect("a return_to")
+}
+
+/// The value of the hidden form field `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let start = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&start)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + start.len();
+    html[at..].split('"').next().expect("a value").to_owned()
+}
+
+/// The `name=value` pair a `Set-Cookie` of `answer` sets.
+fn cookie_pair(answer: &Answer, name: &str) -> String {
+    answer
+        .set_cookie(name)
+        .unwrap_or_else(|| panic!("no {name} cookie: {:?}", answer.headers))
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_signed_out_browser_signs_in_and_comes_back() {
+    let w = world_with(|s| s.limits.logins_per_account_per_minute = 3).await;
+    let state = &w.srv.state;
+    let (verifier, challenge) = pkce();
+    let signed_out = authorize(&w, None, &challenge, &[]).await;
+    assert_eq!(signed_out.status, StatusCode::FOUND);
+    let signin = location(&signed_out);
+    let back = return_to_of(&signin);
+    assert!(back.starts_with("/oidc/oauth2/authorize?"), "{back}");
+    assert_eq!(
+        query_param(&format!("http://server{back}"), "code_challenge").as_deref(),
+        Some(challenge.as_str())
+    );
+    // prompt=none never shows a page: it answers login_required.
+    let silent = authorize(&w, None, &challenge, &[("prompt", "none")]).await;
+    assert_eq!(
+        query_param(&location(&silent), "error").as_deref(),
+        Some("login_required")
+    );
+
+    // The page: no script, no frames, no cache; a CSRF token in a cookie and in the form.
+    let form_page = Client::default()
+        .send(state, Method::GET, &signin, None)
+        .await
+        .expect(StatusCode::OK);
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("x-frame-options", "DENY"),
+        (
+            "content-security-policy",
+            "default-src 'none'; form-action 'self' http://127.0.0.1:18000; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ] {
+        assert_eq!(form_page.headers[name], value, "{name}");
+    }
+    let html = form_page.body.as_str().expect("HTML").to_owned();
+    let csrf = hidden(&html, "csrf_token");
+    assert_eq!(hidden(&html, "return_to"), back.replace('&', "&amp;"));
+    assert!(
+        form_page
+            .set_cookie("hb_signin")
+            .expect("a CSRF cookie")
+            .contains("Path=/oidc/signin; Max-Age=3600; HttpOnly; SameSite=Lax"),
+        "{:?}",
+        form_page.headers
+    );
+    let browser = Client {
+        cookie: Some(cookie_pair(&form_page, "hb_signin")),
+        ..Client::default()
+    };
+    let submit = |who: Option<&Client>, pairs: Vec<(&'static str, String)>| {
+        let (w, who) = (&w, who.cloned());
+        async move {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            send_form(w, who.as_ref(), Method::POST, "/oidc/signin", &pairs).await
+        }
+    };
+    let fields = |password: &str, csrf: &str| {
+        vec![
+            ("email", "ana@acme.test".to_owned()),
+            ("password", password.to_owned()),
+            ("csrf_token", csrf.to_owned()),
+            ("return_to", back.clone()),
+        ]
+    };
+    let text = |answer: &Answer| answer.body.as_str().unwrap_or_default().to_owned();
+
+    // Login CSRF: the token must be the cookie's.
+    let forged = submit(Some(&browser), fields("correct horse battery", "forged")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(text(&forged).contains("csrf_token: "), "{}", text(&forged));
+    let cookieless = submit(None, fields("correct horse battery", &csrf)).await;
+    assert_eq!(cookieless.status, StatusCode::FORBIDDEN);
+    // Fields are named with the reason; the email stays filled in.
+    let missing = submit(Some(&browser), fields("", &csrf)).await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        text(&missing).contains("password: missing"),
+        "{}",
+        text(&missing)
+    );
+    let wrong = submit(Some(&browser), fields("wrong horse battery", &csrf)).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        text(&wrong).contains("the email or password is wrong"),
+        "{}",
+        text(&wrong)
+    );
+    assert!(text(&wrong).contains("value=\"ana@acme.test\""));
+    // Another host is never where the sign-in goes.
+    for evil in ["//evil.example", "https://evil.example", "/\\evil.example"] {
+        let mut refused = fields("correct horse battery", &csrf);
+        refused[3].1 = evil.to_owned();
+        let answer = submit(Some(&browser), refused).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{evil}");
+        assert!(text(&answer).contains("return_to: "), "{}", text(&answer));
+        assert!(answer.set_cookie("hb_session").is_none(), "{evil}");
+        let page = Client::default()
+            .send(
+                state,
+                Method::GET,
+                &format!("/oidc/signin?{}", form(&[("return_to", evil)])),
+                None,
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{evil}");
+        let start = Client::default()
+            .send(
+                state,
+                Method::GET,
+                &format!(
+                    "/api/v1/auth/oidc/any/start?{}",
+                    form(&[("return_to", evil)])
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (start.status, start.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "return_to"),
+            "{evil}"
+        );
+    }
+
+    // Signed in: a session, the form's cookie cleared, and back to the authorization request,
+    // which now redirects to the client with a code.
+    let signed_in = submit(Some(&browser), fields("correct horse battery", &csrf)).await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        text(&signed_in)
+    );
+    assert_eq!(location(&signed_in), back);
+    assert!(
+        signed_in
+            .set_cookie("hb_signin")
+            .expect("cleared")
+            .contains("Max-Age=0")
+    );
+    let session = Client {
+        cookie: Some(cookie_pair(&signed_in, "hb_session")),
+        ..Client::default()
+    };
+    let authorized = session.send(state, Method::GET, &back, None).await;
+    let tokens = redeem(&w, &authorized, &verifier)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let id = claims(tokens["id_token"].as_str().expect("an ID token"));
+    assert_eq!(id["sub"], w.ana_id.as_str());
+    assert!(strings(&id["groups"]).contains("oncall"), "{id}");
+    // A signed-in browser opening the page goes straight back.
+    let again = session.send(state, Method::GET, &signin, None).await;
+    assert_eq!(
+        (again.status, location(&again)),
+        (StatusCode::SEE_OTHER, back.clone())
+    );
+
+    // The page shares the API's sign-in limits: the account is locked out for a while.
+    let mut limited = None;
+    for _ in 0..5 {
+        let answer = submit(Some(&browser), fields("wrong horse battery", &csrf)).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(answer);
+            break;
+        }
+    }
+    let limited = limited.expect("the sign-in page is rate-limited");
+    assert!(limited.headers.contains_key("retry-after"));
+    assert!(text(&limited).contains("retry after"), "{}", text(&limited));
+}
+
 #[tokio::test]
 async fn the_device_flow_signs_in_the_cli_and_kubectl() {
     let w = world().await;
@@ -659,15 +873,23 @@ async fn the_device_flow_signs_in_the_cli_and_kubectl() {
         )
         .await
         .expect(StatusCode::FORBIDDEN);
-        send_form(
+        // Signed out: to the sign-in page, and back to this page with the code filled in.
+        let signed_out = send_form(
             &w,
             None,
             Method::POST,
             "/oidc/device",
             &[("user_code", &user_code), ("decision", "approve")],
         )
-        .await
-        .expect(StatusCode::UNAUTHORIZED);
+        .await;
+        assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+        let back = return_to_of(&location(&signed_out));
+        assert_eq!(back, format!("/oidc/device?user_code={user_code}"));
+        let signed_out = Client::default()
+            .send(state, Method::GET, &back, None)
+            .await;
+        assert_eq!(signed_out.status, StatusCode::FOUND);
+        assert_eq!(return_to_of(&location(&signed_out)), back);
         let csrf = w.ana.csrf.clone().expect("a CSRF token");
         send_form(
             &w,
@@ -924,6 +1146,168 @@ async fn forged_and_misused_tokens_are_refused_by_the_own_validator() {
     }
 }
 
+#[tokio::test]
+async fn kubeconfigs_carry_the_configured_ca() {
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vcluster-ca.pem");
+    let pem = std::fs::read_to_string(&ca).expect("the test CA");
+    let get = |w: &World| {
+        let (state, ana) = (w.srv.state.clone(), w.ana.clone());
+        async move {
+            ana.send(
+                &state,
+                Method::GET,
+                "/api/v1/orgs/acme/workspaces/dev/kubeconfig",
+                None,
+            )
+            .await
+            .expect(StatusCode::OK)
+            .body
+        }
+    };
+    let without = get(&world().await).await;
+    assert!(
+        without["clusters"][0]["cluster"]
+            .get("certificate-authority-data")
+            .is_none(),
+        "{without}"
+    );
+    let w = world_with(|s| {
+        s.issuer.kubeconfig_ca_file = Some(ca.clone());
+        s.issuer.load_kubeconfig_ca().expect("the test CA loads");
+    })
+    .await;
+    let with = get(&w).await;
+    let cluster = &with["clusters"][0]["cluster"];
+    assert!(
+        cluster["server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("https://ws-acme-dev."))
+    );
+    let data = cluster["certificate-authority-data"]
+        .as_str()
+        .expect("certificate-authority-data");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64");
+    assert_eq!(String::from_utf8(decoded).expect("PEM"), pem);
+}
+
+/// The key id a token names.
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token)
+        .expect("a header")
+        .kid
+        .expect("a kid")
+}
+
+/// The key ids of a key set.
+fn jwks_kids(jwks: &Value) -> BTreeSet<String> {
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_administrator_rotates_keys_without_an_outage() {
+    let w = world().await;
+    let state = &w.srv.state;
+    let path = "/api/v1/admin/issuer/rotate-keys";
+    let kid = |answer: Answer| {
+        let token = answer.expect(StatusCode::OK).body["id_token"]
+            .as_str()
+            .expect("an ID token")
+            .to_owned();
+        (kid_of(&token), token)
+    };
+    let kids = jwks_kids;
+    let (a, _) = kid(code_flow(&w, &w.ana).await);
+
+    // Only the platform administrator (the first account) may.
+    let refused = w.ana.send(state, Method::POST, path, None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    Client::default()
+        .send(state, Method::POST, path, None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        kids(&state.issuer.jwks().await.expect("jwks")),
+        [a.clone()].into()
+    );
+
+    // The new key is published at once and signs only after publish_ahead; the old one stays
+    // until its last token has expired.
+    let settings = state.issuer.settings().clone();
+    let now = w.clock_now();
+    let rotation = w
+        .admin
+        .send(state, Method::POST, path, None)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let b = rotation["kid"].as_str().expect("a kid").to_owned();
+    assert_ne!(a, b);
+    assert_eq!(rotation["created"], true);
+    assert_eq!(rotation["publishedAt"], now);
+    let activates = now + settings.publish_ahead_seconds;
+    assert_eq!(rotation["activatesAt"], activates);
+    let old = rotation["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == a.as_str())
+        .expect("the old key is still published")
+        .clone();
+    let retires =
+        activates + settings.token_ttl_seconds + server::service::issuer::RETIRE_MARGIN_SECONDS;
+    assert_eq!(old["retiresAt"], retires);
+    let published = state.issuer.jwks().await.expect("jwks");
+    assert_eq!(kids(&published), [a.clone(), b.clone()].into());
+    assert_eq!(
+        kid(code_flow(&w, &w.ana).await).0,
+        a,
+        "the old key still signs"
+    );
+
+    // Asking again while b waits makes no key and does not put the switch off.
+    let again = w
+        .admin
+        .send(state, Method::POST, path, None)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(
+        (
+            again["kid"].as_str(),
+            &again["created"],
+            &again["activatesAt"]
+        ),
+        (Some(b.as_str()), &json!(false), &json!(activates))
+    );
+    assert_eq!(state.store.signing_keys(now).await.expect("keys").len(), 2);
+
+    // Across the switch: a's last token and b's first both verify.
+    w.clock.set(activates - 1);
+    let (by_a, last_of_a) = kid(code_flow(&w, &w.ana).await);
+    w.clock.set(activates);
+    let (by_b, first_of_b) = kid(code_flow(&w, &w.ana).await);
+    assert_eq!((by_a, by_b.clone()), (a.clone(), b.clone()));
+    w.clock.advance(settings.token_ttl_seconds - 2);
+    for token in [&last_of_a, &first_of_b] {
+        state
+            .issuer
+            .verify(token, ISSUER, Some(DEV))
+            .await
+            .expect("verifies across the rotation");
+    }
+    // Once a's tokens have all expired, it leaves the key set.
+    w.clock.set(retires);
+    assert_eq!(kids(&state.issuer.jwks().await.expect("jwks")), [b].into());
+}
+
 impl World {
     fn clock_now(&self) -> i64 {
         use server::service::issuer::Clock as _;
@@ -957,20 +1341,7 @@ async fn rotation_on(store: server::store::Store) {
             issuer.sign("JWT", &c).await.expect("signed")
         }
     };
-    let kid = |token: &str| {
-        jsonwebtoken::decode_header(token)
-            .expect("a header")
-            .kid
-            .expect("a kid")
-    };
-    let jwks_kids = |jwks: Value| -> BTreeSet<String> {
-        jwks["keys"]
-            .as_array()
-            .expect("keys")
-            .iter()
-            .filter_map(|k| k["kid"].as_str().map(str::to_owned))
-            .collect()
-    };
+    let kid = kid_of;
 
     let old = sign("a").await;
     let a = kid(&old);
@@ -978,15 +1349,15 @@ async fn rotation_on(store: server::store::Store) {
         .private_pem
         .clone();
     assert_eq!(
-        jwks_kids(issuer.jwks().await.expect("jwks")),
+        jwks_kids(&issuer.jwks().await.expect("jwks")),
         [a.clone()].into()
     );
 
     // Just before the publication point nothing changes; at it, b is published, a still signs.
     clock.set(start + settings.rotate_after_seconds - settings.publish_ahead_seconds - 1);
-    assert_eq!(jwks_kids(issuer.jwks().await.expect("jwks")).len(), 1);
+    assert_eq!(jwks_kids(&issuer.jwks().await.expect("jwks")).len(), 1);
     clock.advance(1);
-    let published = jwks_kids(issuer.jwks().await.expect("jwks"));
+    let published = jwks_kids(&issuer.jwks().await.expect("jwks"));
     assert_eq!(
         published.len(),
         2,
@@ -1016,7 +1387,7 @@ async fn rotation_on(store: server::store::Store) {
         .verify(&by_b, ISSUER, Some(DEV))
         .await
         .expect("the new key's token");
-    assert_eq!(jwks_kids(issuer.jwks().await.expect("jwks")).len(), 2);
+    assert_eq!(jwks_kids(&issuer.jwks().await.expect("jwks")).len(), 2);
 
     // After a's tokens have all expired (plus the margin), a leaves the key set, and a token
     // it signed (were it still in date) is refused.
@@ -1025,7 +1396,7 @@ async fn rotation_on(store: server::store::Store) {
         b_activated + settings.token_ttl_seconds + server::service::issuer::RETIRE_MARGIN_SECONDS,
     );
     assert_eq!(
-        jwks_kids(issuer.jwks().await.expect("jwks")),
+        jwks_kids(&issuer.jwks().await.expect("jwks")),
         [b.clone()].into()
     );
     use server::service::issuer::Clock as _;
@@ -1045,7 +1416,10 @@ async fn rotation_on(store: server::store::Store) {
     assert!(err.to_string().contains("not published"), "{err}");
     // A second issuer on the same database (a restart) agrees.
     let restarted = Issuer::with_clock(store, settings, clock.clone());
-    assert_eq!(jwks_kids(restarted.jwks().await.expect("jwks")), [b].into());
+    assert_eq!(
+        jwks_kids(&restarted.jwks().await.expect("jwks")),
+        [b].into()
+    );
     restarted
         .verify(&sign("b2").await, ISSUER, Some(DEV))
         .await

@@ -8,152 +8,22 @@
 
 mod oidc_support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use reqwest::blocking::Client;
+use oidc_support::hb_serve::{
+    DeviceLogin, ISSUER, admin_with_workspace, device_login, run_script, start, venv_python,
+    wall_clock,
+};
 use serde_json::{Value, json};
-
-/// The issuer of the starter platform when the public URL is not https.
-const ISSUER: &str = "https://hexabase.example.com";
-
-struct Server {
-    child: Child,
-    url: String,
-    setup_token: String,
-    dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start(env: &[(&str, &str)]) -> Server {
-    let dir = std::env::temp_dir().join(format!("hb-oidc-python-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("a temporary folder");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HEXABASE_LISTEN", "127.0.0.1:0")
-        .env("HEXABASE_METRICS_LISTEN", "off")
-        .env("HEXABASE_DATA_DIR", dir.join("data"))
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hb serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let (mut url, mut setup_token) = (None, None);
-    while setup_token.is_none() {
-        let line = lines
-            .next()
-            .expect("hb serve printed no setup token before exiting")
-            .expect("a line");
-        if let Some(rest) = line.strip_prefix("hb: serving ") {
-            url = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if let Some((_, token)) = line.split_once("--setup-token ") {
-            setup_token = Some(token.trim().to_owned());
-        }
-    }
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Server {
-        child,
-        url: url.expect("the API URL was printed"),
-        setup_token: setup_token.expect("a token"),
-        dir,
-    }
-}
-
-fn wall_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
-fn python() -> Option<PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/python");
-    let usable = venv.exists()
-        && Command::new(&venv)
-            .args(["-c", "import jwt, authlib, requests"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if usable {
-        return Some(venv);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI needs the venv with PyJWT and authlib at {}: run scripts/tools.sh",
-        venv.display()
-    );
-    eprintln!(
-        "\n*** SKIPPED the independent OIDC client: no venv with PyJWT and authlib at {}; \
-         run scripts/tools.sh (make test does) ***\n",
-        venv.display()
-    );
-    None
-}
-
-/// Signs up the first user and makes acme/dev (so they are in its `WSAdmins`); answers an
-/// HTTP client that does not follow redirects, the session cookie's value and its CSRF token.
-fn admin_with_workspace(server: &Server) -> (Client, String, String) {
-    let http = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a client");
-    let signup = http
-        .post(format!("{}/api/v1/auth/signup", server.url))
-        .json(&json!({
-            "email": "admin@acme.test",
-            "name": "Admin",
-            "password": "correct horse battery",
-            "setupToken": server.setup_token,
-        }))
-        .send()
-        .expect("sign up");
-    assert_eq!(signup.status(), 201);
-    let session = signup
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.split(';').next()?.strip_prefix("hb_session="))
-        .expect("a session cookie")
-        .to_owned();
-    let body: Value = signup.json().expect("JSON");
-    let csrf = body["csrfToken"].as_str().expect("a CSRF token").to_owned();
-    for (path, payload) in [
-        ("/api/v1/orgs", json!({"slug": "acme", "name": "Acme"})),
-        (
-            "/api/v1/orgs/acme/workspaces",
-            json!({"name": "dev", "plan": "shared-small"}),
-        ),
-    ] {
-        let answer = http
-            .post(format!("{}{path}", server.url))
-            .header("cookie", format!("hb_session={session}"))
-            .header("x-csrf-token", &csrf)
-            .json(&payload)
-            .send()
-            .expect("a call");
-        assert_eq!(answer.status(), 201, "{path}: {:?}", answer.text());
-    }
-
-    (http, session, csrf)
-}
 
 #[test]
 fn an_independent_client_verifies_tokens_and_refuses_forgeries() {
-    let Some(python) = python() else { return };
+    let Some(python) = venv_python(
+        "jwt, authlib, requests",
+        "the independent OIDC client (PyJWT and authlib)",
+    ) else {
+        return;
+    };
     let server = start(&[]);
     let (http, session, _) = admin_with_workspace(&server);
 
@@ -209,33 +79,16 @@ fn an_independent_client_verifies_tokens_and_refuses_forgeries() {
     let forged = oidc_support::forgeries(genuine, &key.private_pem, &key.kid, now);
     assert!(forged.len() >= 10, "{}", forged.len());
 
-    let config = server.dir.join("client.json");
-    std::fs::write(
-        &config,
-        json!({
-            "base": server.url,
-            "issuer": ISSUER,
-            "client_id": "ws-acme-dev",
-            "groups_claim": "groups",
-            "session": session,
-            "forgeries": forged,
-        })
-        .to_string(),
-    )
-    .expect("write the client's configuration");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/oidc_client.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&config)
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the independent client failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
+    let config = json!({
+        "base": server.url,
+        "issuer": ISSUER,
+        "client_id": "ws-acme-dev",
+        "groups_claim": "groups",
+        "session": session,
+        "forgeries": forged,
+    });
+    let stdout = run_script(&python, &server, "oidc_client.py", &config)
+        .unwrap_or_else(|report| panic!("the independent client failed:\n{report}"));
     eprintln!("independent client: {}", stdout.trim());
 }
 
@@ -243,26 +96,12 @@ fn an_independent_client_verifies_tokens_and_refuses_forgeries() {
 fn hb_signs_in_with_the_device_flow_and_prints_a_kubeconfig() {
     let server = start(&[("HEXABASE_ISSUER__DEVICE_POLL_SECONDS", "1")]);
     let (http, session, csrf) = admin_with_workspace(&server);
-    let config = server.dir.join("hb.toml");
-    let mut login = Command::new(env!("CARGO_BIN_EXE_hb"))
-        .args(["login", &server.url, "--device"])
-        .env("HB_CONFIG", &config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hb login runs");
-    let mut told = BufReader::new(login.stderr.take().expect("stderr")).lines();
-    let line = told
-        .next()
-        .expect("hb login printed the code")
-        .expect("a line");
-    let code = line
-        .strip_prefix(&format!(
-            "To sign in, open {ISSUER}/device and enter the code "
-        ))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let DeviceLogin {
+        child: login,
+        config,
+        user_code: code,
+        ..
+    } = device_login(&server);
     let approved = http
         .post(format!("{}/device", server.url))
         .header("cookie", format!("hb_session={session}"))
@@ -307,9 +146,31 @@ fn hb_signs_in_with_the_device_flow_and_prints_a_kubeconfig() {
     ] {
         assert!(yaml.contains(expected), "{expected} in:\n{yaml}");
     }
+    assert!(!yaml.contains("certificate-authority-data"), "{yaml}");
     let json_out = hb(&["kubeconfig", "acme/dev", "-o", "json"]);
     let parsed: Value = serde_json::from_slice(&json_out.stdout).expect("JSON");
     assert_eq!(parsed["current-context"], "acme-dev");
     assert_eq!(hb(&["kubeconfig", "acme"]).status.code(), Some(2));
     assert_eq!(hb(&["kubeconfig", "acme/nope"]).status.code(), Some(1));
+
+    // The administrator rotates the issuer's key: published now, signing an hour later.
+    let out = hb(&["admin", "rotate-keys"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.starts_with("published signing key "), "{said}");
+    assert!(said.contains("it signs from"), "{said}");
+    assert!(said.contains("stays published until"), "{said}");
+    let again = hb(&["admin", "rotate-keys", "-o", "json"]);
+    let again: Value = serde_json::from_slice(&again.stdout).expect("JSON");
+    assert_eq!(again["created"], false);
+    let jwks: Value = http
+        .get(format!("{}/oauth2/keys", server.url))
+        .send()
+        .and_then(reqwest::blocking::Response::json)
+        .expect("the key set");
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
 }

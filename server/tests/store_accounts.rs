@@ -96,6 +96,7 @@ async fn story(store: &Store) {
         provider: "idp".to_owned(),
         nonce: "n".to_owned(),
         code_verifier: "v".to_owned(),
+        return_to: Some("/oidc/oauth2/authorize?client_id=ws-acme-dev".to_owned()),
         expires_at: i64::MAX,
     };
     store.start_oidc_flow("state-1", &flow).await.unwrap();
@@ -103,6 +104,7 @@ async fn story(store: &Store) {
         .start_oidc_flow(
             "state-old",
             &OidcFlow {
+                return_to: None,
                 expires_at: 1,
                 ..flow.clone()
             },

@@ -338,6 +338,28 @@ pub enum KubeconfigFormat {
     Json,
 }
 
+/// `hb admin` arguments: what only the platform administrator may do.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// The platform administrator's commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Rotate the issuer's signing key without an outage: a new key is published now and
+    /// signs after issuer.publish_ahead_seconds; the old key stays published until every
+    /// token it signed has expired. Asking again while a new key waits to sign changes
+    /// nothing.
+    RotateKeys {
+        /// Output format (`table`: a summary).
+        #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
 /// The scope flags of `hb get|create|delete`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TargetArgs {
@@ -866,6 +888,57 @@ pub fn kubeconfig(args: &KubeconfigArgs, env: &BTreeMap<String, String>) -> Exit
                 .map_err(|e| anyhow!("failed to print the kubeconfig as YAML: {e}")),
         }
     })())
+}
+
+/// `hb admin`.
+pub fn admin(args: &AdminArgs, env: &BTreeMap<String, String>) -> ExitCode {
+    finish((|| match &args.command {
+        AdminCommand::RotateKeys { output } => {
+            let answer =
+                connect(env)?.call(Method::POST, "/api/v1/admin/issuer/rotate-keys", None, &[])?;
+            match output {
+                Format::Table => {
+                    let rotation: crate::service::issuer::Rotation =
+                        serde_json::from_value(answer.body)
+                            .context("the server's rotation answer")?;
+                    Ok(describe_rotation(&rotation))
+                }
+                format => output::render(&answer.body, *format, &[]).map_err(|e| anyhow!(e)),
+            }
+        }
+    })())
+}
+
+/// A rotation in words: the new key, when it signs, and until when the others stay.
+fn describe_rotation(rotation: &crate::service::issuer::Rotation) -> String {
+    use crate::service::audit::utc;
+    let mut out = if rotation.created {
+        format!(
+            "published signing key {} ({}) at {} UTC; it signs from {} UTC\n",
+            rotation.kid,
+            rotation.alg,
+            utc(rotation.published_at),
+            utc(rotation.activates_at)
+        )
+    } else {
+        format!(
+            "a rotation is already under way: signing key {} ({}) signs from {} UTC; no key \
+             was made\n",
+            rotation.kid,
+            rotation.alg,
+            utc(rotation.activates_at)
+        )
+    };
+    for key in rotation.keys.iter().filter(|k| k.kid != rotation.kid) {
+        if let Some(retires) = key.retires_at {
+            out.push_str(&format!(
+                "key {} stays published until {} UTC, when every token it signed has expired\n",
+                key.kid,
+                utc(retires)
+            ));
+        }
+    }
+    out
 }
 
 /// Creates an API token with the session a sign-in answer started, then signs the session

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{Caller, SESSION_COOKIE};
 use super::commit::request_id;
 use super::json::Json;
+use super::signin::return_to_problem;
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::accounts::{self, NewSession, Signup};
 use crate::service::oidc;
@@ -239,7 +240,14 @@ fn secure(state: &AppState) -> &'static str {
     }
 }
 
-fn cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure when the public URL is https.
+pub(super) fn cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
         secure(state)
@@ -247,7 +255,8 @@ fn cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: i64) -
     .expect("cookie values are base64url tokens")
 }
 
-fn session_cookie(state: &AppState, session: &NewSession) -> HeaderValue {
+/// The `Set-Cookie` value of a new session.
+pub(super) fn session_cookie(state: &AppState, session: &NewSession) -> HeaderValue {
     cookie(
         state,
         SESSION_COOKIE,
@@ -351,11 +360,22 @@ fn see_other(location: HeaderValue) -> Response {
     response
 }
 
+/// Where a browser goes once signed in through a provider.
+#[derive(Debug, Deserialize)]
+struct StartQuery {
+    return_to: Option<String>,
+}
+
 async fn oidc_start(
     State(state): State<AppState>,
     Path(provider): Path<String>,
+    Query(query): Query<StartQuery>,
 ) -> Result<Response, ApiError> {
-    let started = oidc::start(&state, &provider).await?;
+    let return_to = query.return_to.filter(|r| !r.is_empty());
+    if let Some(problem) = return_to.as_deref().and_then(return_to_problem) {
+        return Err(ApiError::invalid("return_to", problem));
+    }
+    let started = oidc::start(&state, &provider, return_to).await?;
     let location = HeaderValue::from_str(&started.location).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -400,9 +420,15 @@ async fn oidc_callback(
         error: query.error,
         cookie_state: jar.get(OIDC_STATE_COOKIE).map(|c| c.value().to_owned()),
     };
-    let user = oidc::finish(&state, &provider, callback, client, request_id(&headers)?).await?;
+    let (user, return_to) =
+        oidc::finish(&state, &provider, callback, client, request_id(&headers)?).await?;
     let session = accounts::start_session(&state, &user).await?;
-    let mut response = see_other(HeaderValue::from_static("/"));
+    // Checked when the sign-in started; a path on this server.
+    let location = return_to
+        .as_deref()
+        .and_then(|r| HeaderValue::from_str(r).ok())
+        .unwrap_or(HeaderValue::from_static("/"));
+    let mut response = see_other(location);
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, session_cookie(&state, &session));
     headers.append(

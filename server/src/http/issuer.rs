@@ -2,7 +2,8 @@
 //! issuer URL (`https://h.example.com/oidc` → `/oidc/.well-known/openid-configuration`):
 //! discovery, JWKS, authorization (code flow, PKCE S256 only, loopback redirects), token
 //! (authorization code, refresh token, device code), device authorization (RFC 8628) with its
-//! approval page, userinfo and revocation (RFC 7009).
+//! approval page, userinfo and revocation (RFC 7009), and the sign-in page (`http::signin`)
+//! both browser endpoints send a signed-out browser to.
 //!
 //! They are protocol endpoints, described by the discovery document rather than OpenAPI, and
 //! answer RFC 6749 error JSON (`error`, `error_description`) where OAuth says so. A
@@ -15,26 +16,27 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, Query, Request, State};
+use axum::extract::{Form, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum_extra::extract::cookie::CookieJar;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use super::auth::{Caller, MaybeCaller, SESSION_COOKIE};
+use super::auth::{Caller, MaybeCaller};
 use super::json::Json;
+use super::signin::{self, SIGNIN, browser_session, escape, page, to_sign_in};
 use super::{ApiError, ApiRoute, AppState};
 use crate::gitops::Snapshot;
 use crate::service::credentials::{API_TOKEN_PREFIX, generate_token, hash_token};
 use crate::service::issuer::{
-    IdentityClaims, IssuerError, Kubeconfig, OidcClient, is_loopback_redirect, issuer_path,
-    kubeconfig, pkce_matches, platform_oidc, resolve_client, scopes, token_groups,
+    IdentityClaims, IssuerError, Kubeconfig, OidcClient, Rotation, is_loopback_redirect,
+    issuer_path, kubeconfig, pkce_matches, platform_oidc, resolve_client, scopes, token_groups,
 };
 use crate::service::tenancy;
 use crate::store::{AuthCode, DeviceGrant, RefreshToken, RefreshUse, StoreError, User};
@@ -57,7 +59,7 @@ pub const REVOKE: &str = "/oauth2/revoke";
 pub const DEVICE_PAGE: &str = "/device";
 
 /// Every endpoint, relative to the issuer.
-pub const ENDPOINTS: [&str; 8] = [
+pub const ENDPOINTS: [&str; 9] = [
     DISCOVERY,
     JWKS,
     AUTHORIZE,
@@ -66,6 +68,7 @@ pub const ENDPOINTS: [&str; 8] = [
     USERINFO,
     REVOKE,
     DEVICE_PAGE,
+    SIGNIN,
 ];
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -107,7 +110,41 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             get(get_kubeconfig),
         )
         .response::<Kubeconfig>(StatusCode::OK),
+        ApiRoute::new(
+            Method::POST,
+            "/api/v1/admin/issuer/rotate-keys",
+            "rotateSigningKeys",
+            "Rotate the issuer's signing key: the new key is published now and signs after \
+             issuer.publish_ahead_seconds (platform administrator)",
+            post(rotate_keys),
+        )
+        .response::<Rotation>(StatusCode::OK),
     ]
+}
+
+async fn rotate_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Rotation>, ApiError> {
+    // The platform administrator is the first account (`users.is_admin`).
+    if !caller.user.is_admin {
+        return Err(ApiError::forbidden(
+            "only the platform administrator may rotate the issuer's signing keys",
+        ));
+    }
+    let rotation = state
+        .issuer
+        .rotate_now()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    tracing::info!(
+        kid = %rotation.kid,
+        created = rotation.created,
+        activates_at = rotation.activates_at,
+        by = %caller.user.email,
+        "rotation of the issuer's signing key requested"
+    );
+    Ok(Json(rotation))
 }
 
 async fn issuer_info(State(state): State<AppState>) -> Result<Json<IssuerInfo>, ApiError> {
@@ -132,7 +169,8 @@ async fn get_kubeconfig(
     let access =
         tenancy::workspace_access(&state.store, &state.engine, &caller.user, &org, &ws).await?;
     access.require_member()?;
-    kubeconfig(&access.snapshot, &org, &ws)
+    let ca = state.settings.issuer.kubeconfig_ca_data.as_deref();
+    kubeconfig(&access.snapshot, &org, &ws, ca)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("the cluster of workspace {org}/{ws}")))
 }
@@ -243,6 +281,20 @@ async fn context(state: &AppState) -> Result<Context, OAuthError> {
     })
 }
 
+/// The path of the issuer URL on this server (`/oidc` for `https://h.example.com/oidc`, `""`
+/// at the root), as `dispatch` found it: what the browser endpoints put before their own
+/// paths when they send a browser on.
+#[derive(Debug, Clone, Default)]
+pub struct IssuerPrefix(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IssuerPrefix {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    }
+}
+
 /// The router of the protocol endpoints, relative to the issuer's path.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -254,6 +306,7 @@ pub fn router(state: AppState) -> Router {
         .route(USERINFO, get(userinfo).post(userinfo))
         .route(REVOKE, post(revoke))
         .route(DEVICE_PAGE, get(device_page).post(device_decide))
+        .route(SIGNIN, get(signin::signin_page).post(signin::signin_submit))
         .with_state(state)
 }
 
@@ -287,6 +340,7 @@ pub(super) async fn dispatch(
             return OAuthError::invalid_request("the request URI is malformed").into_response();
         }
     }
+    request.extensions_mut().insert(IssuerPrefix(prefix));
     match oidc.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -373,6 +427,8 @@ fn workspace_client(ctx: &Context, client_id: Option<&String>) -> Result<OidcCli
 async fn authorize(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
+    prefix: IssuerPrefix,
+    uri: Uri,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Response, Response> {
     let ctx = context(&state).await.map_err(IntoResponse::into_response)?;
@@ -440,12 +496,9 @@ async fn authorize(
         if params.get("prompt").map(String::as_str) == Some("none") {
             return Err(fail("login_required", "sign in first"));
         }
-        return Err(ApiError::unauthenticated()
-            .detail(format!(
-                "sign in to {} first (the {SESSION_COOKIE} cookie), then open this link again",
-                state.settings.public_url()
-            ))
-            .into_response());
+        // Sign in, then come back to this very request.
+        let back = with_query(&format!("{}{AUTHORIZE}", prefix.0), uri.query());
+        return Err(to_sign_in(&prefix.0, &back, StatusCode::FOUND));
     };
     let groups = token_groups(&state.store, org, ws, &caller.user.id)
         .await
@@ -931,66 +984,27 @@ async fn device_authorization(
     Ok(response)
 }
 
-/// Escapes text for HTML.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn page(status: StatusCode, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Hexabase sign-in</title></head>\
-         <body><h1>Hexabase</h1>{body}</body></html>"
-    );
-    let mut response = (status, Html(html)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-        .headers_mut()
-        .insert("x-frame-options", HeaderValue::from_static("DENY"));
-    response
-}
-
-/// The signed-in session of a browser: the user and the session's CSRF token.
-async fn browser_session(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(User, String)>, StoreError> {
-    let jar = CookieJar::from_headers(headers);
-    let Some(cookie) = jar.get(SESSION_COOKIE) else {
-        return Ok(None);
-    };
-    let session = match state.store.session(&hash_token(cookie.value())).await {
-        Ok(session) => session,
-        Err(StoreError::NotFound) => return Ok(None),
-        Err(other) => return Err(other),
-    };
-    let user = state.store.user(&session.user_id).await?;
-    Ok(Some((user, session.csrf_token)))
-}
-
-fn sign_in_first(state: &AppState) -> Response {
-    page(
-        StatusCode::UNAUTHORIZED,
-        &format!(
-            "<p>Sign in to {} first, then open this page again.</p>",
-            escape(&state.settings.public_url())
-        ),
-    )
+/// `path`, with `query` when there is one.
+fn with_query(path: &str, query: Option<&str>) -> String {
+    match query.filter(|q| !q.is_empty()) {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    }
 }
 
 async fn device_page(
     State(state): State<AppState>,
+    prefix: IssuerPrefix,
+    uri: Uri,
     headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
     let (user, csrf) = match browser_session(&state, &headers).await {
         Ok(Some(found)) => found,
-        Ok(None) => return sign_in_first(&state),
+        Ok(None) => {
+            let back = with_query(&format!("{}{DEVICE_PAGE}", prefix.0), uri.query());
+            return to_sign_in(&prefix.0, &back, StatusCode::FOUND);
+        }
         Err(error) => return OAuthError::from(error).into_response(),
     };
     let code = params
@@ -1015,6 +1029,7 @@ async fn device_page(
 
 async fn device_decide(
     State(state): State<AppState>,
+    prefix: IssuerPrefix,
     headers: HeaderMap,
     body: Result<Form<BTreeMap<String, String>>, FormRejection>,
 ) -> Response {
@@ -1024,7 +1039,15 @@ async fn device_decide(
     };
     let (user, csrf) = match browser_session(&state, &headers).await {
         Ok(Some(found)) => found,
-        Ok(None) => return sign_in_first(&state),
+        Ok(None) => {
+            // Signed out meanwhile: sign in, then back to the page with the code filled in.
+            let code = form
+                .get("user_code")
+                .filter(|c| !c.is_empty())
+                .map(|c| format!("user_code={}", crate::service::oidc::form_encode(c)));
+            let back = with_query(&format!("{}{DEVICE_PAGE}", prefix.0), code.as_deref());
+            return to_sign_in(&prefix.0, &back, StatusCode::SEE_OTHER);
+        }
         Err(error) => return OAuthError::from(error).into_response(),
     };
     let echoed = form
@@ -1187,13 +1210,5 @@ mod tests {
             HeaderValue::from_str(&format!("Basic {}", STANDARD.encode("x:secret"))).unwrap(),
         )]);
         assert!(client_id_of(&secret, &BTreeMap::new()).is_err());
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape("<a href=\"x\">'&"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
-        );
     }
 }

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod problem;
 pub mod projects;
+pub mod signin;
 pub mod workspaces;
 
 use std::sync::Arc;

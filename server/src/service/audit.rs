@@ -1154,7 +1154,7 @@ fn parse_time(s: &str) -> Option<TimeSpec> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
-fn utc(t: i64) -> String {
+pub fn utc(t: i64) -> String {
     let (y, m, d) = civil_from_days(t.div_euclid(86_400));
     let s = t.rem_euclid(86_400);
     format!(

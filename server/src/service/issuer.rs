@@ -115,6 +115,44 @@ fn key_error(
 #[error("the token is not valid: {0}")]
 pub struct InvalidToken(pub String);
 
+/// What an operator's rotation did ([`Issuer::rotate_now`]).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// The key that signs from `activatesAt` on.
+    pub kid: String,
+    /// Its algorithm (`RS256`, `ES256`).
+    pub alg: String,
+    /// Whether this call made it; false when a rotation was already under way.
+    pub created: bool,
+    /// When it was published (Unix seconds).
+    pub published_at: i64,
+    /// When it starts to sign (Unix seconds): `issuer.publish_ahead_seconds` after it was
+    /// published.
+    pub activates_at: i64,
+    /// Every published key after the rotation, oldest first.
+    pub keys: Vec<PublishedKey>,
+}
+
+/// A key in the key set.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedKey {
+    /// Its key id (the RFC 7638 thumbprint).
+    pub kid: String,
+    /// Its algorithm.
+    pub alg: String,
+    /// When it signs from (Unix seconds).
+    pub activates_at: i64,
+    /// When it leaves the key set (Unix seconds): once every token it signed has expired;
+    /// none while nothing replaces it.
+    pub retires_at: Option<i64>,
+}
+
 /// One published key, parsed.
 struct RingKey {
     alg: Algorithm,
@@ -529,18 +567,52 @@ impl Issuer {
         Ok(())
     }
 
-    /// Makes a new key now that signs after the publication lead (an operator's rotation;
-    /// the policy also rotates on its own).
-    pub async fn rotate_now(&self) -> Result<(), IssuerError> {
+    /// An operator's rotation, without an outage: a new key is published at once and signs
+    /// only after [`IssuerSettings::publish_ahead_seconds`], so verifiers have fetched it by
+    /// then; the key signing now goes on until that moment and stays published until every
+    /// token it signed has expired. When a key is already published but not yet signing, a
+    /// rotation is under way: that key is answered and none is made, so asking again never
+    /// puts the switch off. (The policy also rotates on its own.)
+    pub async fn rotate_now(&self) -> Result<Rotation, IssuerError> {
+        // A server that never signed makes its first key (signing at once) before rotating.
+        self.ring().await?;
         let _one_at_a_time = self.rotate.lock().await;
         let now = self.now();
-        self.add_key(now, now + self.settings.publish_ahead_seconds)
-            .await?;
+        let pending = self
+            .store
+            .signing_keys(now)
+            .await?
+            .iter()
+            .any(|k| k.activate_at > now);
+        if !pending {
+            self.add_key(now, now + self.settings.publish_ahead_seconds)
+                .await?;
+        }
         *self
             .ring
             .write()
             .expect("the key ring lock is never poisoned: nothing panics while holding it") = None;
-        Ok(())
+        let keys = self.store.signing_keys(now).await?;
+        let next = keys
+            .iter()
+            .max_by_key(|k| k.activate_at)
+            .ok_or(IssuerError::NoActiveKey)?;
+        Ok(Rotation {
+            kid: next.kid.clone(),
+            alg: next.alg.clone(),
+            created: !pending,
+            published_at: next.created_at,
+            activates_at: next.activate_at,
+            keys: keys
+                .iter()
+                .map(|k| PublishedKey {
+                    kid: k.kid.clone(),
+                    alg: k.alg.clone(),
+                    activates_at: k.activate_at,
+                    retires_at: k.retire_at,
+                })
+                .collect(),
+        })
     }
 
     /// The published keys (JWKS).
@@ -715,6 +787,14 @@ pub struct NamedCluster {
 pub struct ClusterEntry {
     /// `https://ws-<org>-<ws>.<cluster domain>`.
     pub server: String,
+    /// The CA certificates of the endpoint, PEM then base64 (`issuer.kubeconfig_ca_file`);
+    /// absent when the endpoint's certificate chains to the system's roots.
+    #[serde(
+        rename = "certificate-authority-data",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub certificate_authority_data: Option<String>,
 }
 
 /// A kubeconfig user entry.
@@ -779,9 +859,15 @@ pub struct ContextEntry {
 
 /// The kubeconfig of workspace `ws` of `org` at the head: the vCluster's endpoint (the host
 /// name the compiler adds to the vCluster's certificate, `ws-<org>-<ws>.<cluster domain>`)
-/// and `kubectl oidc-login` with the issuer and the workspace's client id. `None` when the
+/// and `kubectl oidc-login` with the issuer and the workspace's client id, with `ca_data`
+/// (base64 PEM) as the cluster's `certificate-authority-data` when given. `None` when the
 /// workspace, its cluster or the platform is missing.
-pub fn kubeconfig(snapshot: &Snapshot, org: &str, ws: &str) -> Option<Kubeconfig> {
+pub fn kubeconfig(
+    snapshot: &Snapshot,
+    org: &str,
+    ws: &str,
+    ca_data: Option<&str>,
+) -> Option<Kubeconfig> {
     let platform = snapshot.intent.platform.as_ref()?;
     let workspace = snapshot
         .intent
@@ -806,6 +892,7 @@ pub fn kubeconfig(snapshot: &Snapshot, org: &str, ws: &str) -> Option<Kubeconfig
             name: name.clone(),
             cluster: ClusterEntry {
                 server: format!("https://{client_id}.{}", cluster.domain),
+                certificate_authority_data: ca_data.map(str::to_owned),
             },
         }],
         users: vec![NamedUser {

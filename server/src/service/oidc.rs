@@ -140,8 +140,13 @@ pub async fn discover(state: &AppState, provider: &OidcProvider) -> Result<Disco
     Ok(discovery)
 }
 
-/// Starts a sign-in with provider `name`.
-pub async fn start(state: &AppState, name: &str) -> Result<Started, ApiError> {
+/// Starts a sign-in with provider `name`; once it succeeds the browser goes to `return_to`
+/// (checked by the caller to be a path on this server).
+pub async fn start(
+    state: &AppState,
+    name: &str,
+    return_to: Option<String>,
+) -> Result<Started, ApiError> {
     let provider = provider(state, name).ok_or_else(|| no_provider(name))?;
     let discovery = discover(state, provider).await?;
     let flow_state = generate_token("");
@@ -168,6 +173,7 @@ pub async fn start(state: &AppState, name: &str) -> Result<Started, ApiError> {
                 provider: name.to_owned(),
                 nonce,
                 code_verifier,
+                return_to,
                 expires_at: now().saturating_add(FLOW_TTL_SECONDS),
             },
         )
@@ -193,13 +199,14 @@ pub struct Callback {
 
 /// Finishes a sign-in with provider `name`: exchanges the code, verifies the ID token, and
 /// finds the user by (issuer, subject) or creates them with their private organization.
+/// Answers the user and where the sign-in was started to return to.
 pub async fn finish(
     state: &AppState,
     name: &str,
     callback: Callback,
     client: Option<IpAddr>,
     request_id: String,
-) -> Result<User, ApiError> {
+) -> Result<(User, Option<String>), ApiError> {
     let provider = provider(state, name).ok_or_else(|| no_provider(name))?;
     state.sign_in.check_client(client)?;
     if let Some(error) = callback.error {
@@ -237,7 +244,7 @@ pub async fn finish(
         .user_by_external_identity(&issuer, &claims.sub)
         .await
     {
-        Ok(user) => return Ok(user),
+        Ok(user) => return Ok((user, flow.return_to)),
         Err(StoreError::NotFound) => {}
         Err(other) => return Err(other.into()),
     }
@@ -275,7 +282,7 @@ pub async fn finish(
         request_id,
     )
     .await?;
-    Ok(user)
+    Ok((user, flow.return_to))
 }
 
 async fn exchange(
@@ -333,8 +340,8 @@ async fn exchange(
 }
 
 /// `application/x-www-form-urlencoded`, as RFC 6749 §2.3.1 wants client credentials in
-/// basic authentication.
-fn form_encode(value: &str) -> String {
+/// basic authentication (and as query values are written).
+pub fn form_encode(value: &str) -> String {
     reqwest::Url::parse_with_params("http://x/", [("v", value)])
         .ok()
         .and_then(|u| u.query().map(|q| q.trim_start_matches("v=").to_owned()))

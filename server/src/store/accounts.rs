@@ -340,6 +340,8 @@ pub struct OidcFlow {
     pub nonce: String,
     /// The PKCE code verifier.
     pub code_verifier: String,
+    /// Where the browser goes once signed in (a path on this server).
+    pub return_to: Option<String>,
     /// Unix seconds.
     pub expires_at: i64,
 }
@@ -478,13 +480,14 @@ impl Store {
                 .await?;
             sqlx::query(
                 "INSERT INTO oidc_flows \
-                 (state_hash, provider, nonce, code_verifier, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 (state_hash, provider, nonce, code_verifier, return_to, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(state_hash)
             .bind(&flow.provider)
             .bind(&flow.nonce)
             .bind(&flow.code_verifier)
+            .bind(&flow.return_to)
             .bind(created_at)
             .bind(flow.expires_at)
             .execute(&mut **tx)
@@ -498,7 +501,7 @@ impl Store {
         on_pool!(self, |pool| {
             sqlx::query_as::<_, OidcFlow>(
                 "DELETE FROM oidc_flows WHERE state_hash = $1 AND expires_at > $2 \
-                 RETURNING provider, nonce, code_verifier, expires_at",
+                 RETURNING provider, nonce, code_verifier, return_to, expires_at",
             )
             .bind(state_hash)
             .bind(now())

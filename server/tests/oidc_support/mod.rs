@@ -3,6 +3,8 @@
 //! validators to does not depend on the code under test.
 #![allow(dead_code)]
 
+pub(crate) mod hb_serve;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openssl::hash::MessageDigest;

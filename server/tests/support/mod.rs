@@ -111,10 +111,20 @@ pub(crate) async fn person_with(
     email: &str,
     password_hash: Option<&str>,
 ) -> Person {
+    person_as(state, email, password_hash, false).await
+}
+
+/// [`person_with`], the platform administrator when `is_admin`.
+pub(crate) async fn person_as(
+    state: &AppState,
+    email: &str,
+    password_hash: Option<&str>,
+    is_admin: bool,
+) -> Person {
     let name = email.split('@').next().unwrap_or(email);
     let user = state
         .store
-        .create_user(email, name, password_hash, false)
+        .create_user(email, name, password_hash, is_admin)
         .await
         .expect("create user");
     let token = generate_token("hbt_");
