@@ -322,9 +322,8 @@ impl Compiler {
             ),
             Error,
         >;
-        let results: Vec<Compiled> = selected
-            .par_iter()
-            .map(|(org, ws, w)| {
+        let compile_one =
+            |(org, ws, w): &(&String, &String, &intent::WorkspaceIntent)| -> Compiled {
                 let key = format!("{org}/{ws}");
                 let fingerprint = workspace_fingerprint(&platform_hash, org, ws, w);
                 if previous.get(&key) == Some(&fingerprint) {
@@ -366,8 +365,14 @@ impl Compiler {
                     rendered: true,
                 };
                 Ok((key, out, diags, files))
-            })
-            .collect();
+            };
+        // An action compiles one workspace: handing it to the thread pool and waiting would
+        // cost more than it saves.
+        let results: Vec<Compiled> = if selected.len() < 2 {
+            selected.iter().map(compile_one).collect()
+        } else {
+            selected.par_iter().map(compile_one).collect()
+        };
 
         let mut files = BTreeMap::new();
         let mut workspaces = BTreeMap::new();
