@@ -444,6 +444,10 @@ impl Engine {
             let t = timing::span("batch.write_pack");
             self.gitops.write_pack(repo, &objects)?;
             drop(t);
+            // Readers that see the branch move find its snapshot at once instead of deriving
+            // it. Its objects are on disk now, so it is sound even if the branch does not
+            // move (it is then a snapshot of a commit nobody asks for).
+            self.gitops.remember(&current);
             let t = timing::span("batch.move_ref");
             let reflog = match chain.len() {
                 1 => "hexabase: 1 commit".to_owned(),
@@ -459,7 +463,6 @@ impl Engine {
                         self.requests.note(parent, commit, request);
                     }
                     let t = timing::span("batch.remember_written");
-                    self.gitops.remember(&current);
                     let reader = self.gitops.reader(repo, vec![&objects]);
                     let mut landed = lock(&self.landed);
                     for (commit, workspaces) in chain {
