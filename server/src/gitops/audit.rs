@@ -11,8 +11,11 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use git2::{Commit, ErrorCode, Oid, Repository, Sort, Tree, TreeEntry};
+use std::sync::Arc;
 
+use git2::{Commit, ErrorCode, Oid, Repository, Sort};
+
+use super::objects::{Reader, TreeCache, TreeEntry, git_order};
 use super::{CommitMessage, GitOpsError, Trailers};
 
 /// Below this many commits, facts are read on one thread; above it, on one thread per core.
@@ -156,6 +159,8 @@ fn parse_hex(text: &[u8]) -> Option<[u8; 20]> {
 pub struct AuditRepo {
     repo: Repository,
     branch_ref: String,
+    /// Parsed trees, shared with the engine's [`super::GitOps`] when it has one.
+    trees: Arc<TreeCache>,
 }
 
 impl AuditRepo {
@@ -168,7 +173,15 @@ impl AuditRepo {
         Ok(Self {
             repo,
             branch_ref: format!("refs/heads/{branch}"),
+            trees: Arc::default(),
         })
+    }
+
+    /// Reads trees through `trees` (the engine's [`super::GitOps::tree_cache`]), where the
+    /// trees of the commits it just made are already parsed.
+    pub fn with_tree_cache(mut self, trees: Arc<TreeCache>) -> Self {
+        self.trees = trees;
+        self
     }
 
     /// The Git directory (`.git/` of a work tree, the repository itself when bare): where
@@ -239,7 +252,7 @@ impl AuditRepo {
             .map_or(1, std::num::NonZero::get)
             .min(MAX_THREADS);
         if ids.len() < PARALLEL_THRESHOLD || threads < 2 {
-            return facts_of(&self.repo, &ids);
+            return facts_of(&self.repo, &self.trees, &ids);
         }
         let dir: PathBuf = self.repo.path().to_owned();
         let chunk = ids.len().div_ceil(threads);
@@ -247,13 +260,13 @@ impl AuditRepo {
             let handles: Vec<_> = ids
                 .chunks(chunk)
                 .map(|ids| {
-                    let dir = &dir;
+                    let (dir, trees) = (&dir, &self.trees);
                     s.spawn(move || {
                         let repo = Repository::open(dir).map_err(|source| GitOpsError::Open {
                             path: dir.clone(),
                             source,
                         })?;
-                        facts_of(&repo, ids)
+                        facts_of(&repo, trees, ids)
                     })
                 })
                 .collect();
@@ -269,16 +282,21 @@ impl AuditRepo {
     }
 }
 
-fn facts_of(repo: &Repository, ids: &[Oid]) -> Result<Vec<CommitFacts>, GitOpsError> {
+fn facts_of(
+    repo: &Repository,
+    trees: &TreeCache,
+    ids: &[Oid],
+) -> Result<Vec<CommitFacts>, GitOpsError> {
+    let reader = Reader::new(repo, trees, Vec::new());
     ids.iter()
         .map(|id| {
             let commit = repo.find_commit(*id).map_err(GitOpsError::Git)?;
-            commit_facts(repo, &commit).map_err(GitOpsError::Git)
+            commit_facts(&reader, &commit)
         })
         .collect()
 }
 
-fn commit_facts(repo: &Repository, commit: &Commit<'_>) -> Result<CommitFacts, git2::Error> {
+fn commit_facts(reader: &Reader<'_>, commit: &Commit<'_>) -> Result<CommitFacts, GitOpsError> {
     let signature = |s: git2::Signature<'_>| {
         format!(
             "{} <{}>",
@@ -291,17 +309,16 @@ fn commit_facts(repo: &Repository, commit: &Commit<'_>) -> Result<CommitFacts, g
         .summary_bytes()
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .unwrap_or_default();
-    let tree = commit.tree()?;
     let parent_tree = if commit.parent_count() > 0 {
-        Some(commit.parent(0)?.tree()?)
+        Some(commit.parent(0).map_err(GitOpsError::Git)?.tree_id())
     } else {
         None
     };
     let mut summary = Summary::default();
     diff_trees(
-        repo,
-        parent_tree.as_ref(),
-        Some(&tree),
+        reader,
+        parent_tree,
+        Some(commit.tree_id()),
         &mut String::new(),
         &mut summary,
     )?;
@@ -349,44 +366,27 @@ impl Summary {
     }
 }
 
-const TREE_MODE: i32 = 0o040_000;
-
-fn is_tree(entry: &TreeEntry<'_>) -> bool {
-    entry.filemode() == TREE_MODE
-}
-
-/// Git's order of tree entries: by name, a subtree's name followed by `/`.
-fn git_order(a: &TreeEntry<'_>, b: &TreeEntry<'_>) -> Ordering {
-    let key = |e: &TreeEntry<'_>| {
-        let slash: &[u8] = if is_tree(e) { b"/" } else { b"" };
-        e.name_bytes()
-            .iter()
-            .chain(slash)
-            .copied()
-            .collect::<Vec<u8>>()
-    };
-    let (na, nb) = (a.name_bytes(), b.name_bytes());
-    // Names differ before either ends in almost every comparison: no allocation then.
-    match na.iter().zip(nb).find(|(x, y)| x != y) {
-        Some((x, y)) => x.cmp(y),
-        None => key(a).cmp(&key(b)),
-    }
-}
-
 /// Counts the files added, modified and deleted from `old` to `new` (files of a tree that
 /// became a file, or the reverse, count as deleted and added, as `git diff` shows them), and
 /// notes the scope of every changed path. Equal subtrees are skipped by id, so the cost
 /// follows the size of the change, not of the tree: that is why this is not libgit2's tree
-/// diff, which walks both trees whole.
+/// diff, which walks both trees whole. Trees are read through the tree cache, where the
+/// engine's latest commits already are.
 fn diff_trees(
-    repo: &Repository,
-    old: Option<&Tree<'_>>,
-    new: Option<&Tree<'_>>,
+    reader: &Reader<'_>,
+    old: Option<Oid>,
+    new: Option<Oid>,
     path: &mut String,
     summary: &mut Summary,
-) -> Result<(), git2::Error> {
-    let olds: Vec<TreeEntry<'_>> = old.map(|t| t.iter().collect()).unwrap_or_default();
-    let news: Vec<TreeEntry<'_>> = new.map(|t| t.iter().collect()).unwrap_or_default();
+) -> Result<(), GitOpsError> {
+    let (olds, news) = (
+        old.map(|t| reader.tree(t)).transpose()?,
+        new.map(|t| reader.tree(t)).transpose()?,
+    );
+    let (olds, news) = (
+        olds.as_ref().map_or(&[][..], |t| t.entries()),
+        news.as_ref().map_or(&[][..], |t| t.entries()),
+    );
     let (mut olds, mut news) = (olds.iter().peekable(), news.iter().peekable());
     loop {
         let (a, b) = match (olds.peek(), news.peek()) {
@@ -406,12 +406,12 @@ fn diff_trees(
             news.next();
         }
         if let (Some(a), Some(b)) = (a, b)
-            && a.id() == b.id()
-            && a.filemode() == b.filemode()
+            && a.id == b.id
+            && a.mode == b.mode
         {
             continue;
         }
-        let Some(name) = a.or(b).map(TreeEntry::name_bytes) else {
+        let Some(name) = a.or(b).map(|e| &e.name) else {
             continue;
         };
         let len = path.len();
@@ -419,31 +419,15 @@ fn diff_trees(
             path.push('/');
         }
         path.push_str(&String::from_utf8_lossy(name));
-        let tree_of = |e: Option<&TreeEntry<'_>>| {
-            e.filter(|e| is_tree(e))
-                .map(|e| repo.find_tree(e.id()))
-                .transpose()
-        };
+        let tree = |e: &TreeEntry| e.is_tree().then_some(e.id);
         match (a, b) {
-            (Some(a), Some(b)) if !is_tree(a) && !is_tree(b) => {
+            (Some(a), Some(b)) if !a.is_tree() && !b.is_tree() => {
                 summary.modified += 1;
                 summary.note(path);
             }
-            (Some(a), Some(b)) => {
-                diff_trees(
-                    repo,
-                    tree_of(Some(a))?.as_ref(),
-                    tree_of(Some(b))?.as_ref(),
-                    path,
-                    summary,
-                )?;
-            }
-            (Some(a), None) if is_tree(a) => {
-                diff_trees(repo, tree_of(Some(a))?.as_ref(), None, path, summary)?;
-            }
-            (None, Some(b)) if is_tree(b) => {
-                diff_trees(repo, None, tree_of(Some(b))?.as_ref(), path, summary)?;
-            }
+            (Some(a), Some(b)) => diff_trees(reader, tree(a), tree(b), path, summary)?,
+            (Some(a), None) if a.is_tree() => diff_trees(reader, tree(a), None, path, summary)?,
+            (None, Some(b)) if b.is_tree() => diff_trees(reader, None, tree(b), path, summary)?,
             (Some(_), None) => {
                 summary.deleted += 1;
                 summary.note(path);

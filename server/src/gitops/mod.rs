@@ -179,7 +179,7 @@ pub struct GitOps {
     /// Handles kept between actions (see [`GitOps::cached_repo`]).
     handles: Mutex<Vec<Kept>>,
     /// Trees read from disk, parsed (see [`objects`]).
-    trees: objects::TreeCache,
+    trees: Arc<objects::TreeCache>,
 }
 
 /// A repository handle kept for reuse, and how often it was used.
@@ -342,7 +342,7 @@ impl GitOps {
             _process_lock: process_lock,
             signing: None,
             handles: Mutex::new(Vec::new()),
-            trees: objects::TreeCache::default(),
+            trees: Arc::default(),
         })
     }
 
@@ -392,6 +392,12 @@ impl GitOps {
         layers: Vec<&'a NewObjects>,
     ) -> objects::Reader<'a> {
         objects::Reader::new(repo, &self.trees, layers)
+    }
+
+    /// The tree cache, to share with readers of the same repository (see
+    /// [`audit::AuditRepo::with_tree_cache`]).
+    pub fn tree_cache(&self) -> Arc<objects::TreeCache> {
+        Arc::clone(&self.trees)
     }
 
     /// Writes `objects` as one pack into `objects/pack`, each object stored whole (no delta

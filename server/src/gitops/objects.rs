@@ -60,7 +60,7 @@ pub struct Tree {
 }
 
 /// Git's order of tree entries: by name, a folder's name compared as if it ended in `/`.
-fn git_order(a: &TreeEntry, b: &TreeEntry) -> std::cmp::Ordering {
+pub fn git_order(a: &TreeEntry, b: &TreeEntry) -> std::cmp::Ordering {
     let n = a.name.len().min(b.name.len());
     a.name[..n].cmp(&b.name[..n]).then_with(|| {
         let next = |e: &TreeEntry| {

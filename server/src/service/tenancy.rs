@@ -458,9 +458,10 @@ async fn sync_locked(
         });
     }
     let (path, branch) = repository_of(engine);
+    let trees = engine.gitops().tree_cache();
     let tip = snapshot.commit.expect("checked above");
     let walked = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
-        let repo = AuditRepo::open(&path, &branch)?;
+        let repo = AuditRepo::open(&path, &branch)?.with_tree_cache(trees);
         let since = match known.as_deref().map(git2::Oid::from_str) {
             Some(Ok(oid)) if repo.reaches(tip, oid)? => Some(oid),
             _ => None,
