@@ -40,6 +40,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); each run creates a fresh database there and
 //! drops it after. `HB_BENCH_DIR` moves the cache as for `engine.rs`; the data folders of a
 //! run are made next to the cached repository (hard links to its pack) and deleted at the end.
+//! `MALLOC_*` variables (`MALLOC_ARENA_MAX=2`, which the chart sets) are passed on to the
+//! server.
 
 mod common;
 #[path = "../tests/support/postgres.rs"]
@@ -755,6 +757,12 @@ impl Server {
             .stderr(Stdio::piped());
         if let Some(url) = database_url {
             command.env("HEXABASE_DATABASE_URL", url);
+        }
+        // The allocator's settings, as the chart sets them (`MALLOC_ARENA_MAX`).
+        for (key, value) in std::env::vars_os() {
+            if key.to_str().is_some_and(|k| k.starts_with("MALLOC_")) {
+                command.env(key, value);
+            }
         }
         let mut child = command.spawn()?;
         let stderr = child.stderr.take().ok_or("no stderr")?;
