@@ -476,25 +476,52 @@ impl GitOps {
             return Ok(0);
         }
         let odb = repo.odb().map_err(GitOpsError::Git)?;
-        let mut writer = pack::PackWriter::new();
+        // Streamed: one entry in memory at a time, however large the packs.
+        let mut indexes = Vec::with_capacity(taken);
+        let mut unique = BTreeSet::new();
         for (_, idx) in &packs[..taken] {
             let entries = pack::read_index(idx).map_err(io)?;
-            let bytes = std::fs::read(idx.with_extension("pack")).map_err(io)?;
-            for (entry, (raw, whole)) in entries
+            unique.extend(entries.iter().map(|e| e.id));
+            indexes.push((idx, entries));
+        }
+        let count = u32::try_from(unique.len()).map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "too many objects to roll up",
+            ))
+        })?;
+        let mut writer = pack::PackWriter::to_file(&dir, count).map_err(io)?;
+        for (idx, entries) in &indexes {
+            use std::os::unix::fs::FileExt as _;
+            let file = File::open(idx.with_extension("pack")).map_err(io)?;
+            let len = file.metadata().map_err(io)?.len();
+            let mut raw = Vec::new();
+            for (entry, (start, stop)) in entries
                 .iter()
-                .zip(pack::entry_bytes(&bytes, &entries).map_err(io)?)
+                .zip(pack::entry_spans(len, entries).map_err(io)?)
             {
+                if writer.contains(entry.id) {
+                    continue;
+                }
+                let size = usize::try_from(stop - start).map_err(|_| {
+                    io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "pack entry too large",
+                    ))
+                })?;
+                raw.resize(size, 0);
+                file.read_exact_at(&mut raw, start).map_err(io)?;
                 let mut crc = flate2::Crc::new();
-                crc.update(raw);
+                crc.update(&raw);
                 if crc.sum() != entry.crc {
                     return Err(io(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         format!("{} does not match its index", idx.display()),
                     )));
                 }
-                if whole {
-                    writer.add_raw(entry.id, raw, entry.crc);
-                } else if !writer.contains(entry.id) {
+                if pack::is_whole(&raw) {
+                    writer.add_raw(entry.id, &raw, entry.crc).map_err(io)?;
+                } else {
                     let object = odb.read(entry.id).map_err(GitOpsError::Git)?;
                     writer
                         .add(entry.id, object.kind(), object.data())

@@ -16,9 +16,14 @@ use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid};
 
-/// A pack being built in memory.
+/// A pack being written: in memory (an action's, small: its object count is filled in at the
+/// end), or streamed to a temporary file (a roll-up, which may be large: its object count is
+/// known up front), so that memory never holds more than one object at a time.
 pub(crate) struct PackWriter {
-    data: Vec<u8>,
+    /// Taken by [`PackWriter::finish`]; a temporary file left behind is removed on drop.
+    out: Option<Out>,
+    /// Bytes written so far: where the next entry starts.
+    len: u64,
     entries: Vec<Entry>,
     ids: BTreeSet<Oid>,
     /// One zlib stream for every object, reset between them: a new stream allocates and
@@ -26,6 +31,19 @@ pub(crate) struct PackWriter {
     zlib: flate2::Compress,
     /// A zlib stream that stores without compressing (level 0), for trees.
     stored: flate2::Compress,
+    /// One entry's bytes on their way out.
+    entry: Vec<u8>,
+}
+
+enum Out {
+    Memory(Vec<u8>),
+    File {
+        file: std::io::BufWriter<std::fs::File>,
+        path: PathBuf,
+        count: u32,
+        /// The SHA-1 of what was written so far.
+        hasher: sha1::Sha1,
+    },
 }
 
 /// One object of a pack: its id, where its entry starts, and the CRC-32 of the entry.
@@ -37,19 +55,50 @@ pub(crate) struct Entry {
 }
 
 const HEADER_LEN: usize = 12;
-const TRAILER_LEN: usize = 20;
+const TRAILER_LEN: u64 = 20;
+
+fn header(count: u32) -> [u8; HEADER_LEN] {
+    let mut header = *b"PACK\0\0\0\x02\0\0\0\0";
+    header[8..].copy_from_slice(&count.to_be_bytes());
+    header
+}
 
 impl PackWriter {
+    /// A pack built in memory.
     pub(crate) fn new() -> Self {
         let mut data = Vec::with_capacity(64 * 1024);
-        data.extend_from_slice(b"PACK\0\0\0\x02\0\0\0\0");
+        data.extend_from_slice(&header(0));
+        Self::with(Out::Memory(data))
+    }
+
+    /// A pack streamed to a new temporary file in `dir`, which will hold exactly `count`
+    /// objects.
+    pub(crate) fn to_file(dir: &Path, count: u32) -> std::io::Result<Self> {
+        use sha1::Digest as _;
+        let path = temporary(dir, "pack");
+        let mut file = std::io::BufWriter::with_capacity(256 * 1024, create_new(&path)?);
+        let header = header(count);
+        file.write_all(&header)?;
+        let mut hasher = sha1::Sha1::new();
+        hasher.update(header);
+        Ok(Self::with(Out::File {
+            file,
+            path,
+            count,
+            hasher,
+        }))
+    }
+
+    fn with(out: Out) -> Self {
         Self {
-            data,
+            out: Some(out),
+            len: HEADER_LEN as u64,
             entries: Vec::new(),
             ids: BTreeSet::new(),
             // Level 1: these are small text files, and the pack is rolled up later anyway.
             zlib: flate2::Compress::new(flate2::Compression::fast(), true),
             stored: flate2::Compress::new(flate2::Compression::none(), true),
+            entry: Vec::new(),
         }
     }
 
@@ -63,10 +112,9 @@ impl PackWriter {
     /// action's bytes (the large trees on the way to its workspace), so compressing them cost
     /// more CPU than anything else in writing a pack. Blobs and commits are compressed.
     pub(crate) fn add(&mut self, id: Oid, kind: ObjectType, content: &[u8]) -> std::io::Result<()> {
-        if !self.ids.insert(id) {
+        if self.ids.contains(&id) {
             return Ok(());
         }
-        let offset = self.data.len();
         let code = match kind {
             ObjectType::Commit => 1,
             ObjectType::Tree => 2,
@@ -79,15 +127,17 @@ impl PackWriter {
                 ));
             }
         };
+        let mut entry = std::mem::take(&mut self.entry);
+        entry.clear();
         let mut size = content.len() as u64;
         let mut byte = (code << 4) | (size & 0x0f) as u8;
         size >>= 4;
         while size > 0 {
-            self.data.push(byte | 0x80);
+            entry.push(byte | 0x80);
             byte = (size & 0x7f) as u8;
             size >>= 7;
         }
-        self.data.push(byte);
+        entry.push(byte);
         let zlib = if kind == ObjectType::Tree {
             &mut self.stored
         } else {
@@ -95,12 +145,12 @@ impl PackWriter {
         };
         zlib.reset();
         loop {
-            self.data.reserve(content.len() / 2 + 64);
+            entry.reserve(content.len() / 2 + 64);
             let consumed = usize::try_from(zlib.total_in()).unwrap_or(usize::MAX);
             let status = zlib
                 .compress_vec(
                     content.get(consumed..).unwrap_or_default(),
-                    &mut self.data,
+                    &mut entry,
                     flate2::FlushCompress::Finish,
                 )
                 .map_err(std::io::Error::other)?;
@@ -109,27 +159,34 @@ impl PackWriter {
             }
         }
         let mut crc = flate2::Crc::new();
-        crc.update(&self.data[offset..]);
-        self.entries.push(Entry {
-            id,
-            offset: offset as u64,
-            crc: crc.sum(),
-        });
-        Ok(())
+        crc.update(&entry);
+        let written = self.add_raw(id, &entry, crc.sum());
+        self.entry = entry;
+        written
     }
 
     /// Adds an entry copied as it is from another pack (a whole object, not a delta: a
     /// delta's base may not come along); a repeat is ignored.
-    pub(crate) fn add_raw(&mut self, id: Oid, entry: &[u8], crc: u32) {
+    pub(crate) fn add_raw(&mut self, id: Oid, entry: &[u8], crc: u32) -> std::io::Result<()> {
         if !self.ids.insert(id) {
-            return;
+            return Ok(());
         }
         self.entries.push(Entry {
             id,
-            offset: self.data.len() as u64,
+            offset: self.len,
             crc,
         });
-        self.data.extend_from_slice(entry);
+        match &mut self.out {
+            Some(Out::Memory(data)) => data.extend_from_slice(entry),
+            Some(Out::File { file, hasher, .. }) => {
+                use sha1::Digest as _;
+                file.write_all(entry)?;
+                hasher.update(entry);
+            }
+            None => return Err(invalid("the pack is finished")),
+        }
+        self.len += entry.len() as u64;
+        Ok(())
     }
 
     /// How many objects the pack holds.
@@ -145,9 +202,53 @@ impl PackWriter {
         let count = u32::try_from(self.entries.len()).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many objects")
         })?;
-        self.data[8..HEADER_LEN].copy_from_slice(&count.to_be_bytes());
-        let checksum = sha1_digest(&self.data);
-        self.data.extend_from_slice(&checksum);
+        let out = self
+            .out
+            .take()
+            .ok_or_else(|| invalid("the pack is finished"))?;
+        let (pack_file, pack_tmp, checksum) = match out {
+            Out::Memory(mut data) => {
+                data[..HEADER_LEN].copy_from_slice(&header(count));
+                let checksum = sha1_digest(&data);
+                data.extend_from_slice(&checksum);
+                let pack_tmp = temporary(dir, "pack");
+                let file = create_new(&pack_tmp).and_then(|mut file| {
+                    file.write_all(&data)?;
+                    Ok(file)
+                });
+                match file {
+                    Ok(file) => (file, pack_tmp, checksum),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&pack_tmp);
+                        return Err(e);
+                    }
+                }
+            }
+            Out::File {
+                file,
+                path,
+                count: expected,
+                hasher,
+            } => {
+                use sha1::Digest as _;
+                let checksum: [u8; 20] = hasher.finalize().into();
+                let closed = (|| {
+                    if count != expected {
+                        return Err(invalid("the pack holds another number of objects"));
+                    }
+                    let mut file = file.into_inner().map_err(|e| e.into_error())?;
+                    file.write_all(&checksum)?;
+                    Ok(file)
+                })();
+                match closed {
+                    Ok(file) => (file, path, checksum),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&path);
+                        return Err(e);
+                    }
+                }
+            }
+        };
         let index = index_bytes(&mut self.entries, &checksum);
         let name = format!("pack-{}", hex(&checksum));
         let pack = dir.join(format!("{name}.pack"));
@@ -155,13 +256,16 @@ impl PackWriter {
         if pack.exists() && idx.exists() {
             // The same objects in the same order: already there (and durable, since a
             // reference may have pointed into it before).
+            let _ = std::fs::remove_file(&pack_tmp);
             return Ok(name);
         }
-        let pack_tmp = temporary(dir, "pack");
         let idx_tmp = temporary(dir, "idx");
-        let written = write_new(&pack_tmp, &self.data)
-            .and_then(|pack| Ok((pack, write_new(&idx_tmp, &index)?)))
-            .and_then(|(pack, idx)| sync_both(&pack, &idx))
+        let written = create_new(&idx_tmp)
+            .and_then(|mut idx| {
+                idx.write_all(&index)?;
+                Ok(idx)
+            })
+            .and_then(|idx| sync_both(&pack_file, &idx))
             .and_then(|()| std::fs::rename(&pack_tmp, &pack))
             .and_then(|()| std::fs::rename(&idx_tmp, &idx))
             .and_then(|()| std::fs::File::open(dir)?.sync_all());
@@ -170,6 +274,15 @@ impl PackWriter {
             let _ = std::fs::remove_file(&idx_tmp);
         }
         written.map(|()| name)
+    }
+}
+
+impl Drop for PackWriter {
+    /// A pack streamed to a file and never finished (an error on the way) leaves nothing.
+    fn drop(&mut self) {
+        if let Some(Out::File { path, .. }) = self.out.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -184,16 +297,14 @@ fn temporary(dir: &Path, ext: &str) -> PathBuf {
     dir.join(format!("pack_hb_{}_{n}_{nanos}.{ext}", std::process::id()))
 }
 
-/// Writes `bytes` to a new file at `path`, read-only as git makes packs (not fsynced yet).
-fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<std::fs::File> {
+/// A new file at `path`, read-only as git makes packs (the handle can still write).
+fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o444)
-        .open(path)?;
-    file.write_all(bytes)?;
-    Ok(file)
+        .open(path)
 }
 
 /// Fsyncs `a` and `b` at the same time: the file system can commit both in one journal
@@ -308,32 +419,31 @@ pub(crate) fn read_index(path: &Path) -> std::io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// The bytes of each entry of `pack` (the pack file's content, `entries` from its index in
-/// pack order), with whether the entry is a whole object rather than a delta.
-pub(crate) fn entry_bytes<'a>(
-    pack: &'a [u8],
-    entries: &[Entry],
-) -> std::io::Result<Vec<(&'a [u8], bool)>> {
-    let end = pack
-        .len()
+/// Where each entry of a pack of `pack_len` bytes starts and ends (`entries` from its index,
+/// in pack order).
+pub(crate) fn entry_spans(pack_len: u64, entries: &[Entry]) -> std::io::Result<Vec<(u64, u64)>> {
+    let end = pack_len
         .checked_sub(TRAILER_LEN)
-        .filter(|&e| e >= HEADER_LEN && pack.starts_with(b"PACK"))
+        .filter(|&e| e >= HEADER_LEN as u64)
         .ok_or_else(|| invalid("not a pack"))?;
-    let mut out = Vec::with_capacity(entries.len());
-    for (i, e) in entries.iter().enumerate() {
-        let start = usize::try_from(e.offset).map_err(|_| invalid("offset too large"))?;
-        let stop = match entries.get(i + 1) {
-            Some(next) => usize::try_from(next.offset).map_err(|_| invalid("offset too large"))?,
-            None => end,
-        };
-        let bytes = pack
-            .get(start..stop)
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| invalid("pack entry out of bounds"))?;
-        let code = (bytes[0] >> 4) & 0x07;
-        out.push((bytes, (1..=4).contains(&code)));
-    }
-    Ok(out)
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let stop = entries.get(i + 1).map_or(end, |next| next.offset);
+            if e.offset < HEADER_LEN as u64 || stop <= e.offset || stop > end {
+                return Err(invalid("pack entry out of bounds"));
+            }
+            Ok((e.offset, stop))
+        })
+        .collect()
+}
+
+/// True when a pack entry (its bytes) holds a whole object rather than a delta.
+pub(crate) fn is_whole(entry: &[u8]) -> bool {
+    entry
+        .first()
+        .is_some_and(|b| (1..=4).contains(&((b >> 4) & 0x07)))
 }
 
 #[cfg(test)]
@@ -378,5 +488,63 @@ mod tests {
             let found = repo.find_blob(id).expect("readable from the pack");
             assert_eq!(found.content(), blob.as_slice());
         }
+    }
+
+    #[test]
+    fn a_streamed_pack_copies_entries_and_leaves_nothing_when_it_fails() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = git2::Repository::init_bare(dir.path()).expect("init");
+        let packs = dir.path().join("objects").join("pack");
+        let blobs: Vec<Vec<u8>> = (0..50)
+            .map(|i| format!("object {i}\n").repeat(i + 1).into_bytes())
+            .collect();
+        let ids: Vec<Oid> = blobs
+            .iter()
+            .map(|b| super::super::objects::object_id(ObjectType::Blob, b))
+            .collect();
+        // One pack in memory, then its entries copied into a streamed one.
+        let mut first = PackWriter::new();
+        for (id, blob) in ids.iter().zip(&blobs) {
+            first.add(*id, ObjectType::Blob, blob).expect("add");
+        }
+        let name = first.finish(&packs).expect("finish");
+        let index = packs.join(format!("{name}.idx"));
+        let entries = read_index(&index).expect("index");
+        let bytes = std::fs::read(index.with_extension("pack")).expect("pack");
+        let spans = entry_spans(bytes.len() as u64, &entries).expect("spans");
+        let mut second =
+            PackWriter::to_file(&packs, u32::try_from(entries.len()).expect("few")).expect("file");
+        for (entry, (start, stop)) in entries.iter().zip(spans) {
+            let raw = &bytes[start as usize..stop as usize];
+            assert!(is_whole(raw));
+            second.add_raw(entry.id, raw, entry.crc).expect("copy");
+        }
+        let copied = second.finish(&packs).expect("finish");
+        assert_eq!(
+            copied, name,
+            "the same entries in the same order: the same pack"
+        );
+        for (id, blob) in ids.iter().zip(&blobs) {
+            assert_eq!(
+                repo.find_blob(*id).expect("read").content(),
+                blob.as_slice()
+            );
+        }
+        // A streamed pack that does not get the objects it announced is refused, and a
+        // dropped one leaves no temporary file.
+        let mut short = PackWriter::to_file(&packs, 2).expect("file");
+        short.add(ids[0], ObjectType::Blob, &blobs[0]).expect("add");
+        assert!(short.finish(&packs).is_err());
+        let mut dropped = PackWriter::to_file(&packs, 1).expect("file");
+        dropped
+            .add(ids[1], ObjectType::Blob, &blobs[1])
+            .expect("add");
+        drop(dropped);
+        let left: Vec<String> = std::fs::read_dir(&packs)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("pack_"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 }
