@@ -151,6 +151,7 @@ struct Run {
     setup: Duration,
     start: Duration,
     rss_after_start: u64,
+    hwm_after_start: u64,
     peak_rss: u64,
     write_times: Vec<Duration>,
     write_wall: Duration,
@@ -285,7 +286,12 @@ impl Run {
                 "… start on the cached repository (index all {WORKSPACES} workspaces); resident \
                  memory then"
             ),
-            format!("{}; {} MB", fmt(self.start), self.rss_after_start / 1024),
+            format!(
+                "{}; {} MB (peak so far {} MB)",
+                fmt(self.start),
+                self.rss_after_start / 1024,
+                self.hwm_after_start / 1024
+            ),
             "",
             None,
         );
@@ -411,6 +417,7 @@ async fn run(
     let server = Server::start(&dir, database_url, false)?;
     result.start = started.elapsed();
     result.rss_after_start = memory(server.pid(), "VmRSS");
+    result.hwm_after_start = memory(server.pid(), "VmHWM");
     let api = Api {
         url: server.url.clone(),
         ..api
