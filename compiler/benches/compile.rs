@@ -212,7 +212,7 @@ fn helm(report: &mut Report) -> Result<()> {
                 "org": org,
                 "name": ws,
                 "workspace": w.workspace,
-                "projects": w.projects.values().collect::<Vec<_>>(),
+                "projects": w.projects.values().map(|p| p.project()).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -596,7 +596,9 @@ fn incremental(report: &mut Report) -> Result<()> {
             .and_then(|o| std::sync::Arc::make_mut(o).workspaces.get_mut(&ws))
             .and_then(|w| std::sync::Arc::make_mut(w).projects.get_mut("web"))
             .expect("the workspace has a web project");
-        project.spec.quota.requests_cpu = Some(format!("{}", 5 + run % 3));
+        let mut changed = project.project();
+        changed.spec.quota.requests_cpu = Some(format!("{}", 5 + run % 3));
+        *project = compiler::intent::ProjectFile::new(&changed);
     };
 
     let mut times = Vec::new();

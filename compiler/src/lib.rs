@@ -710,7 +710,19 @@ fn workspace_fingerprint(
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    let json = serde_json::to_vec(&(&w.workspace, &w.projects)).expect("intent serializes");
-    h.update(&json);
+    // The JSON of `(workspace, {project: project, …})`, the projects' JSON as kept.
+    let workspace = serde_json::to_vec(&w.workspace).expect("intent serializes");
+    h.update(b"[");
+    h.update(&workspace);
+    h.update(b",{");
+    for (i, (name, project)) in w.projects.iter().enumerate() {
+        if i > 0 {
+            h.update(b",");
+        }
+        h.update(&serde_json::to_vec(name).expect("a string serializes"));
+        h.update(b":");
+        h.update(project.json().as_bytes());
+    }
+    h.update(b"}]");
     h.finalize().to_hex().to_string()
 }

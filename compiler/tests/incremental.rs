@@ -216,7 +216,7 @@ fn intent_documents_round_trip_through_to_yaml() {
             for (name, p) in &w.projects {
                 files.insert(
                     format!("{org}/{ws}/projects/{name}.yaml"),
-                    compiler::intent::to_yaml(p),
+                    compiler::intent::to_yaml(&p.project()),
                 );
             }
         }

@@ -549,7 +549,7 @@ fn free_text_cannot_forge_subject_lines_or_trailers() {
             .filter_map(|(p, t)| p.strip_prefix("intent/").map(|p| (p.to_owned(), t.clone())))
             .collect(),
     );
-    let project = &intent.organizations["acme"].workspaces["dev"].projects["injected"];
+    let project = intent.organizations["acme"].workspaces["dev"].projects["injected"].project();
     assert_eq!(project.spec.display_name.as_deref(), Some(nasty));
 }
 

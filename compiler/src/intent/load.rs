@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::{
-    API_VERSION, Intent, Metadata, Organization, OrganizationIntent, Platform, Project, Workspace,
-    WorkspaceIntent,
+    API_VERSION, Intent, Metadata, Organization, OrganizationIntent, Platform, Project,
+    ProjectFile, Workspace, WorkspaceIntent,
 };
 use crate::diagnostic::Diagnostic;
 
@@ -90,7 +90,7 @@ impl Intent {
                 });
                 let projects = &mut Arc::make_mut(ws_entry(self, org, ws)).projects;
                 match parsed {
-                    Some(p) => projects.insert(project.to_owned(), p.0),
+                    Some(p) => projects.insert(project.to_owned(), ProjectFile::new(&p.0)),
                     None => projects.remove(project),
                 };
                 self.prune(org, Some(ws));

@@ -613,14 +613,19 @@ pub(crate) fn workspace(
             &dedicated.tolerations,
         );
     }
-    let projects: Vec<ProjectModel> = ws
+    // Decoded once for the whole plan of this workspace (see `intent::ProjectFile`).
+    let decoded: Vec<(&String, intent::Project)> = ws
         .projects
+        .iter()
+        .map(|(name, file)| (name, file.project()))
+        .collect();
+    let projects: Vec<ProjectModel> = decoded
         .iter()
         .filter_map(|(name, project)| {
             self::project(platform, plan, org, slug, name, project, sink.out)
         })
         .collect();
-    let functions = function_models(org, slug, ws, sink.out);
+    let functions = function_models(org, slug, &decoded, sink.out);
     if out.len() > before {
         return None;
     }
@@ -990,12 +995,12 @@ const FUNCTION_NAME_MAX: usize = 57;
 fn function_models(
     org: &str,
     ws: &str,
-    intent: &WorkspaceIntent,
+    projects: &[(&String, intent::Project)],
     out: &mut Vec<Diagnostic>,
 ) -> Vec<FunctionModel> {
     let mut models = Vec::new();
     let mut host_names: BTreeMap<String, String> = BTreeMap::new();
-    for (project, p) in &intent.projects {
+    for (project, p) in projects {
         let file = format!("intent/{org}/{ws}/projects/{project}.yaml");
         let mut sink = Sink { file: &file, out };
         for (i, f) in p.spec.functions.iter().enumerate() {
@@ -1043,7 +1048,7 @@ fn function_models(
             }
             models.push(FunctionModel {
                 name: host_name,
-                project: project.clone(),
+                project: (*project).clone(),
                 function: f.name.clone(),
                 image: f.image.clone(),
                 env: f.env.clone(),

@@ -306,7 +306,7 @@ async fn list_projects(
             .iter()
             .map(|(name, p)| ProjectView {
                 name: name.clone(),
-                spec: p.spec.clone(),
+                spec: p.project().spec,
             })
             .collect(),
     ))
@@ -339,7 +339,7 @@ async fn get_project(
 ) -> Result<Json<ProjectView>, ApiError> {
     let access = in_project(&state, &caller, &org, &ws, &project).await?;
     access.require_member()?;
-    let spec = access.project(&project)?.spec.clone();
+    let spec = access.project(&project)?.spec;
     Ok(Json(ProjectView {
         name: project,
         spec,
@@ -387,7 +387,7 @@ async fn list_roles(
 ) -> Result<Json<Vec<Role>>, ApiError> {
     let access = in_project(&state, &caller, &org, &ws, &project).await?;
     access.require("list", RBAC, "roles", &project)?;
-    Ok(Json(access.project(&project)?.spec.roles.clone()))
+    Ok(Json(access.project(&project)?.spec.roles))
 }
 
 async fn get_role(
@@ -474,7 +474,7 @@ async fn list_bindings(
 ) -> Result<Json<Vec<RoleBinding>>, ApiError> {
     let access = in_project(&state, &caller, &org, &ws, &project).await?;
     access.require("list", RBAC, "rolebindings", &project)?;
-    Ok(Json(access.project(&project)?.spec.role_bindings.clone()))
+    Ok(Json(access.project(&project)?.spec.role_bindings))
 }
 
 async fn bind_role(
@@ -493,12 +493,12 @@ async fn bind_role(
                 .project(&project)?
                 .spec
                 .roles
-                .iter()
+                .into_iter()
                 .find(|r| r.name == *role)
                 .ok_or_else(|| {
                     ApiError::invalid("role", format!("project {project} has no role {role}"))
                 })?;
-            ("role", found.rules.clone())
+            ("role", found.rules)
         }
         (None, Some(preset)) => ("clusterRole", Presets::builtin().rules(preset).to_vec()),
         _ => {

@@ -790,15 +790,16 @@ fn find_workspace<'a>(
         .ok_or_else(|| ActionError::NotFound(format!("workspace {org}/{ws}")))
 }
 
-fn find_project<'a>(
-    intent: &'a Intent,
+fn find_project(
+    intent: &Intent,
     org: &str,
     ws: &str,
     project: &str,
-) -> Result<&'a Project, ActionError> {
+) -> Result<Project, ActionError> {
     find_workspace(intent, org, ws)?
         .projects
         .get(project)
+        .map(compiler::intent::ProjectFile::project)
         .ok_or_else(|| ActionError::NotFound(format!("project {org}/{ws}/{project}")))
 }
 
@@ -837,7 +838,7 @@ fn edit_project(
     let before = find_project(intent, org, ws, project)?;
     let mut doc = before.clone();
     edit(&mut doc.spec)?;
-    if doc == *before {
+    if doc == before {
         return Ok(());
     }
     change.files.insert(

@@ -468,6 +468,7 @@ impl Permissions {
             }
         }
         for (name, project) in &ws.projects {
+            let project = project.project();
             let mut rules = Vec::new();
             for binding in &project.spec.role_bindings {
                 if !groups.contains(&binding.group) {
@@ -529,7 +530,8 @@ impl Permissions {
 #[cfg(test)]
 mod tests {
     use compiler::intent::{
-        API_VERSION, Metadata, Project, ProjectSpec, Role, RoleBinding, Workspace, WorkspaceSpec,
+        API_VERSION, Metadata, Project, ProjectFile, ProjectSpec, Role, RoleBinding, Workspace,
+        WorkspaceSpec,
     };
     use proptest::prelude::*;
 
@@ -573,7 +575,7 @@ mod tests {
                 .map(|(name, spec)| {
                     (
                         name.to_owned(),
-                        Project {
+                        ProjectFile::new(&Project {
                             api_version: API_VERSION.into(),
                             kind: "Project".into(),
                             metadata: Metadata {
@@ -581,7 +583,7 @@ mod tests {
                                 labels: BTreeMap::new(),
                             },
                             spec,
-                        },
+                        }),
                     )
                 })
                 .collect(),

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use compiler::intent::{Project, WorkspaceIntent};
+use compiler::intent::{Project, ProjectFile, WorkspaceIntent};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
@@ -206,13 +206,17 @@ impl WorkspaceAccess {
     }
 
     /// A project of the workspace.
-    pub fn project(&self, name: &str) -> TenancyResult<&Project> {
-        self.intent().projects.get(name).ok_or_else(|| {
-            TenancyError::NotFound(format!(
-                "project {}/{}/{name}",
-                self.org.org.slug, self.name
-            ))
-        })
+    pub fn project(&self, name: &str) -> TenancyResult<Project> {
+        self.intent()
+            .projects
+            .get(name)
+            .map(ProjectFile::project)
+            .ok_or_else(|| {
+                TenancyError::NotFound(format!(
+                    "project {}/{}/{name}",
+                    self.org.org.slug, self.name
+                ))
+            })
     }
 
     /// Refuses a group name the workspace does not have, naming `field`.
