@@ -86,6 +86,9 @@ pub async fn open(settings: Settings) -> Result<AppState> {
         groups_removed = synced.groups_removed,
         "indexed the workspaces"
     );
+    // Reading the intent of every workspace touched most of the packs: give those pages
+    // back (see `GitOps::release_handles`).
+    engine.gitops().release_handles();
     settings
         .issuer
         .check()

@@ -7,7 +7,6 @@
 //! against its first parent), never on the branch it was reached from: that is what lets an
 //! index built up to one tip be extended to any descendant of that tip.
 
-use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +14,7 @@ use std::sync::Arc;
 
 use git2::{Commit, ErrorCode, Oid, Repository, Sort};
 
-use super::objects::{Reader, TreeCache, TreeEntry, git_order};
+use super::objects::{Reader, TreeCache};
 use super::{CommitMessage, GitOpsError, Trailers};
 
 /// Below this many commits, facts are read on one thread; above it, on one thread per core.
@@ -236,6 +235,58 @@ impl AuditRepo {
         Ok(out)
     }
 
+    /// The `Hexabase-*` trailers of the commits reachable from `tip` but not from `known`,
+    /// parents first, when `known` is `tip` or one of its ancestors; `None` when it is not
+    /// (a rewritten history). One walk answers both: `known` is an ancestor exactly when it
+    /// is `tip` or the parent of a commit of the walk.
+    pub fn trailers_since(
+        &self,
+        tip: Oid,
+        known: Oid,
+    ) -> Result<Option<Vec<Trailers>>, GitOpsError> {
+        if tip == known {
+            return Ok(Some(Vec::new()));
+        }
+        let mut walk = self.repo.revwalk().map_err(GitOpsError::Git)?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+            .map_err(GitOpsError::Git)?;
+        walk.push(tip).map_err(GitOpsError::Git)?;
+        match walk.hide(known) {
+            Ok(()) => {}
+            // Not in the repository at all: pruned after a rewrite.
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(GitOpsError::Git(e)),
+        }
+        let mut out = Vec::new();
+        let mut reaches = false;
+        for id in walk {
+            let commit = self
+                .repo
+                .find_commit(id.map_err(GitOpsError::Git)?)
+                .map_err(GitOpsError::Git)?;
+            reaches |= commit.parent_ids().any(|p| p == known);
+            let message = String::from_utf8_lossy(commit.message_bytes());
+            out.extend(CommitMessage::parse_trailers(&message));
+        }
+        Ok(reaches.then_some(out))
+    }
+
+    /// The organizations and workspaces whose files differ between the commits `from` and
+    /// `to`: one comparison of their trees, however many commits lie between (a file changed
+    /// and changed back between them is not a difference).
+    pub fn changed_scopes(&self, from: Oid, to: Oid) -> Result<BTreeSet<Scope>, GitOpsError> {
+        let tree = |id: Oid| {
+            self.repo
+                .find_commit(id)
+                .map(|c| c.tree_id())
+                .map_err(GitOpsError::Git)
+        };
+        let mut summary = Summary::default();
+        let reader = Reader::new(&self.repo, &self.trees, Vec::new());
+        diff_trees(&reader, Some(tree(from)?), Some(tree(to)?), &mut summary)?;
+        Ok(summary.touched)
+    }
+
     /// The facts of every commit reachable from `tip` but not from `known` (all of them when
     /// `known` is `None`), parents before children. Large walks read commits on several
     /// threads, each with its own repository handle.
@@ -315,13 +366,7 @@ fn commit_facts(reader: &Reader<'_>, commit: &Commit<'_>) -> Result<CommitFacts,
         None
     };
     let mut summary = Summary::default();
-    diff_trees(
-        reader,
-        parent_tree,
-        Some(commit.tree_id()),
-        &mut String::new(),
-        &mut summary,
-    )?;
+    diff_trees(reader, parent_tree, Some(commit.tree_id()), &mut summary)?;
     let time = commit.committer().when();
     Ok(CommitFacts {
         id: commit.id(),
@@ -368,78 +413,24 @@ impl Summary {
 
 /// Counts the files added, modified and deleted from `old` to `new` (files of a tree that
 /// became a file, or the reverse, count as deleted and added, as `git diff` shows them), and
-/// notes the scope of every changed path. Equal subtrees are skipped by id, so the cost
-/// follows the size of the change, not of the tree: that is why this is not libgit2's tree
-/// diff, which walks both trees whole. Trees are read through the tree cache, where the
+/// notes the scope of every changed path. Trees are read through the tree cache, where the
 /// engine's latest commits already are.
 fn diff_trees(
     reader: &Reader<'_>,
     old: Option<Oid>,
     new: Option<Oid>,
-    path: &mut String,
     summary: &mut Summary,
 ) -> Result<(), GitOpsError> {
-    let (olds, news) = (
-        old.map(|t| reader.tree(t)).transpose()?,
-        new.map(|t| reader.tree(t)).transpose()?,
-    );
-    let (olds, news) = (
-        olds.as_ref().map_or(&[][..], |t| t.entries()),
-        news.as_ref().map_or(&[][..], |t| t.entries()),
-    );
-    let (mut olds, mut news) = (olds.iter().peekable(), news.iter().peekable());
-    loop {
-        let (a, b) = match (olds.peek(), news.peek()) {
+    reader.diff(old, new, &mut |path, before, after| {
+        match (before, after) {
+            (Some(_), Some(_)) => summary.modified += 1,
+            (Some(_), None) => summary.deleted += 1,
+            (None, Some(_)) => summary.added += 1,
             (None, None) => return Ok(()),
-            (Some(a), None) => (Some(*a), None),
-            (None, Some(b)) => (None, Some(*b)),
-            (Some(a), Some(b)) => match git_order(a, b) {
-                Ordering::Less => (Some(*a), None),
-                Ordering::Greater => (None, Some(*b)),
-                Ordering::Equal => (Some(*a), Some(*b)),
-            },
-        };
-        if a.is_some() {
-            olds.next();
         }
-        if b.is_some() {
-            news.next();
-        }
-        if let (Some(a), Some(b)) = (a, b)
-            && a.id == b.id
-            && a.mode == b.mode
-        {
-            continue;
-        }
-        let Some(name) = a.or(b).map(|e| &e.name) else {
-            continue;
-        };
-        let len = path.len();
-        if !path.is_empty() {
-            path.push('/');
-        }
-        path.push_str(&String::from_utf8_lossy(name));
-        let tree = |e: &TreeEntry| e.is_tree().then_some(e.id);
-        match (a, b) {
-            (Some(a), Some(b)) if !a.is_tree() && !b.is_tree() => {
-                summary.modified += 1;
-                summary.note(path);
-            }
-            (Some(a), Some(b)) => diff_trees(reader, tree(a), tree(b), path, summary)?,
-            (Some(a), None) if a.is_tree() => diff_trees(reader, tree(a), None, path, summary)?,
-            (None, Some(b)) if b.is_tree() => diff_trees(reader, None, tree(b), path, summary)?,
-            (Some(_), None) => {
-                summary.deleted += 1;
-                summary.note(path);
-            }
-            (None, Some(_)) => {
-                summary.added += 1;
-                summary.note(path);
-            }
-            (None, None) => {}
-        }
-        path.truncate(len);
-    }
+        summary.note(path);
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use compiler::{Diagnostic, Intent};
-use git2::{Delta, ErrorCode, Oid, Repository, Tree};
+use git2::{ErrorCode, Oid, Repository, Tree};
 
 pub use message::{CommitMessage, Trailers, sanitize_line};
 pub use objects::NewObjects;
@@ -384,6 +384,16 @@ impl GitOps {
         })
     }
 
+    /// Lets every kept handle go. libgit2 maps a pack file while any handle has it open, and
+    /// what reading touched stays resident; after reading the whole intent (at start), this
+    /// gives those pages back. Handles in use are kept.
+    pub fn release_handles(&self) {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// A reader of `repo` through this repository's tree cache that also sees `layers`,
     /// objects not on disk yet (see [`objects::Reader`]).
     pub fn reader<'a>(
@@ -403,7 +413,7 @@ impl GitOps {
     /// Writes `objects` as one pack into `objects/pack`, each object stored whole (no delta
     /// search: an action writes a few dozen small objects). Durable when it returns: the
     /// pack and its index are fsynced before they are renamed into place, then the folder;
-    /// a reference may point at them next. Their trees join the tree cache.
+    /// a reference may point at them next. See [`GitOps::keep_trees`].
     pub fn write_pack(&self, repo: &Repository, objects: &NewObjects) -> Result<(), GitOpsError> {
         if objects.is_empty() {
             return Ok(());
@@ -416,8 +426,13 @@ impl GitOps {
         pack.finish(&repo.path().join("objects").join("pack"))
             .map_err(|source| self.pack_error(source))?;
         failpoint!("gitops-pack-written");
-        self.trees.insert_landed(objects);
         Ok(())
+    }
+
+    /// Keeps the trees of `objects` (packed by [`GitOps::write_pack`]) that make up the tree
+    /// `root` in the tree cache: the next change reads them.
+    pub fn keep_trees(&self, objects: &NewObjects, root: Oid) {
+        self.trees.insert_reachable(objects, root);
     }
 
     fn pack_error(&self, source: std::io::Error) -> GitOpsError {
@@ -572,7 +587,7 @@ impl GitOps {
             return Ok(found);
         }
         let last = self.recent_lock().back().cloned();
-        let next = Arc::new(derive(repo, last, commit)?);
+        let next = Arc::new(derive(&self.reader(repo, Vec::new()), last, commit)?);
         self.remember(&next);
         Ok(next)
     }
@@ -937,21 +952,21 @@ fn walk(
 }
 
 /// The intent at `commit`, derived from `last` (when it has an intent tree, or is of an
-/// unborn branch) by a diff of the two `intent/` trees.
+/// unborn branch) by a diff of the two `intent/` trees, read through `reader`.
 fn derive(
-    repo: &Repository,
+    reader: &objects::Reader<'_>,
     last: Option<Arc<Snapshot>>,
     commit: Option<Oid>,
 ) -> Result<Snapshot, GitOpsError> {
     let tree = commit
-        .map(|c| repo.find_commit(c).and_then(|c| c.tree()))
+        .map(|c| reader.repo().find_commit(c).map(|c| c.tree_id()))
         .transpose()
         .map_err(GitOpsError::Git)?;
-    let intent_tree = match &tree {
-        Some(t) => match t.get_name("intent") {
-            Some(e) if e.kind() == Some(git2::ObjectType::Tree) => Some(e.id()),
-            _ => None,
-        },
+    let intent_tree = match tree {
+        Some(t) => reader
+            .entry(t, "intent")?
+            .filter(objects::TreeEntry::is_tree)
+            .map(|e| e.id),
         None => None,
     };
     let base = last
@@ -959,46 +974,25 @@ fn derive(
         .unwrap_or_default();
     let mut next = Snapshot {
         commit,
-        tree: tree.as_ref().map(Tree::id),
+        tree,
         intent_tree,
         intent: base.intent.clone(),
         problems: base.problems.clone(),
     };
     if base.intent_tree != intent_tree {
-        let old = base
-            .intent_tree
-            .map(|id| repo.find_tree(id))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
-        let new = intent_tree
-            .map(|id| repo.find_tree(id))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
-        let diff = repo
-            .diff_tree_to_tree(old.as_ref(), new.as_ref(), None)
-            .map_err(GitOpsError::Git)?;
-        for delta in diff.deltas() {
-            let file = if delta.status() == Delta::Deleted {
-                delta.old_file()
-            } else {
-                delta.new_file()
+        reader.diff(base.intent_tree, intent_tree, &mut |path, _, after| {
+            let text = match after {
+                Some(entry) => Some(String::from_utf8_lossy(&reader.blob(entry.id)?).into_owned()),
+                None => None,
             };
-            let Some(path) = file.path().and_then(Path::to_str).map(str::to_owned) else {
-                continue;
-            };
-            let text = if delta.status() == Delta::Deleted {
-                None
-            } else {
-                let blob = repo.find_blob(file.id()).map_err(GitOpsError::Git)?;
-                Some(String::from_utf8_lossy(blob.content()).into_owned())
-            };
-            let problems = next.intent.set_file(&path, text.as_deref());
+            let problems = next.intent.set_file(path, text.as_deref());
             if problems.is_empty() {
-                next.problems.remove(&path);
+                next.problems.remove(path);
             } else {
-                next.problems.insert(path, problems);
+                next.problems.insert(path.to_owned(), problems);
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(next)
 }

@@ -223,7 +223,7 @@ impl NewObjects {
 }
 
 /// Trees read from disk, parsed, the most recently used kept: two generations, the young one
-/// filled until it holds 4,096 trees, when it becomes the old one (and the old one
+/// filled until it holds 2,048 trees, when it becomes the old one (and the old one
 /// is dropped); a tree found in the old generation moves to the young one. Only trees that
 /// are on disk go in, so dropping any is only a read later.
 #[derive(Debug, Default)]
@@ -235,7 +235,7 @@ pub struct TreeCache {
 type Generation = HashMap<Oid, Arc<Tree>>;
 
 /// How many trees the young generation of a [`TreeCache`] holds at most.
-const TREES_KEPT: usize = 4096;
+const TREES_KEPT: usize = 2048;
 
 impl TreeCache {
     fn get(&self, id: Oid) -> Option<Arc<Tree>> {
@@ -256,12 +256,19 @@ impl TreeCache {
         Self::keep(young, old, id, tree);
     }
 
-    /// Keeps the trees of `objects`, which are on disk now (packed).
-    pub fn insert_landed(&self, objects: &NewObjects) {
+    /// Keeps the trees of `objects` that the tree `root` is made of: they are on disk now
+    /// (packed), and the next change starts from them. Trees of `objects` that `root` does
+    /// not reach (of commits between, in a batch of several) are not kept.
+    pub fn insert_reachable(&self, objects: &NewObjects, root: Oid) {
         let mut guard = self.generations.lock().unwrap_or_else(|e| e.into_inner());
         let (young, old) = &mut *guard;
-        for (id, tree) in &objects.trees {
-            Self::keep(young, old, *id, Arc::clone(tree));
+        let mut todo = vec![root];
+        while let Some(id) = todo.pop() {
+            let Some(tree) = objects.trees.get(&id) else {
+                continue;
+            };
+            todo.extend(tree.entries.iter().filter(|e| e.is_tree()).map(|e| e.id));
+            Self::keep(young, old, id, Arc::clone(tree));
         }
     }
 
@@ -272,6 +279,10 @@ impl TreeCache {
         }
     }
 }
+
+/// What [`Reader::diff`] calls for each changed file: its path, its entry before and after.
+pub type DiffFn<'a> =
+    dyn FnMut(&str, Option<&TreeEntry>, Option<&TreeEntry>) -> Result<(), GitOpsError> + 'a;
 
 /// Reads objects: first from new objects not on disk yet (`layers`), then trees from the
 /// cache, then from the repository.
@@ -358,20 +369,36 @@ impl<'a> Reader<'a> {
         prefix: &str,
         out: &mut BTreeSet<String>,
     ) -> Result<(), GitOpsError> {
+        self.visit_files(root, prefix, &mut |path, _| {
+            out.insert(path);
+        })
+    }
+
+    fn visit_files(
+        &self,
+        root: Oid,
+        prefix: &str,
+        f: &mut dyn FnMut(String, Oid),
+    ) -> Result<(), GitOpsError> {
         if prefix.is_empty() {
-            return self.walk(root, "", out);
+            return self.walk(root, "", f);
         }
         match self.entry(root, prefix)? {
-            Some(e) if e.is_tree() => self.walk(e.id, prefix, out),
+            Some(e) if e.is_tree() => self.walk(e.id, prefix, f),
             Some(e) if e.is_blob() => {
-                out.insert(prefix.to_owned());
+                f(prefix.to_owned(), e.id);
                 Ok(())
             }
             _ => Ok(()),
         }
     }
 
-    fn walk(&self, id: Oid, prefix: &str, out: &mut BTreeSet<String>) -> Result<(), GitOpsError> {
+    fn walk(
+        &self,
+        id: Oid,
+        prefix: &str,
+        f: &mut dyn FnMut(String, Oid),
+    ) -> Result<(), GitOpsError> {
         let tree = self.tree(id)?;
         for entry in tree.entries() {
             let Ok(name) = std::str::from_utf8(&entry.name) else {
@@ -383,12 +410,85 @@ impl<'a> Reader<'a> {
                 format!("{prefix}/{name}")
             };
             if entry.is_tree() {
-                self.walk(entry.id, &path, out)?;
+                self.walk(entry.id, &path, f)?;
             } else if entry.is_blob() {
-                out.insert(path);
+                f(path, entry.id);
             }
         }
         Ok(())
+    }
+
+    /// Calls `f` for every file that differs between the trees `old` and `new` (either may
+    /// be absent): its path, and its entry before and after (`None` where there is none; a
+    /// file that became a folder, or the reverse, is a deletion and additions). Equal
+    /// folders are skipped by id, so the cost follows the size of the change, not of the
+    /// trees.
+    pub fn diff(
+        &self,
+        old: Option<Oid>,
+        new: Option<Oid>,
+        f: &mut DiffFn<'_>,
+    ) -> Result<(), GitOpsError> {
+        self.diff_at(old, new, &mut String::new(), f)
+    }
+
+    fn diff_at(
+        &self,
+        old: Option<Oid>,
+        new: Option<Oid>,
+        path: &mut String,
+        f: &mut DiffFn<'_>,
+    ) -> Result<(), GitOpsError> {
+        let (olds, news) = (
+            old.map(|t| self.tree(t)).transpose()?,
+            new.map(|t| self.tree(t)).transpose()?,
+        );
+        let (olds, news) = (
+            olds.as_ref().map_or(&[][..], |t| t.entries()),
+            news.as_ref().map_or(&[][..], |t| t.entries()),
+        );
+        let (mut olds, mut news) = (olds.iter().peekable(), news.iter().peekable());
+        loop {
+            let (a, b) = match (olds.peek(), news.peek()) {
+                (None, None) => return Ok(()),
+                (Some(a), None) => (Some(*a), None),
+                (None, Some(b)) => (None, Some(*b)),
+                (Some(a), Some(b)) => match git_order(a, b) {
+                    std::cmp::Ordering::Less => (Some(*a), None),
+                    std::cmp::Ordering::Greater => (None, Some(*b)),
+                    std::cmp::Ordering::Equal => (Some(*a), Some(*b)),
+                },
+            };
+            if a.is_some() {
+                olds.next();
+            }
+            if b.is_some() {
+                news.next();
+            }
+            if let (Some(a), Some(b)) = (a, b)
+                && a.id == b.id
+                && a.mode == b.mode
+            {
+                continue;
+            }
+            let Some(name) = a.or(b).map(|e| &e.name) else {
+                continue;
+            };
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(&String::from_utf8_lossy(name));
+            // In git's order a file and a folder of the same name are two entries, never a
+            // pair: a file that became a folder is a deletion and additions.
+            let tree = |e: Option<&TreeEntry>| e.filter(|e| e.is_tree()).map(|e| e.id);
+            if a.is_some_and(TreeEntry::is_tree) || b.is_some_and(TreeEntry::is_tree) {
+                self.diff_at(tree(a), tree(b), path, f)?;
+            } else {
+                f(path, a, b)?;
+            }
+            path.truncate(len);
+        }
     }
 
     /// The tree `edits` (path from the root to edit) make of the tree `base`; `None` when
@@ -734,6 +834,63 @@ mod tests {
             Some(next)
         );
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_diff_names_each_changed_file_once() {
+        let (_dir, repo) = repo();
+        let cache = TreeCache::default();
+        let reader = Reader::new(&repo, &cache, Vec::new());
+        let build = |files: &[(&str, &str)]| {
+            let edits: BTreeMap<String, Edit> = files.iter().map(|(p, t)| write(p, t)).collect();
+            let mut out = NewObjects::default();
+            let tree = reader.build(None, &edits, &mut out).expect("build");
+            out.write_loose(&repo).expect("write");
+            tree
+        };
+        let old = build(&[
+            ("same/a", "a\n"),
+            ("dir/kept", "k\n"),
+            ("dir/changed", "1\n"),
+            ("dir/gone", "g\n"),
+            ("became", "a file\n"),
+        ]);
+        let new = build(&[
+            ("same/a", "a\n"),
+            ("dir/kept", "k\n"),
+            ("dir/changed", "2\n"),
+            ("dir/new", "n\n"),
+            ("became/inner", "a folder\n"),
+        ]);
+        let mut seen = Vec::new();
+        reader
+            .diff(old, new, &mut |path, before, after| {
+                seen.push((path.to_owned(), before.is_some(), after.is_some()));
+                Ok(())
+            })
+            .expect("diff");
+        seen.sort();
+        let expected = [
+            ("became", true, false),
+            ("became/inner", false, true),
+            ("dir/changed", true, true),
+            ("dir/gone", true, false),
+            ("dir/new", false, true),
+        ];
+        assert_eq!(
+            seen,
+            expected.map(|(p, b, a)| (p.to_owned(), b, a)).to_vec()
+        );
+        // From nothing, every file is new.
+        let mut all = 0;
+        reader
+            .diff(None, new, &mut |_, before, after| {
+                assert!(before.is_none() && after.is_some());
+                all += 1;
+                Ok(())
+            })
+            .expect("diff");
+        assert_eq!(all, 5);
     }
 
     #[test]

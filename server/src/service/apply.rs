@@ -443,6 +443,9 @@ impl Engine {
             };
             let t = timing::span("batch.write_pack");
             self.gitops.write_pack(repo, &objects)?;
+            if let Some(tree) = current.tree {
+                self.gitops.keep_trees(&objects, tree);
+            }
             drop(t);
             // Readers that see the branch move find its snapshot at once instead of deriving
             // it. Its objects are on disk now, so it is sound even if the branch does not
