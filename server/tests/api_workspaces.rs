@@ -1120,3 +1120,73 @@ async fn write_actions_beyond_the_organization_limit_wait() {
         "no commit for the limited request"
     );
 }
+
+#[tokio::test]
+async fn the_index_follows_commits_by_people_and_rewritten_history() {
+    let env = server("index-follows").await;
+    with_workspace(&env).await;
+    let sync = || server::service::tenancy::sync_index(&env.state.store, &env.state.engine);
+    sync().await.expect("sync");
+    let before_workspace = env.commits()[1].id.clone();
+    // A person adds a project to `dev` by a commit of their own.
+    let repo = git2::Repository::open(env.state.settings.git_repo()).expect("open");
+    let head = repo
+        .find_reference("refs/heads/main")
+        .and_then(|r| r.peel_to_commit())
+        .expect("head");
+    let project =
+        "apiVersion: hexabase.ai/v1alpha1\nkind: Project\nmetadata:\n  name: handmade\nspec: {}\n";
+    let edits = std::collections::BTreeMap::from([(
+        "intent/acme/dev/projects/handmade.yaml".to_owned(),
+        server::gitops::Edit::Write(project.into()),
+    )]);
+    let tree = server::gitops::tree::apply(&repo, Some(&head.tree().expect("tree")), &edits)
+        .expect("tree")
+        .expect("not empty");
+    let person = git2::Signature::now("Person", "person@acme.test").expect("signature");
+    let by_hand = repo
+        .commit(
+            Some("refs/heads/main"),
+            &person,
+            &person,
+            "add a project by hand",
+            &repo.find_tree(tree).expect("tree"),
+            &[&head],
+        )
+        .expect("commit");
+    let synced = sync().await.expect("sync");
+    assert!(
+        !synced.full,
+        "a descendant of the indexed head is synced incrementally"
+    );
+    let rows = env
+        .state
+        .store
+        .indexed_workspaces("acme")
+        .await
+        .expect("index");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].projects, 1);
+    assert_eq!(rows[0].commit_id, by_hand.to_string());
+    // History rewritten to before the workspace: the index is rebuilt, and `dev` is gone.
+    repo.reference(
+        "refs/heads/main",
+        git2::Oid::from_str(&before_workspace).expect("id"),
+        true,
+        "rewrite",
+    )
+    .expect("reset");
+    let synced = sync().await.expect("sync");
+    assert!(
+        synced.full,
+        "a head that does not descend from the indexed one rebuilds"
+    );
+    assert!(
+        env.state
+            .store
+            .indexed_workspaces("acme")
+            .await
+            .expect("index")
+            .is_empty()
+    );
+}

@@ -466,12 +466,13 @@ async fn sync_locked(
     let tip = snapshot.commit.expect("checked above");
     let walked = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
         let repo = AuditRepo::open(&path, &branch)?.with_tree_cache(trees);
-        let since = match known.as_deref().map(git2::Oid::from_str) {
-            Some(Ok(oid)) if repo.reaches(tip, oid)? => Some(oid),
-            _ => None,
+        let Some(Ok(known)) = known.as_deref().map(git2::Oid::from_str) else {
+            return Ok(None);
         };
-        match since {
-            Some(oid) => Ok(Some(repo.commits(tip, Some(oid))?)),
+        // Who created workspaces: the trailers of the commits since; what changed: one
+        // comparison of the two heads' trees (the newest in the tree cache).
+        match repo.trailers_since(tip, known)? {
+            Some(trailers) => Ok(Some((repo.changed_scopes(known, tip)?, trailers))),
             None => Ok(None),
         }
     })
@@ -486,19 +487,14 @@ async fn sync_locked(
         ..IndexSync::default()
     };
     let (written, creators) = match &walked {
-        Some(commits) => {
-            let scope: Vec<(String, String)> = commits
+        Some((touched, trailers)) => {
+            let scope: Vec<(String, String)> = touched
                 .iter()
-                .flat_map(|c| &c.touched)
                 .filter_map(|s| s.workspace.as_ref().map(|w| (s.org.clone(), w.clone())))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
                 .collect();
             let rows = rows_of(&mut scope.iter().map(|(o, w)| (o, w)));
             result.groups_removed = store.sync_workspace_index(&head_id, &scope, &rows).await?;
-            let trailers: Vec<Trailers> =
-                commits.iter().filter_map(|c| c.trailers.clone()).collect();
-            (rows, creators_of(&trailers))
+            (rows, creators_of(trailers))
         }
         None => {
             let all: Vec<(&String, &String)> = snapshot
