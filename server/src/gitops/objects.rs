@@ -374,6 +374,19 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The files at or below `prefix` in the tree `root`, with their blob ids.
+    pub fn file_ids_under(
+        &self,
+        root: Oid,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, Oid>, GitOpsError> {
+        let mut out = BTreeMap::new();
+        self.visit_files(root, prefix, &mut |path, id| {
+            out.insert(path, id);
+        })?;
+        Ok(out)
+    }
+
     fn visit_files(
         &self,
         root: Oid,

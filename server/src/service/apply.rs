@@ -10,7 +10,7 @@ use git2::{Oid, Repository};
 
 use super::action::{Action, ActionError};
 use super::requests::RequestIndex;
-use crate::gitops::objects::Reader;
+use crate::gitops::objects::{Reader, object_id};
 use crate::gitops::{
     CommitMessage, Edit, GitOps, GitOpsError, Identity, NewObjects, Snapshot, Trailers,
 };
@@ -1322,15 +1322,16 @@ impl Engine {
         }
         let mut drift = Vec::new();
         for root in &roots {
-            let mut existing = BTreeSet::new();
-            reader.files_under(tree, root, &mut existing)?;
+            // Compared by blob id: what was expected, hashed, against what is there, so no
+            // file needs reading.
+            let existing = reader.file_ids_under(tree, root)?;
             let prefix = format!("{root}/");
-            for path in &existing {
-                let actual = match reader.entry(tree, path)? {
-                    Some(entry) => Some(reader.blob(entry.id)?),
-                    None => None,
-                };
-                if expected.files.get(path).map(String::as_bytes) != actual.as_deref() {
+            for (path, id) in &existing {
+                let expected_id = expected
+                    .files
+                    .get(path)
+                    .map(|text| object_id(git2::ObjectType::Blob, text.as_bytes()));
+                if expected_id != Some(*id) {
                     drift.push(path.clone());
                 }
             }
@@ -1338,7 +1339,7 @@ impl Engine {
                 expected
                     .files
                     .keys()
-                    .filter(|p| p.starts_with(&prefix) && !existing.contains(*p))
+                    .filter(|p| p.starts_with(&prefix) && !existing.contains_key(*p))
                     .cloned(),
             );
         }
