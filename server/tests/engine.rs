@@ -254,6 +254,8 @@ fn actions_write_packs_that_are_rolled_up_and_stay_sound() {
             )
             .expect("applies");
         assert!(matches!(outcome, Outcome::Committed { .. }));
+        // Roll-ups run on the engine's maintenance thread.
+        engine.gitops().wait_for_maintenance();
         // Every action's objects went into a pack; none were written loose.
         let (now_loose, packs) = common::object_files(&path);
         assert_eq!(now_loose, loose, "loose objects after action {a}");

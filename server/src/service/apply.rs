@@ -78,8 +78,6 @@ pub struct Engine {
     bot: Identity,
     /// Serializes the commit step inside this process; compiles run in parallel.
     commit_lock: Mutex<()>,
-    /// Held while packs are rolled up, after a commit step (one roll-up at a time).
-    rollup_lock: Mutex<()>,
     /// Actions prepared and waiting for the commit step. A thread that finds no batch being
     /// committed takes all of them and commits them as a chain (under the commit lock), each
     /// its own commit, with one pack and one branch move for the lot (group commit).
@@ -226,7 +224,6 @@ impl Engine {
             compiler: Compiler::new(&Catalog::builtin())?,
             bot,
             commit_lock: Mutex::new(()),
-            rollup_lock: Mutex::new(()),
             queue: Mutex::new(Queue::default()),
             batch_done: Condvar::new(),
             written: Mutex::new(BTreeMap::new()),
@@ -310,24 +307,12 @@ impl Engine {
         drop(queue);
         drop(waiting);
         if committed {
-            self.roll_up_packs();
+            // On the maintenance thread: never on an answer's way.
+            self.gitops.request_roll_up();
         }
         lock(&job.outcome)
             .take()
             .expect("a job is done once its batch is")
-    }
-
-    /// Rolls small packs up (see [`GitOps::roll_up_packs`]), outside the commit lock so that
-    /// other actions commit meanwhile, and in one thread at a time. Maintenance, not part of
-    /// a commit: a failure leaves more packs, and the next batch tries again.
-    fn roll_up_packs(&self) {
-        let Ok(_guard) = self.rollup_lock.try_lock() else {
-            return;
-        };
-        let _t = timing::span("apply.roll_up_packs");
-        if let Ok(repo) = self.gitops.cached_repo() {
-            let _ = self.gitops.roll_up_packs(&repo);
-        }
     }
 
     /// [`Engine::apply`] with the commit lock already held, on the branch's current head.
