@@ -9,8 +9,14 @@
 //!
 //! Targets (issue #4, "Speed"), each on SQLite and on PostgreSQL:
 //! 1. [`CLIENTS`] concurrent HTTP clients creating projects, each its own commit: at least
-//!    250 actions per second, with p99 under 100 ms (the latency a client sees, from sending
-//!    the request to reading the whole answer).
+//!    250 actions per second, with p99 under 100 ms. Two measurements, because a closed loop
+//!    cannot show both: with [`CLIENTS`] requests always in flight, the mean latency is
+//!    [`CLIENTS`] ÷ the rate whatever the server does (Little's law; 64 ÷ 250/s = 256 ms).
+//!    So the clients first create projects as fast as they are answered (the rate the
+//!    server sustains), then at [`PACED_RATE`] actions per second in all, each client on a
+//!    fixed schedule, and the p99 of that phase is the latency at that rate (counted from
+//!    when each request was due, so a slow answer that delays the next request counts
+//!    against both: no coordinated omission).
 //! 2. Listing an organization's workspaces (100 of them) answers in under 10 ms: p50 and p99
 //!    of one client's requests in a row, on an otherwise idle server. The same list asked
 //!    every 50 ms while the writers run is reported too.
@@ -33,7 +39,8 @@
 //! for the run (`HEXABASE_LIMITS__ACTIONS_PER_ORG_PER_SECOND`, `..._BURST`): the limiter
 //! still runs, but never refuses.
 //!
-//! Environment: `HB_API_ACTIONS` (default [`ACTIONS`]), `HB_API_CLIENTS` ([`CLIENTS`]),
+//! Environment: `HB_API_ACTIONS` (default [`ACTIONS`]), `HB_API_PACED` ([`PACED`], the
+//! actions of the paced phase), `HB_API_CLIENTS` ([`CLIENTS`]),
 //! `HB_API_TARGETS` (workspaces written to, [`TARGETS`]), `HB_API_LISTS` (list requests,
 //! [`LISTS`]) change the counts; `HB_API_DATABASES` is `sqlite,postgres` (the default), or one
 //! of them. PostgreSQL is `HEXABASE_TEST_POSTGRES` (default
@@ -63,6 +70,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const ACTIONS: usize = 4_000;
+/// Actions of the paced phase, and its rate in actions per second (all clients together).
+const PACED: usize = 2_500;
+const PACED_RATE: f64 = 250.0;
 const CLIENTS: usize = 64;
 const TARGETS: usize = 256;
 const LISTS: usize = 1_000;
@@ -74,6 +84,7 @@ const RATE: &str = "10000";
 fn main() -> Result<()> {
     let counts = Counts {
         actions: env_count("HB_API_ACTIONS", ACTIONS),
+        paced: env_count("HB_API_PACED", PACED),
         clients: env_count("HB_API_CLIENTS", CLIENTS).max(1),
         targets: env_count("HB_API_TARGETS", TARGETS).clamp(1, WORKSPACES),
         lists: env_count("HB_API_LISTS", LISTS).max(1),
@@ -138,6 +149,7 @@ fn main() -> Result<()> {
 
 struct Counts {
     actions: usize,
+    paced: usize,
     clients: usize,
     targets: usize,
     lists: usize,
@@ -156,6 +168,9 @@ struct Run {
     write_times: Vec<Duration>,
     write_wall: Duration,
     write_failures: BTreeMap<String, usize>,
+    paced_times: Vec<Duration>,
+    paced_wall: Duration,
+    paced_failures: BTreeMap<String, usize>,
     commits: usize,
     server_cpu: Duration,
     client_cpu: Duration,
@@ -182,7 +197,8 @@ impl Run {
         report.row(
             db,
             format!(
-                "{} clients creating projects, one commit each: {ok} of {} succeeded in {}",
+                "{} clients creating projects as fast as they are answered, one commit each: \
+                 {ok} of {} succeeded in {}",
                 counts.clients,
                 counts.actions,
                 fmt(self.write_wall)
@@ -193,17 +209,48 @@ impl Run {
         );
         report.row(
             db,
-            "… latency a client sees: p50; p99".to_owned(),
+            format!(
+                "… latency a client sees then: p50; p99 (with {} requests always in flight, the \
+                 mean is {} ÷ the rate)",
+                counts.clients, counts.clients
+            ),
             format!("{}; {}", fmt(p50), fmt(p99)),
-            "p99 < 100 ms",
-            Some(ok > 0 && p99 < Duration::from_millis(100)),
+            "",
+            None,
         );
+        let paced_ok = self.paced_times.len();
+        let paced_rate = paced_ok as f64 / self.paced_wall.as_secs_f64().max(1e-9);
+        let mut paced = self.paced_times.clone();
+        let paced_p =
+            (!paced.is_empty()).then(|| (percentile(&mut paced, 50), percentile(&mut paced, 99)));
         report.row(
             db,
-            "… requests that failed (by status)".to_owned(),
-            describe_failures(&self.write_failures),
+            format!(
+                "{} clients creating projects at {PACED_RATE} actions/s in all (each on a fixed \
+                 schedule, latency counted from when a request was due): {paced_ok} of {} \
+                 succeeded at {paced_rate:.0}/s; p50; p99",
+                counts.clients, counts.paced
+            ),
+            paced_p.map_or_else(
+                || "none succeeded".to_owned(),
+                |(a, b)| format!("{}; {}", fmt(a), fmt(b)),
+            ),
+            "p99 < 100 ms",
+            Some(
+                self.paced_failures.is_empty()
+                    && paced_p.is_some_and(|(_, p99)| p99 < Duration::from_millis(100)),
+            ),
+        );
+        let mut failures = self.write_failures.clone();
+        for (status, n) in &self.paced_failures {
+            *failures.entry(status.clone()).or_default() += n;
+        }
+        report.row(
+            db,
+            "… requests that failed (by status), both phases".to_owned(),
+            describe_failures(&failures),
             "none",
-            Some(self.write_failures.is_empty()),
+            Some(failures.is_empty()),
         );
         let per_action = |d: Duration| fmt(d / u32::try_from(ok.max(1)).unwrap_or(u32::MAX));
         report.row(
@@ -473,49 +520,18 @@ async fn run(
             times
         }
     });
-    let started = Instant::now();
-    let writers: Vec<_> = (0..counts.clients)
-        .map(|c| {
-            let client = Api {
-                http: reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .build()
-                    .expect("a client without TLS settings builds"),
-                ..api.clone()
-            };
-            let targets = targets.clone();
-            let actions: Vec<usize> = (c..counts.actions).step_by(counts.clients).collect();
-            tokio::spawn(async move {
-                let mut times = Vec::with_capacity(actions.len());
-                let mut failures: BTreeMap<String, usize> = BTreeMap::new();
-                for n in actions {
-                    let (org, ws, _, _) = placement(targets[n % targets.len()]);
-                    let path = format!("/api/v1/orgs/{org}/workspaces/{ws}/projects");
-                    let body = json!({"name": format!("bench-{n}")});
-                    let started = Instant::now();
-                    match client.call("POST", &path, Some(body)).await {
-                        Ok((StatusCode::CREATED, answer)) if answer["commit"].is_string() => {
-                            times.push(started.elapsed());
-                        }
-                        Ok((status, answer)) => {
-                            let code = answer["code"].as_str().unwrap_or("").to_owned();
-                            *failures.entry(format!("{status} {code}")).or_default() += 1;
-                        }
-                        Err(error) => *failures.entry(error.to_string()).or_default() += 1,
-                    }
-                }
-                (times, failures)
-            })
-        })
-        .collect();
-    for writer in writers {
-        let (times, failures) = writer.await?;
-        result.write_times.extend(times);
-        for (status, n) in failures {
-            *result.write_failures.entry(status).or_default() += n;
-        }
-    }
-    result.write_wall = started.elapsed();
+    let writes = write(
+        &api,
+        counts.clients,
+        &targets,
+        "bench",
+        counts.actions,
+        None,
+    )
+    .await?;
+    result.write_times = writes.times;
+    result.write_failures = writes.failures;
+    result.write_wall = writes.wall;
     result.server_cpu = cpu_time_of(&server.pid().to_string()).saturating_sub(server_cpu);
     result.client_cpu = cpu_time().saturating_sub(client_cpu);
     done.store(true, Ordering::Relaxed);
@@ -532,7 +548,26 @@ async fn run(
     result.handler_mean = mean("create_project");
     result.commits = commits_since(&repo, cache)? - before;
 
-    // 2. Lists, one after another, on an idle server.
+    // 2. The same writers at a fixed rate in all: latency at that rate.
+    progress(&format!(
+        "{database}: {} clients, {} actions at {PACED_RATE} actions/s",
+        counts.clients, counts.paced
+    ));
+    let pace = Duration::from_secs_f64(counts.clients as f64 / PACED_RATE);
+    let paced = write(
+        &api,
+        counts.clients,
+        &targets,
+        "paced",
+        counts.paced,
+        Some(pace),
+    )
+    .await?;
+    result.paced_times = paced.times;
+    result.paced_failures = paced.failures;
+    result.paced_wall = paced.wall;
+
+    // 3. Lists, one after another, on an idle server.
     progress(&format!("{database}: {} lists in a row", counts.lists));
     let org_names: Vec<String> = orgs.into_iter().collect();
     for i in 0..counts.lists {
@@ -569,6 +604,92 @@ async fn run(
 }
 
 /// Commits on the branch of `repo` since the cached base.
+/// What the writers did: each success's latency, failures by status, the time it all took.
+struct Writes {
+    times: Vec<Duration>,
+    failures: BTreeMap<String, usize>,
+    wall: Duration,
+}
+
+/// `clients` clients (one connection each) creating `actions` projects named
+/// `<prefix>-<n>`, each in the next of `targets`. Without `pace`, each client sends its next
+/// request when the last is answered (closed loop: `clients` requests always in flight).
+/// With `pace`, each client sends one every `pace`, on a fixed schedule staggered across
+/// the clients, whatever the answers (open loop: a fixed rate in all); a request's latency
+/// then counts from when it was due, so a late answer that delays the next request counts
+/// against both (no coordinated omission).
+async fn write(
+    api: &Api,
+    clients: usize,
+    targets: &[usize],
+    prefix: &'static str,
+    actions: usize,
+    pace: Option<Duration>,
+) -> Result<Writes> {
+    // Each client loads the system's certificates: made before the clock starts.
+    let made: Vec<Api> = (0..clients)
+        .map(|_| Api {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .expect("a client without TLS settings builds"),
+            ..api.clone()
+        })
+        .collect();
+    let started = Instant::now();
+    let writers: Vec<_> = made
+        .into_iter()
+        .enumerate()
+        .map(|(c, client)| {
+            let targets = targets.to_vec();
+            let actions: Vec<usize> = (c..actions).step_by(clients).collect();
+            let stagger = pace.map(|p| p.mul_f64(c as f64 / clients as f64));
+            tokio::spawn(async move {
+                let mut times = Vec::with_capacity(actions.len());
+                let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+                for (k, n) in actions.into_iter().enumerate() {
+                    let due = match (pace, stagger) {
+                        (Some(pace), Some(stagger)) => {
+                            let due = started + stagger + pace * u32::try_from(k).unwrap_or(0);
+                            tokio::time::sleep_until(due.into()).await;
+                            due
+                        }
+                        _ => Instant::now(),
+                    };
+                    let (org, ws, _, _) = placement(targets[n % targets.len()]);
+                    let path = format!("/api/v1/orgs/{org}/workspaces/{ws}/projects");
+                    let body = json!({"name": format!("{prefix}-{n}")});
+                    match client.call("POST", &path, Some(body)).await {
+                        Ok((StatusCode::CREATED, answer)) if answer["commit"].is_string() => {
+                            times.push(due.elapsed());
+                        }
+                        Ok((status, answer)) => {
+                            let code = answer["code"].as_str().unwrap_or("").to_owned();
+                            *failures.entry(format!("{status} {code}")).or_default() += 1;
+                        }
+                        Err(error) => *failures.entry(error.to_string()).or_default() += 1,
+                    }
+                }
+                (times, failures)
+            })
+        })
+        .collect();
+    let mut out = Writes {
+        times: Vec::with_capacity(actions),
+        failures: BTreeMap::new(),
+        wall: Duration::ZERO,
+    };
+    for writer in writers {
+        let (times, failures) = writer.await?;
+        out.times.extend(times);
+        for (status, n) in failures {
+            *out.failures.entry(status).or_default() += n;
+        }
+    }
+    out.wall = started.elapsed();
+    Ok(out)
+}
+
 fn commits_since(repo: &Path, cache: &Cache) -> Result<usize> {
     let range = format!("{}..refs/heads/main", cache.base);
     Ok(git(repo, &["rev-list", "--count", &range])?
