@@ -102,6 +102,10 @@ pub async fn open(settings: Settings) -> Result<AppState> {
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
         outbox: Arc::new(outbox),
+        applying: Arc::new(tokio::sync::Semaphore::new(
+            crate::http::commit::APPLYING_PER_CPU
+                * std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        )),
     })
 }
 

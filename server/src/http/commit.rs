@@ -1,6 +1,7 @@
 //! Running an action through the engine on behalf of a caller: the caller is the commit's
 //! author, the request id its `Hexabase-Request` trailer, and the answer the commit.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::StatusCode;
@@ -28,7 +29,15 @@ pub struct CommitAnswer {
     pub replayed: bool,
 }
 
-/// Applies `action` as `caller`, with `request_id`, on a blocking thread.
+/// How many actions may be in the engine at once, per CPU. An action's work is CPU (compile,
+/// trees) and the wait for its batch's commit; a few per CPU keep both cores busy and the
+/// batches full. Beyond that, each one more only holds a blocking thread (its stack, and an
+/// allocator arena of its own) and a prepared change in memory without committing more per
+/// second: the others wait here, in order, holding nothing.
+pub const APPLYING_PER_CPU: usize = 4;
+
+/// Applies `action` as `caller`, with `request_id`, on a blocking thread, once there is a
+/// place in the engine ([`AppState::applying`]).
 pub async fn apply(
     state: &AppState,
     caller: &Caller,
@@ -44,9 +53,16 @@ pub async fn apply(
     };
     let engine = state.engine.clone();
     let started = Instant::now();
-    let result = tokio::task::spawn_blocking(move || engine.apply(&meta, &action))
+    let place = Arc::clone(&state.applying)
+        .acquire_owned()
         .await
         .map_err(|e| ApiError::internal(&e))?;
+    let result = tokio::task::spawn_blocking(move || {
+        let _place = place;
+        engine.apply(&meta, &action)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
     let (label, answer) = match result {
         Ok(Outcome::Committed { commit, drift }) => {
             state.outbox.committed();

@@ -56,6 +56,8 @@ pub struct AppState {
     pub sign_in: Arc<crate::service::accounts::SignIn>,
     /// The OpenID Connect issuer every vCluster trusts.
     pub issuer: Arc<crate::service::issuer::Issuer>,
+    /// Places in the engine: actions running in it at once (see [`commit::apply`]).
+    pub applying: Arc<tokio::sync::Semaphore>,
 }
 
 /// Builds a JSON Schema for one type, for the OpenAPI document.
