@@ -1136,10 +1136,19 @@ async fn the_index_follows_commits_by_people_and_rewritten_history() {
         .expect("head");
     let project =
         "apiVersion: hexabase.ai/v1alpha1\nkind: Project\nmetadata:\n  name: handmade\nspec: {}\n";
-    let edits = std::collections::BTreeMap::from([(
-        "intent/acme/dev/projects/handmade.yaml".to_owned(),
-        server::gitops::Edit::Write(project.into()),
-    )]);
+    // And a workspace `staging`, which SQL did not hear of.
+    let staging = "apiVersion: hexabase.ai/v1alpha1\nkind: Workspace\nmetadata:\n  name: staging\n\
+                   spec:\n  plan: dedicated-large\n  cluster: home\n";
+    let edits = std::collections::BTreeMap::from([
+        (
+            "intent/acme/dev/projects/handmade.yaml".to_owned(),
+            server::gitops::Edit::Write(project.into()),
+        ),
+        (
+            "intent/acme/staging/workspace.yaml".to_owned(),
+            server::gitops::Edit::Write(staging.into()),
+        ),
+    ]);
     let tree = server::gitops::tree::apply(&repo, Some(&head.tree().expect("tree")), &edits)
         .expect("tree")
         .expect("not empty");
@@ -1165,9 +1174,28 @@ async fn the_index_follows_commits_by_people_and_rewritten_history() {
         .indexed_workspaces("acme")
         .await
         .expect("index");
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].projects, 1);
     assert_eq!(rows[0].commit_id, by_hand.to_string());
+    assert_eq!(
+        (rows[1].name.as_str(), rows[1].plan.as_str()),
+        ("staging", "dedicated-large")
+    );
+    // Billing follows Git: the workspace made by hand is subscribed to its plan.
+    let acme = env
+        .state
+        .store
+        .organization_by_slug("acme")
+        .await
+        .expect("org");
+    let running = || support::running_subscriptions(&env.state.store, &acme.id);
+    assert_eq!(
+        running().await,
+        [
+            ("dev".to_owned(), "shared-small".to_owned()),
+            ("staging".to_owned(), "dedicated-large".to_owned())
+        ]
+    );
     // History rewritten to before the workspace: the index is rebuilt, and `dev` is gone.
     repo.reference(
         "refs/heads/main",
@@ -1189,4 +1217,5 @@ async fn the_index_follows_commits_by_people_and_rewritten_history() {
             .expect("index")
             .is_empty()
     );
+    assert!(running().await.is_empty(), "nothing left to bill");
 }

@@ -18,6 +18,17 @@ fn row(org: &str, name: &str, plan: &str, head: &str) -> IndexedWorkspace {
     }
 }
 
+async fn running(store: &Store, org_id: &str) -> Vec<(String, String)> {
+    support::running_subscriptions(store, org_id).await
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
 async fn story(store: &Store) {
     let owner = store
         .create_user("owner@acme.test", "owner", None, false)
@@ -56,6 +67,8 @@ async fn story(store: &Store) {
         store.workspaces_without_groups().await.expect("bare").len(),
         1203
     );
+    // Subscriptions follow the index: one running per workspace, on its plan.
+    assert_eq!(running(store, &org.id).await.len(), 1203);
     store
         .replace_workspace_index(
             "h2",
@@ -70,6 +83,11 @@ async fn story(store: &Store) {
         store.indexed_workspace("acme", "dev").await.expect("one"),
         row("acme", "dev", "shared-small", "h2")
     );
+    assert_eq!(
+        running(store, &org.id).await,
+        pairs(&[("dev", "shared-small"), ("prod", "shared-small")])
+    );
+    assert_eq!(store.subscriptions(&org.id).await.expect("all").len(), 1205);
     assert!(matches!(
         store.indexed_workspace("acme", "ws0001").await,
         Err(StoreError::NotFound)
@@ -295,6 +313,12 @@ async fn story(store: &Store) {
         .await
         .expect("sync");
     assert_eq!(removed, 4, "prod's three default groups and its devs");
+    assert_eq!(
+        running(store, &org.id).await,
+        pairs(&[("dev", "dedicated-large"), ("test", "shared-small")]),
+        "dev re-planned, prod ended, test started"
+    );
+    assert_eq!(store.subscriptions(&org.id).await.expect("all").len(), 1207);
     let names: Vec<(String, String)> = store
         .indexed_workspaces("acme")
         .await
@@ -324,11 +348,16 @@ async fn story(store: &Store) {
     // A full replace removes groups of workspaces no longer there.
     assert_eq!(
         store
-            .replace_workspace_index("h4", &[])
+            .replace_workspace_index("h4", &[row("ghost", "x", "shared-small", "h4")])
             .await
             .expect("replace"),
         3
     );
+    assert!(
+        running(store, &org.id).await.is_empty(),
+        "no workspace of acme is left to bill; ghost's organization is unknown to SQL"
+    );
+    let before = store.subscriptions(&org.id).await.expect("all").len();
 
     // Subscriptions: one running per workspace.
     store
@@ -361,7 +390,7 @@ async fn story(store: &Store) {
         .map(|s| s.workspace.as_str())
         .collect();
     assert_eq!(running, ["test"]);
-    assert_eq!(subs.len(), 3);
+    assert_eq!(subs.len(), before + 3);
 
     // Default groups for many workspaces at once (more than are looked up one by one):
     // those with groups keep theirs, repeats count once.

@@ -532,10 +532,6 @@ async fn create_workspace(
         .store
         .create_default_groups(&org, &body.name, Some(&caller.user.id))
         .await?;
-    state
-        .store
-        .start_subscription(&access.org.id, &body.name, &body.plan)
-        .await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -582,10 +578,6 @@ async fn delete_workspace(
         },
     )
     .await?;
-    state
-        .store
-        .end_subscription(&access.org.org.id, &ws)
-        .await?;
     Ok(Json(answer))
 }
 
@@ -611,12 +603,6 @@ async fn change_plan(
         },
     )
     .await?;
-    if answer.commit.is_some() {
-        state
-            .store
-            .start_subscription(&access.org.org.id, &ws, &body.plan)
-            .await?;
-    }
     Ok(Json(answer))
 }
 

@@ -1,7 +1,7 @@
 //! Workspaces and what SQL holds about them: the index of workspaces (rebuilt from Git, which
 //! is the truth), workspace groups with their hierarchy and members, and subscriptions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -127,6 +127,87 @@ const ORPHAN_GROUPS: &str = "FROM workspace_groups WHERE NOT EXISTS \
 const SET_HEAD: &str = "INSERT INTO workspace_index_state (id, head) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET head = excluded.head";
 
+/// Running subscriptions with their organization's slug (what the index sync compares).
+const RUNNING_SUBSCRIPTIONS: &str = "SELECT s.id, o.slug AS org_slug, s.workspace, s.plan \
+     FROM subscriptions s JOIN organizations o ON o.id = s.org_id WHERE s.ended_at IS NULL";
+
+/// A running subscription as the index sync sees it.
+#[derive(sqlx::FromRow)]
+struct RunningSubscription {
+    id: String,
+    org_slug: String,
+    workspace: String,
+    plan: String,
+}
+
+/// What makes the running subscriptions follow the indexed workspaces `rows`: the ids of
+/// those to end (their workspace is gone, or on another plan now, or a second one runs),
+/// and the `(org id, workspace, plan)` to start. `orgs` maps slugs to ids; a workspace of an
+/// organization SQL does not know (a hand edit of `intent/`) bills no one.
+fn subscription_changes<'a>(
+    running: &'a [RunningSubscription],
+    rows: &'a [IndexedWorkspace],
+    orgs: &BTreeMap<String, String>,
+) -> (Vec<&'a str>, Vec<(String, &'a str, &'a str)>) {
+    let wanted: BTreeMap<(&str, &str), &str> = rows
+        .iter()
+        .map(|r| ((r.org_slug.as_str(), r.name.as_str()), r.plan.as_str()))
+        .collect();
+    let mut kept = BTreeSet::new();
+    let mut ends = Vec::new();
+    for sub in running {
+        let key = (sub.org_slug.as_str(), sub.workspace.as_str());
+        if wanted.get(&key) == Some(&sub.plan.as_str()) && kept.insert(key) {
+            continue;
+        }
+        ends.push(sub.id.as_str());
+    }
+    let starts = wanted
+        .into_iter()
+        .filter(|(key, _)| !kept.contains(key))
+        .filter_map(|((org, ws), plan)| orgs.get(org).map(|id| (id.clone(), ws, plan)))
+        .collect();
+    (ends, starts)
+}
+
+/// Ends and starts subscriptions inside the transaction `$tx` as [`subscription_changes`]
+/// says for `$running`, `$rows` and `$orgs`.
+macro_rules! follow_subscriptions {
+    ($tx:expr, $running:expr, $rows:expr, $orgs:expr) => {{
+        let (ends, starts) = subscription_changes(&$running, $rows, &$orgs);
+        let at = now();
+        for chunk in ends.chunks(INSERT_CHUNK) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "UPDATE subscriptions SET ended_at = $1 WHERE id IN ({})",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **$tx).await?;
+        }
+        for chunk in starts.chunks(INSERT_CHUNK) {
+            let sql = values_sql(
+                "INSERT INTO subscriptions (id, org_id, workspace, plan, started_at)",
+                chunk.len(),
+                5,
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (org_id, ws, plan) in chunk {
+                query = query
+                    .bind(new_id())
+                    .bind(org_id)
+                    .bind(*ws)
+                    .bind(*plan)
+                    .bind(at);
+            }
+            query.execute(&mut **$tx).await?;
+        }
+    }};
+}
+
 /// `insert` (`INSERT INTO t (a, b)`) with `rows` rows of `columns` placeholders each.
 fn values_sql(insert: &str, rows: usize, columns: usize) -> String {
     let values: Vec<String> = (0..rows)
@@ -181,8 +262,9 @@ impl Store {
         .map_err(StoreError::from)
     }
 
-    /// Replaces the whole index with `rows`, read at `head`, and removes the groups of
-    /// workspaces no longer there; returns how many groups were removed.
+    /// Replaces the whole index with `rows`, read at `head`, removes the groups of
+    /// workspaces no longer there and makes subscriptions follow (one running per indexed
+    /// workspace, on its plan); returns how many groups were removed.
     pub async fn replace_workspace_index(
         &self,
         head: &str,
@@ -201,6 +283,16 @@ impl Store {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE {ORPHAN_GROUPS}")))
                 .execute(&mut **tx)
                 .await?;
+            let running = sqlx::query_as::<_, RunningSubscription>(RUNNING_SUBSCRIPTIONS)
+                .fetch_all(&mut **tx)
+                .await?;
+            let orgs: BTreeMap<String, String> =
+                sqlx::query_as::<_, (String, String)>("SELECT slug, id FROM organizations")
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            follow_subscriptions!(tx, running, rows, orgs);
             let removed = u64::try_from(removed).unwrap_or(0);
             sqlx::query(SET_HEAD).bind(head).execute(&mut **tx).await?;
             Ok::<_, StoreError>(removed)
@@ -209,7 +301,8 @@ impl Store {
 
     /// Brings the index entries of the workspaces in `scope` (`(org, workspace)`) up to
     /// `head`: `rows` are those of them that exist there; the others are removed, with their
-    /// groups. Returns how many groups were removed.
+    /// groups. Their subscriptions follow: ended when the workspace is gone or re-planned,
+    /// started when it is new or re-planned. Returns how many groups were removed.
     pub async fn sync_workspace_index(
         &self,
         head: &str,
@@ -243,6 +336,27 @@ impl Store {
                 }
             }
             insert_workspaces!(tx, rows);
+            let mut running = Vec::new();
+            let mut orgs = BTreeMap::new();
+            for (org, ws) in scope {
+                if !orgs.contains_key(org) {
+                    let id: Option<String> =
+                        sqlx::query_scalar("SELECT id FROM organizations WHERE slug = $1")
+                            .bind(org)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    orgs.extend(id.map(|id| (org.clone(), id)));
+                }
+                let sql = format!("{RUNNING_SUBSCRIPTIONS} AND o.slug = $1 AND s.workspace = $2");
+                running.extend(
+                    sqlx::query_as::<_, RunningSubscription>(sqlx::AssertSqlSafe(sql))
+                        .bind(org)
+                        .bind(ws)
+                        .fetch_all(&mut **tx)
+                        .await?,
+                );
+            }
+            follow_subscriptions!(tx, running, rows, orgs);
             sqlx::query(SET_HEAD).bind(head).execute(&mut **tx).await?;
             Ok::<_, StoreError>(removed)
         })

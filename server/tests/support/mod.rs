@@ -387,3 +387,20 @@ pub(crate) async fn sign_up(
     assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
     (Client::default().signed_in(&answer), answer)
 }
+
+/// The running subscriptions of organization `org_id`, as `(workspace, plan)` by workspace.
+pub(crate) async fn running_subscriptions(
+    store: &server::store::Store,
+    org_id: &str,
+) -> Vec<(String, String)> {
+    let mut running: Vec<(String, String)> = store
+        .subscriptions(org_id)
+        .await
+        .expect("subscriptions")
+        .into_iter()
+        .filter(|s| s.ended_at.is_none())
+        .map(|s| (s.workspace, s.plan))
+        .collect();
+    running.sort();
+    running
+}
