@@ -210,6 +210,7 @@ pub async fn run(
         });
     }
     let store = state.store.clone();
+    tokio::spawn(housekeeping(store.clone(), stop_rx.clone()));
     let pushing = state.outbox.pusher().is_some().then(|| {
         crate::pusher::Background::start(
             Arc::clone(&state.outbox),
@@ -233,6 +234,31 @@ pub async fn run(
     }
     store.close().await;
     Ok(())
+}
+
+/// How often expired rows are deleted (see [`Store::purge_expired`]).
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes expired sessions, invitations and sign-in state at once and every
+/// [`HOUSEKEEPING_EVERY`] until `stop` turns true. A failure is logged; the next round tries
+/// again.
+async fn housekeeping(store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match store.purge_expired(crate::store::now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "deleted expired sessions and sign-in state"),
+            Err(error) => tracing::warn!(
+                error = %crate::http::problem::ErrorChain(&error),
+                "failed to delete expired sessions and sign-in state"
+            ),
+        }
+    }
 }
 
 /// `hb serve [--config <file>] [--print-config]`, with the process environment as `env`.

@@ -199,6 +199,23 @@ async fn a_stuck_outbox_makes_the_server_unready() {
     state.store.close().await;
 }
 
+/// Runs `state`'s server on a free loopback port until the returned sender fires.
+async fn serve(
+    state: &AppState,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve::run(state.clone(), listener, None, async {
+        let _ = stopped.await;
+    }));
+    (stop, served)
+}
+
 #[tokio::test]
 async fn shutdown_pushes_what_the_last_requests_committed() {
     let dir = TempDir::new("ops-drain");
@@ -209,13 +226,7 @@ async fn shutdown_pushes_what_the_last_requests_committed() {
     settings.git.push_interval_seconds = 3600;
     settings.metrics_listen = None;
     let state = server::serve::open(settings).await.expect("opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listen");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve::run(state.clone(), listener, None, async {
-        let _ = stopped.await;
-    }));
+    let (stop, served) = serve(&state).await;
     // Committed without waking the pusher: only the drain at shutdown can push it.
     let engine_state = state.clone();
     let made =
@@ -226,6 +237,56 @@ async fn shutdown_pushes_what_the_last_requests_committed() {
     served.await.expect("server task").expect("clean shutdown");
     assert_eq!(branch_head(&remote).as_deref(), Some(made.as_str()));
     assert_eq!(state.outbox.status().depth, 0);
+}
+
+#[tokio::test]
+async fn the_server_deletes_expired_sessions_once_it_runs() {
+    use sqlx::Connection as _;
+    let dir = TempDir::new("ops-housekeeping");
+    let mut settings = settings(&dir);
+    settings.metrics_listen = None;
+    let state = server::serve::open(settings).await.expect("opens");
+    let (user, _) = user_with_token(&state, "ana").await;
+    state
+        .store
+        .create_session("expired", &user, "csrf", 1)
+        .await
+        .expect("session");
+    state
+        .store
+        .create_session("live", &user, "csrf", i64::MAX)
+        .await
+        .expect("session");
+    let url = format!(
+        "sqlite://{}",
+        state
+            .settings
+            .database_url()
+            .expose()
+            .trim_start_matches("sqlite://")
+    );
+    let mut db = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    let sessions = async |db: &mut sqlx::SqliteConnection| -> Vec<String> {
+        sqlx::query_scalar("SELECT token_hash FROM sessions ORDER BY token_hash")
+            .fetch_all(db)
+            .await
+            .expect("sessions")
+    };
+    assert_eq!(sessions(&mut db).await, ["expired", "live"]);
+    let (stop, served) = serve(&state).await;
+    let mut left = sessions(&mut db).await;
+    for _ in 0..200 {
+        if left.len() < 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        left = sessions(&mut db).await;
+    }
+    assert_eq!(left, ["live"], "the expired session is deleted at start");
+    stop.send(()).expect("the server is running");
+    served.await.expect("server task").expect("clean shutdown");
 }
 
 /// Runs one statement on the database at `url` (PostgreSQL, or a SQLite file).

@@ -20,6 +20,16 @@ fn account(email: &str, slug: &str, external: Option<(&str, &str)>) -> NewAccoun
     }
 }
 
+fn now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs(),
+    )
+    .expect("in range")
+}
+
 async fn story(store: &Store) {
     // Accounts with their private organizations, in one transaction each.
     let (ada, ada_org) = store
@@ -90,6 +100,18 @@ async fn story(store: &Store) {
     ));
     store.delete_api_token(&ada.id, &first.id).await.unwrap();
     assert_eq!(store.api_tokens_of(&ada.id).await.unwrap(), [second]);
+    // Using a token records when (not again within a minute: the answer is cached).
+    let before_use = now();
+    assert_eq!(store.user_by_api_token("hash-2").await.unwrap(), ada);
+    let used = store.api_tokens_of(&ada.id).await.unwrap()[0].last_used_at;
+    assert!(
+        used.is_some_and(|at| at >= before_use && at <= now()),
+        "{used:?}"
+    );
+    assert!(matches!(
+        store.user_by_api_token("hash-1").await,
+        Err(StoreError::NotFound)
+    ));
 
     // Sign-ins in progress work once and only before they expire.
     let flow = OidcFlow {
@@ -294,6 +316,23 @@ async fn story(store: &Store) {
             .collect::<Vec<_>>(),
         [("shared-small", true), ("dedicated-large", true)]
     );
+
+    // Expired sessions, unaccepted invitations and sign-in flows are purged; live ones stay.
+    store
+        .create_session("session-old", &ada.id, "csrf", 1)
+        .await
+        .unwrap();
+    store
+        .create_session("session-live", &ada.id, "csrf", i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.purge_expired(now()).await.unwrap(),
+        3,
+        "session-old, inv-old and state-old"
+    );
+    assert_eq!(store.purge_expired(now()).await.unwrap(), 0);
+    assert_eq!(store.session("session-live").await.unwrap().user_id, ada.id);
 
     // Deleting an organization takes its rows with it.
     store.delete_organization(&acme.id).await.unwrap();

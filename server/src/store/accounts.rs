@@ -22,13 +22,19 @@ pub struct User {
     pub created_at: i64,
 }
 
-/// A user and the expiry of the API token they were found by.
+/// A user and the API token they were found by: its id, expiry and last use.
 #[derive(sqlx::FromRow)]
 struct UserOfToken {
     #[sqlx(flatten)]
     user: User,
+    token_id: String,
     token_expires_at: Option<i64>,
+    token_last_used_at: Option<i64>,
 }
+
+/// An API token's `last_used_at` is written at most once in this many seconds (a token in
+/// steady use would otherwise make a write of every request the cache misses).
+pub const TOKEN_USE_PRECISION: i64 = 60;
 
 /// How long an API token's user is kept by [`Store::user_by_api_token`].
 const TOKEN_CACHE_SECONDS: i64 = 5;
@@ -256,14 +262,16 @@ impl Store {
 
     /// The user an unexpired API token belongs to. Answers are kept for a few seconds
     /// (5 seconds, never past the token's expiry), as every API request asks;
-    /// deleting a token through this store forgets them at once.
+    /// deleting a token through this store forgets them at once. The token's
+    /// `last_used_at` is brought up to now when it is [`TOKEN_USE_PRECISION`] old or more.
     pub async fn user_by_api_token(&self, token_hash: &str) -> StoreResult<User> {
         let at = now();
         if let Some(user) = self.tokens.get(token_hash, at) {
             return Ok(user);
         }
         let sql = format!(
-            "SELECT {}, t.expires_at AS token_expires_at FROM users u \
+            "SELECT {}, t.id AS token_id, t.expires_at AS token_expires_at, \
+             t.last_used_at AS token_last_used_at FROM users u \
              JOIN api_tokens t ON t.user_id = u.id \
              WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
             prefixed_user_columns()
@@ -275,6 +283,19 @@ impl Store {
                 .fetch_one(pool)
                 .await
         })?;
+        if row
+            .token_last_used_at
+            .is_none_or(|last| last <= at - TOKEN_USE_PRECISION)
+        {
+            on_pool!(self, |pool| {
+                sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                    .bind(at)
+                    .bind(&row.token_id)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected())
+            })?;
+        }
         self.tokens
             .put(token_hash, &row.user, row.token_expires_at, at);
         Ok(row.user)

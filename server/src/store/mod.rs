@@ -25,7 +25,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use accounts::{ApiToken, NewAccount, OidcFlow, Session, User};
+pub use accounts::{ApiToken, NewAccount, OidcFlow, Session, TOKEN_USE_PRECISION, User};
 pub use billing::PlanPrice;
 pub use issuer::{AuthCode, DeviceGrant, RefreshToken, RefreshUse, SigningKey};
 pub use orgs::{Invitation, LAST_OWNER, Member, OrgRole, Organization};
@@ -212,6 +212,33 @@ impl Store {
             .await
             .map(|done| done.rows_affected()))?;
         Ok(())
+    }
+
+    /// Deletes what has expired by `now` (Unix seconds) and can never be used again:
+    /// sessions, invitations never accepted, sign-in flows with external providers, and the
+    /// issuer's authorization codes, device grants and refresh tokens. Returns how many rows
+    /// went. The server runs it at start and every hour; every look-up checks expiry itself,
+    /// so this only keeps the tables small.
+    pub async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        const EXPIRED: [&str; 6] = [
+            "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM invitations WHERE accepted_at IS NULL AND expires_at <= $1",
+            "DELETE FROM oidc_flows WHERE expires_at <= $1",
+            "DELETE FROM oidc_codes WHERE expires_at <= $1",
+            "DELETE FROM oidc_device_grants WHERE expires_at <= $1",
+            "DELETE FROM oidc_refresh_tokens WHERE expires_at <= $1",
+        ];
+        write_tx!(self, |tx| async {
+            let mut purged = 0;
+            for sql in EXPIRED {
+                purged += sqlx::query(sql)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+            }
+            Ok::<_, StoreError>(purged)
+        })
     }
 
     /// Closes the pools, waiting for connections in use.
