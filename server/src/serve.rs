@@ -77,6 +77,9 @@ pub async fn open(settings: Settings) -> Result<AppState> {
             .await
             .context("failed to set the plan prices from billing.monthly_cents")?;
     }
+    let adopted = crate::service::tenancy::adopt_organizations(&store, &engine)
+        .await
+        .context("failed to give organizations found in Git their rows")?;
     let synced = crate::service::tenancy::sync_index(&store, &engine)
         .await
         .context("failed to index the workspaces")?;
@@ -84,6 +87,7 @@ pub async fn open(settings: Settings) -> Result<AppState> {
         written = synced.written,
         defaulted = synced.defaulted,
         groups_removed = synced.groups_removed,
+        adopted,
         "indexed the workspaces"
     );
     // Reading the intent of every workspace touched most of the packs: give those pages

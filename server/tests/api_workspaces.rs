@@ -1121,6 +1121,120 @@ async fn write_actions_beyond_the_organization_limit_wait() {
     );
 }
 
+/// Commits `files` (path, content) on `main` as a person, without the engine: what a merged
+/// pull request or a hand edit looks like.
+fn commit_by_hand(env: &TestServer, files: &[(&str, &str)]) -> git2::Oid {
+    let repo = git2::Repository::open(env.state.settings.git_repo()).expect("open");
+    let head = repo
+        .find_reference("refs/heads/main")
+        .and_then(|r| r.peel_to_commit())
+        .expect("head");
+    let edits: std::collections::BTreeMap<String, server::gitops::Edit> = files
+        .iter()
+        .map(|(path, text)| {
+            (
+                (*path).to_owned(),
+                server::gitops::Edit::Write((*text).into()),
+            )
+        })
+        .collect();
+    let tree = server::gitops::tree::apply(&repo, Some(&head.tree().expect("tree")), &edits)
+        .expect("tree")
+        .expect("not empty");
+    let person = git2::Signature::now("Person", "person@acme.test").expect("signature");
+    repo.commit(
+        Some("refs/heads/main"),
+        &person,
+        &person,
+        "change by hand",
+        &repo.find_tree(tree).expect("tree"),
+        &[&head],
+    )
+    .expect("commit")
+}
+
+#[tokio::test]
+async fn organizations_in_git_without_rows_are_adopted() {
+    use server::service::tenancy::{adopt_organizations, sync_index};
+    let env = server("adopt").await;
+    let (store, engine) = (&env.state.store, &env.state.engine);
+    let admin = support::person_as(&env.state, "admin@hexabase.test", None, true).await;
+    let ana = env.person("ana@acme.test").await;
+    sync_index(store, engine).await.expect("sync");
+    // An organization made through the engine whose rows were never written (the server
+    // died between the commit and the rows): a running server leaves it to its request.
+    let made = |slug: &str, by: &str| {
+        let engine = engine.clone();
+        let meta = server::service::apply::ActionMeta {
+            actor: server::gitops::Identity {
+                name: by.to_owned(),
+                email: by.to_owned(),
+            },
+            request_id: format!("org-{slug}"),
+        };
+        let action = server::service::action::Action::CreateOrganization {
+            org: slug.to_owned(),
+            display_name: Some(format!("{slug} Inc.")),
+        };
+        move || engine.apply(&meta, &action).expect("commit")
+    };
+    tokio::task::spawn_blocking(made("acme", "ana@acme.test"))
+        .await
+        .expect("join");
+    tokio::task::spawn_blocking(made("ghost", "ghost@nowhere.test"))
+        .await
+        .expect("join");
+    assert_eq!(sync_index(store, engine).await.expect("sync").adopted, 0);
+    // An organization with a workspace added by a person's commit: adopted by the next sync,
+    // owned by the administrator, its workspace billed.
+    let org = "apiVersion: hexabase.ai/v1alpha1\nkind: Organization\nmetadata:\n  name: initech\n\
+               spec:\n  displayName: Initech\n";
+    let lab = "apiVersion: hexabase.ai/v1alpha1\nkind: Workspace\nmetadata:\n  name: lab\n\
+               spec:\n  plan: shared-small\n  cluster: home\n";
+    commit_by_hand(
+        &env,
+        &[
+            ("intent/initech/organization.yaml", org),
+            ("intent/initech/lab/workspace.yaml", lab),
+        ],
+    );
+    let synced = sync_index(store, engine).await.expect("sync");
+    assert_eq!(synced.adopted, 1);
+    let initech = store.organization_by_slug("initech").await.expect("rows");
+    assert_eq!(
+        (initech.name.as_str(), initech.personal),
+        ("Initech", false)
+    );
+    let members = store.members(&initech.id).await.expect("members");
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].user_id, admin.user.id);
+    assert_eq!(
+        support::running_subscriptions(store, &initech.id).await,
+        [("lab".to_owned(), "shared-small".to_owned())]
+    );
+    assert!(matches!(
+        store.organization_by_slug("acme").await,
+        Err(server::store::StoreError::NotFound)
+    ));
+    // At start: the one whose creator has an account is hers; the one whose creator has
+    // none (a sign-up that did not finish) is left alone.
+    assert_eq!(adopt_organizations(store, engine).await.expect("adopt"), 1);
+    let acme = store.organization_by_slug("acme").await.expect("rows");
+    assert_eq!(acme.name, "acme Inc.");
+    let members = store.members(&acme.id).await.expect("members");
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].user_id, ana.user.id);
+    assert!(matches!(
+        store.organization_by_slug("ghost").await,
+        Err(server::store::StoreError::NotFound)
+    ));
+    assert_eq!(adopt_organizations(store, engine).await.expect("again"), 0);
+    assert!(
+        sync_index(store, engine).await.expect("sync").full,
+        "adopting at start rebuilds the index"
+    );
+}
+
 #[tokio::test]
 async fn the_index_follows_commits_by_people_and_rewritten_history() {
     let env = server("index-follows").await;
@@ -1129,40 +1243,18 @@ async fn the_index_follows_commits_by_people_and_rewritten_history() {
     sync().await.expect("sync");
     let before_workspace = env.commits()[1].id.clone();
     // A person adds a project to `dev` by a commit of their own.
-    let repo = git2::Repository::open(env.state.settings.git_repo()).expect("open");
-    let head = repo
-        .find_reference("refs/heads/main")
-        .and_then(|r| r.peel_to_commit())
-        .expect("head");
     let project =
         "apiVersion: hexabase.ai/v1alpha1\nkind: Project\nmetadata:\n  name: handmade\nspec: {}\n";
     // And a workspace `staging`, which SQL did not hear of.
     let staging = "apiVersion: hexabase.ai/v1alpha1\nkind: Workspace\nmetadata:\n  name: staging\n\
                    spec:\n  plan: dedicated-large\n  cluster: home\n";
-    let edits = std::collections::BTreeMap::from([
-        (
-            "intent/acme/dev/projects/handmade.yaml".to_owned(),
-            server::gitops::Edit::Write(project.into()),
-        ),
-        (
-            "intent/acme/staging/workspace.yaml".to_owned(),
-            server::gitops::Edit::Write(staging.into()),
-        ),
-    ]);
-    let tree = server::gitops::tree::apply(&repo, Some(&head.tree().expect("tree")), &edits)
-        .expect("tree")
-        .expect("not empty");
-    let person = git2::Signature::now("Person", "person@acme.test").expect("signature");
-    let by_hand = repo
-        .commit(
-            Some("refs/heads/main"),
-            &person,
-            &person,
-            "add a project by hand",
-            &repo.find_tree(tree).expect("tree"),
-            &[&head],
-        )
-        .expect("commit");
+    let by_hand = commit_by_hand(
+        &env,
+        &[
+            ("intent/acme/dev/projects/handmade.yaml", project),
+            ("intent/acme/staging/workspace.yaml", staging),
+        ],
+    );
     let synced = sync().await.expect("sync");
     assert!(
         !synced.full,
@@ -1197,6 +1289,7 @@ async fn the_index_follows_commits_by_people_and_rewritten_history() {
         ]
     );
     // History rewritten to before the workspace: the index is rebuilt, and `dev` is gone.
+    let repo = git2::Repository::open(env.state.settings.git_repo()).expect("open");
     repo.reference(
         "refs/heads/main",
         git2::Oid::from_str(&before_workspace).expect("id"),

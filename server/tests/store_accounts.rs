@@ -37,6 +37,7 @@ async fn story(store: &Store) {
         .await
         .unwrap();
     assert!(ada_org.personal);
+    assert_eq!(store.platform_admin().await.unwrap(), None);
     assert_eq!(store.user_by_email("ada@example.com").await.unwrap(), ada);
     let (bob, _) = store
         .create_account(&account(
@@ -59,6 +60,22 @@ async fn story(store: &Store) {
             .await,
         Err(StoreError::NotFound)
     ));
+    let root = store
+        .create_user("root@example.com", "root", None, true)
+        .await
+        .unwrap();
+    store
+        .create_user("root-2@example.com", "root 2", None, true)
+        .await
+        .unwrap();
+    assert_eq!(store.platform_admin().await.unwrap(), Some(root));
+    let slugs: Vec<String> = (0..1200).map(|i| format!("org-{i}")).collect();
+    let mut asked: Vec<&str> = slugs.iter().map(String::as_str).collect();
+    asked.extend(["ada", "bob"]);
+    assert_eq!(
+        store.known_organizations(&asked).await.unwrap(),
+        ["ada".to_owned(), "bob".to_owned()].into()
+    );
     // A taken email or slug leaves nothing behind.
     let before = store.user_count().await.unwrap();
     assert!(matches!(

@@ -358,6 +358,8 @@ async fn story(store: &Store) {
         "no workspace of acme is left to bill; ghost's organization is unknown to SQL"
     );
     let before = store.subscriptions(&org.id).await.expect("all").len();
+    store.forget_workspace_index_head().await.expect("forget");
+    assert_eq!(store.workspace_index_head().await.expect("head"), None);
 
     // Subscriptions: one running per workspace.
     store

@@ -351,7 +351,7 @@ pub async fn create_account(
         match state.store.create_account(&account).await {
             Ok(created) => return Ok(created),
             Err(StoreError::Conflict(_)) => {
-                tracing::warn!(org = %slug, "organization created in Git but its SQL row lost a race; reconciled at start");
+                tracing::warn!(org = %slug, "organization created in Git but its SQL rows lost a race; the next start adopts it (tenancy::adopt_organizations)");
                 if state.store.user_by_email(&draft.email).await.is_ok() {
                     return Err(email_taken());
                 }

@@ -351,6 +351,9 @@ pub struct IndexSync {
     pub defaulted: usize,
     /// Groups removed with their workspaces.
     pub groups_removed: u64,
+    /// Organizations found in Git without SQL rows that got them (see
+    /// [`adopt_organizations`]).
+    pub adopted: usize,
 }
 
 /// One sync at a time in this process: two syncs of different heads must not interleave
@@ -433,8 +436,9 @@ pub fn request_sync(store: &Store, engine: &Arc<Engine>) {
     });
 }
 
-/// Brings the workspace index up to the branch head: the workspaces touched by the commits
-/// since the index's head are rewritten (all of them when the index has no head or history
+/// Brings the workspace index up to the branch head: organizations added by people's commits
+/// since the index's head get their rows (see [`adopt_organizations`]); the workspaces
+/// touched by the commits since the index's head are rewritten (all of them when the index has no head or history
 /// was rewritten); workspaces gone from Git lose their groups; workspaces without groups get
 /// the default ones, with the author of their `create-workspace` commit in `WSAdmins` when
 /// that names a user.
@@ -488,6 +492,15 @@ async fn sync_locked(
     };
     let (written, creators) = match &walked {
         Some((touched, trailers)) => {
+            let orgs: BTreeSet<&str> = touched.iter().map(|s| s.org.as_str()).collect();
+            result.adopted = adopt(
+                store,
+                &snapshot,
+                &orgs.into_iter().collect::<Vec<_>>(),
+                &org_creators(trailers),
+                false,
+            )
+            .await?;
             let scope: Vec<(String, String)> = touched
                 .iter()
                 .filter_map(|s| s.workspace.as_ref().map(|w| (s.org.clone(), w.clone())))
@@ -580,6 +593,116 @@ async fn sync_locked(
         );
     }
     Ok(result)
+}
+
+/// Gives the organizations in Git at the head that have no SQL rows their rows, before the
+/// first sync at start, so that Git and SQL agree after a crash between an organization's
+/// commit and its rows (DESIGN.md §5.5), and an organization added by people (a pull
+/// request, a hand edit, an import) has an owner. The owner is the author of its
+/// `create-organization` commit when that names a user (none does when a sign-up failed
+/// after its commit: that organization is left alone), else the platform administrator.
+/// When any is adopted, the workspace index is rebuilt whole by the next sync (their
+/// workspaces' subscriptions start). Returns how many were adopted.
+pub async fn adopt_organizations(store: &Store, engine: &Arc<Engine>) -> TenancyResult<usize> {
+    let snapshot = head(engine).await?;
+    let Some(tip) = snapshot.commit else {
+        return Ok(0);
+    };
+    let slugs: Vec<&str> = snapshot
+        .intent
+        .organizations
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let known = store.known_organizations(&slugs).await?;
+    if slugs.iter().all(|s| known.contains(*s)) {
+        return Ok(0);
+    }
+    // Only now is the whole history worth reading: some organization has no rows.
+    let (path, branch) = repository_of(engine);
+    let trailers = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
+        AuditRepo::open(&path, &branch)?.trailers(tip)
+    })
+    .await??;
+    let adopted = adopt(store, &snapshot, &slugs, &org_creators(&trailers), true).await?;
+    if adopted > 0 {
+        store.forget_workspace_index_head().await?;
+    }
+    Ok(adopted)
+}
+
+/// Adopts those of `slugs` that exist at `snapshot` without SQL rows (see
+/// [`adopt_organizations`]); `creators` are the authors of `create-organization` commits by
+/// organization. While serving (`at_start` false) an organization made through the API is
+/// never adopted: the request that made it writes its rows, and could otherwise find them
+/// taken.
+async fn adopt(
+    store: &Store,
+    snapshot: &Snapshot,
+    slugs: &[&str],
+    creators: &BTreeMap<String, String>,
+    at_start: bool,
+) -> TenancyResult<usize> {
+    let known = store.known_organizations(slugs).await?;
+    let mut admin: Option<Option<User>> = None;
+    let mut adopted = 0;
+    for slug in slugs.iter().filter(|s| !known.contains(**s)) {
+        let Some(doc) = snapshot
+            .intent
+            .organizations
+            .get(*slug)
+            .and_then(|o| o.organization.as_ref())
+        else {
+            continue;
+        };
+        let owner = match creators.get(*slug) {
+            Some(_) if !at_start => continue,
+            Some(email) => match store.user_by_email(email).await {
+                Ok(user) => user,
+                Err(StoreError::NotFound) => {
+                    tracing::info!(org = %slug, creator = %email, "organization in Git whose creator has no account (a sign-up that did not finish): left without rows");
+                    continue;
+                }
+                Err(other) => return Err(other.into()),
+            },
+            None => {
+                if admin.is_none() {
+                    admin = Some(store.platform_admin().await?);
+                }
+                match admin.clone().flatten() {
+                    Some(user) => user,
+                    None => {
+                        tracing::warn!(org = %slug, "organization in Git without rows, and no administrator yet to own it");
+                        continue;
+                    }
+                }
+            }
+        };
+        let name = doc.spec.display_name.as_deref().unwrap_or(slug);
+        match store
+            .create_organization(slug, name, false, &owner.id)
+            .await
+        {
+            Ok(_) => {
+                adopted += 1;
+                tracing::info!(org = %slug, owner = %owner.email, "organization found in Git without rows: adopted");
+            }
+            // Made meanwhile by someone else.
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(adopted)
+}
+
+/// The email of the actor of the last `create-organization` commit of each organization,
+/// from the trailers of commits in order, parents first.
+fn org_creators(trailers: &[Trailers]) -> BTreeMap<String, String> {
+    trailers
+        .iter()
+        .filter(|t| t.action == "create-organization")
+        .filter_map(|t| Some((t.org.clone()?, actor_email(&t.actor)?.to_owned())))
+        .collect()
 }
 
 /// The repository's path and branch name, for reading its history.

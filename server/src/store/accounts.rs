@@ -164,6 +164,19 @@ impl Store {
         .map_err(StoreError::from)
     }
 
+    /// The platform administrator: the first account (the earliest one marked admin).
+    pub async fn platform_admin(&self) -> StoreResult<Option<User>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE is_admin ORDER BY created_at, id LIMIT 1"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(StoreError::from)
+    }
+
     /// Number of users (the first sign-up needs the setup token).
     pub async fn user_count(&self) -> StoreResult<i64> {
         on_pool!(self, |pool| {

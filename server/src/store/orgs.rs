@@ -1,5 +1,7 @@
 //! Organizations and their users.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, StoreResult, new_id, now, on_pool, write_tx};
@@ -57,6 +59,9 @@ struct OrgAndMaybeRole {
     org: Organization,
     role: Option<String>,
 }
+
+/// Slugs per `IN (…)` list.
+const SLUG_CHUNK: usize = 500;
 
 const ORG_COLUMNS: &str = "o.id, o.slug, o.name, o.personal, o.created_at";
 
@@ -118,6 +123,27 @@ impl Store {
             Ok::<_, StoreError>(())
         })?;
         Ok(org)
+    }
+
+    /// Which of `slugs` name an organization here.
+    pub async fn known_organizations(&self, slugs: &[&str]) -> StoreResult<BTreeSet<String>> {
+        let mut known = BTreeSet::new();
+        for chunk in slugs.chunks(SLUG_CHUNK) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT slug FROM organizations WHERE slug IN ({})",
+                list.join(", ")
+            );
+            let found = on_pool!(self, |pool| {
+                let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+                for slug in chunk {
+                    query = query.bind(*slug);
+                }
+                query.fetch_all(pool).await
+            })?;
+            known.extend(found);
+        }
+        Ok(known)
     }
 
     /// The organization with this slug.

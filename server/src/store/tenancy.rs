@@ -262,6 +262,17 @@ impl Store {
         .map_err(StoreError::from)
     }
 
+    /// Forgets which head the index was built at, so that the next sync rebuilds it whole.
+    pub async fn forget_workspace_index_head(&self) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM workspace_index_state")
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// Replaces the whole index with `rows`, read at `head`, removes the groups of
     /// workspaces no longer there and makes subscriptions follow (one running per indexed
     /// workspace, on its plan); returns how many groups were removed.
