@@ -1,5 +1,6 @@
-//! The SQL store: users, organizations, groups, tokens, sessions, billing, the outbox and the
-//! workspace index (DESIGN.md §2). PostgreSQL in production, SQLite as the embedded default.
+//! The SQL store: users, organizations, groups, tokens, sessions, billing and the workspace
+//! index (DESIGN.md §2); the outbox is Git's (ARCHITECTURE.md, "Pushing, and the outbox").
+//! PostgreSQL in production, SQLite as the embedded default.
 //!
 //! One `Store` type serves both backends. Every query is written once, in the SQL both
 //! accept (`$1` placeholders, `RETURNING`, `ON CONFLICT`, integers for times), and run on
