@@ -13,6 +13,8 @@
 //! it was rendered from, so callers can skip unchanged workspaces ([`Options::previous`]) or
 //! compile only the workspaces an action touched ([`Compiler::compile_workspaces`]).
 
+#![forbid(unsafe_code)]
+
 pub mod catalog;
 pub mod diagnostic;
 pub mod intent;
