@@ -288,14 +288,24 @@ pub struct BillingSettings {
     pub monthly_cents: BTreeMap<String, i64>,
 }
 
-/// An external OpenID Connect provider (GitHub through an OIDC bridge, Google, any issuer).
+/// An external sign-in provider: an OpenID Connect issuer (Google, Dex, Keycloak, any), or
+/// GitHub (`kind = "github"`), which speaks plain OAuth 2.0 and is asked for the user's
+/// verified email through its REST API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcProvider {
     /// A short name, used in URLs (`/api/v1/auth/oidc/<name>`).
     pub name: String,
-    /// The issuer URL; its discovery document is read at start.
+    /// What the provider speaks.
+    #[serde(default)]
+    pub kind: ProviderKind,
+    /// The issuer URL, whose discovery document is read at each sign-in; for GitHub, its web
+    /// address (`https://github.com`, or a GitHub Enterprise Server's).
     pub issuer: String,
+    /// GitHub's REST API address: `https://api.github.com` for `https://github.com`,
+    /// `<issuer>/api/v3` for GitHub Enterprise Server, unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
     /// The client id registered with the provider.
     pub client_id: String,
     /// A file holding the client secret.
@@ -303,6 +313,30 @@ pub struct OidcProvider {
     /// The client secret, read from `client_secret_file`.
     #[serde(default, skip_deserializing)]
     pub client_secret: Option<Secret>,
+}
+
+/// What an external sign-in provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenID Connect: the code flow with PKCE, and a signed ID token.
+    #[default]
+    Oidc,
+    /// GitHub's OAuth apps: the code flow with PKCE, then `GET /user` and `/user/emails`.
+    Github,
+}
+
+impl OidcProvider {
+    /// GitHub's REST API address for this provider (see [`OidcProvider::api_url`]).
+    pub fn github_api(&self) -> String {
+        match &self.api_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None if self.issuer.trim_end_matches('/') == "https://github.com" => {
+                "https://api.github.com".to_owned()
+            }
+            None => format!("{}/api/v3", self.issuer.trim_end_matches('/')),
+        }
+    }
 }
 
 /// How logs are written.

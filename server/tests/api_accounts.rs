@@ -804,6 +804,265 @@ mod provider {
     }
 }
 
+/// A stand-in for GitHub (which cannot be reached here), answering what GitHub's OAuth app
+/// endpoints and REST API answer (shapes from docs.github.com): the authorization page signs
+/// everyone in as `octocat` (id 1), or as `hidden` (id 2), whose only email is unverified,
+/// once `unverified` is set; the token endpoint checks the client, the code and PKCE and
+/// reports errors with status 200, as GitHub does.
+mod github {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Form, Query, State};
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::{IntoResponse, Redirect, Response};
+    use axum::routing::{get, post};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+    use sha2::Digest as _;
+
+    pub(crate) const CLIENT_ID: &str = "Iv1.8a61f9b3a7aba766";
+    pub(crate) const CLIENT_SECRET: &str = "1a2b3c4d5e6f";
+    const TOKEN: &str = "gho_16C7e42F292c6912E7710c838347Ae178B4a";
+
+    /// What a code was issued for: code challenge, redirect URI, user id.
+    type Grant = (String, String, u64);
+
+    #[derive(Clone, Default)]
+    pub(crate) struct GitHub {
+        pub(crate) url: String,
+        codes: Arc<Mutex<HashMap<String, Grant>>>,
+        /// Access token → user id.
+        tokens: Arc<Mutex<HashMap<String, u64>>>,
+        pub(crate) unverified: Arc<Mutex<bool>>,
+    }
+
+    pub(crate) async fn start() -> GitHub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let github = GitHub {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            ..GitHub::default()
+        };
+        let app = axum::Router::new()
+            .route("/login/oauth/authorize", get(authorize))
+            .route("/login/oauth/access_token", post(access_token))
+            .route("/api/v3/user", get(user))
+            .route("/api/v3/user/emails", get(emails))
+            .with_state(github.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        github
+    }
+
+    async fn authorize(
+        State(g): State<GitHub>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> Response {
+        assert_eq!(q["client_id"], CLIENT_ID);
+        assert_eq!(q["scope"], "read:user user:email");
+        assert_eq!(q["code_challenge_method"], "S256");
+        let user = if *g.unverified.lock().unwrap() { 2 } else { 1 };
+        let code = uuid::Uuid::now_v7().simple().to_string()[..20].to_owned();
+        g.codes.lock().unwrap().insert(
+            code.clone(),
+            (q["code_challenge"].clone(), q["redirect_uri"].clone(), user),
+        );
+        Redirect::temporary(&format!(
+            "{}?code={code}&state={}",
+            q["redirect_uri"], q["state"]
+        ))
+        .into_response()
+    }
+
+    fn error(code: &str, description: &str) -> Response {
+        axum::Json(json!({
+            "error": code,
+            "error_description": description,
+            "error_uri": format!("https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#{}", code.replace('_', "-")),
+        }))
+        .into_response()
+    }
+
+    async fn access_token(
+        State(g): State<GitHub>,
+        headers: HeaderMap,
+        Form(form): Form<HashMap<String, String>>,
+    ) -> Response {
+        assert_eq!(headers[header::ACCEPT], "application/json");
+        if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+            || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+        {
+            return error(
+                "incorrect_client_credentials",
+                "The client_id and/or client_secret passed are incorrect.",
+            );
+        }
+        let grant = form
+            .get("code")
+            .and_then(|code| g.codes.lock().unwrap().remove(code));
+        let Some((challenge, redirect, user)) = grant else {
+            return error(
+                "bad_verification_code",
+                "The code passed is incorrect or expired.",
+            );
+        };
+        let verified = form.get("code_verifier").is_some_and(|v| {
+            URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(v.as_bytes())) == challenge
+        });
+        if form.get("redirect_uri") != Some(&redirect) || !verified {
+            return error(
+                "bad_verification_code",
+                "The code passed is incorrect or expired.",
+            );
+        }
+        let token = format!("{TOKEN}{user}");
+        g.tokens.lock().unwrap().insert(token.clone(), user);
+        axum::Json(json!({
+            "access_token": token, "scope": "read:user,user:email", "token_type": "bearer",
+        }))
+        .into_response()
+    }
+
+    /// The user a REST request is authenticated as, or GitHub's refusal.
+    fn caller(g: &GitHub, headers: &HeaderMap) -> Result<u64, Box<Response>> {
+        if headers.get(header::USER_AGENT).is_none() {
+            return Err(Box::new((
+                StatusCode::FORBIDDEN,
+                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+            )
+                .into_response()));
+        }
+        assert_eq!(headers[header::ACCEPT], "application/vnd.github+json");
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        token
+            .and_then(|t| g.tokens.lock().unwrap().get(t).copied())
+            .ok_or_else(|| {
+                Box::new(
+                    (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({
+                        "message": "Requires authentication",
+                        "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+                        "status": "401",
+                    })),
+                )
+                    .into_response(),
+                )
+            })
+    }
+
+    async fn user(State(g): State<GitHub>, headers: HeaderMap) -> Response {
+        let id = match caller(&g, &headers) {
+            Ok(id) => id,
+            Err(refused) => return *refused,
+        };
+        let (login, name) = if id == 1 {
+            ("octocat", json!("monalisa octocat"))
+        } else {
+            ("hidden", json!(null))
+        };
+        axum::Json(json!({
+            "login": login, "id": id, "node_id": "MDQ6VXNlcjE=",
+            "avatar_url": "https://github.com/images/error/octocat_happy.gif",
+            "type": "User", "site_admin": false, "name": name, "company": "GitHub",
+            "email": null, "two_factor_authentication": true,
+            "created_at": "2008-01-14T04:33:35Z", "updated_at": "2008-01-14T04:33:35Z",
+        }))
+        .into_response()
+    }
+
+    async fn emails(State(g): State<GitHub>, headers: HeaderMap) -> Response {
+        let id = match caller(&g, &headers) {
+            Ok(id) => id,
+            Err(refused) => return *refused,
+        };
+        let list = if id == 1 {
+            json!([
+                {"email": "old@example.com", "verified": true, "primary": false, "visibility": null},
+                {"email": "octocat@github.com", "verified": true, "primary": true, "visibility": "public"},
+            ])
+        } else {
+            json!([
+                {"email": "hidden@example.com", "verified": false, "primary": true, "visibility": "private"},
+            ])
+        };
+        axum::Json(list).into_response()
+    }
+}
+
+#[tokio::test]
+async fn sign_in_with_github_reads_the_verified_primary_email() {
+    let github = github::start().await;
+    let url = github.url.clone();
+    let server = server_with("github", move |s| {
+        s.oidc_providers = vec![server::settings::OidcProvider {
+            name: "github".into(),
+            kind: server::settings::ProviderKind::Github,
+            issuer: url.clone(),
+            api_url: Some(format!("{url}/api/v3")),
+            client_id: github::CLIENT_ID.into(),
+            client_secret_file: None,
+            client_secret: Some(server::settings::Secret::new(github::CLIENT_SECRET)),
+        }];
+    })
+    .await;
+    let state = &server.state;
+    sign_up(state, "root@example.com", "Root", Some(&server.setup_token)).await;
+    let start = "/api/v1/auth/oidc/github/start";
+    let sign_in = || browser_sign_in_from(state, start);
+
+    let answer = sign_in().await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{:?}", answer.body);
+    let octocat = Client::default().signed_in(&answer);
+    let me = octocat.send(state, Method::GET, "/api/v1/me", None).await;
+    assert_eq!(
+        (me.body["email"].as_str(), me.body["name"].as_str()),
+        (Some("octocat@github.com"), Some("monalisa octocat"))
+    );
+    // Keyed by GitHub's numeric id, under the configured address.
+    let by_id = state
+        .store
+        .user_by_external_identity(&github.url, "1")
+        .await
+        .unwrap();
+    assert_eq!(by_id.email, "octocat@github.com");
+    let users = state.store.user_count().await.unwrap();
+    assert_eq!(sign_in().await.status, StatusCode::SEE_OTHER);
+    assert_eq!(state.store.user_count().await.unwrap(), users);
+
+    // A code GitHub does not know (GitHub says so with status 200) signs no one in.
+    let (cookie, callback) = authorize_from(state, start).await;
+    let tampered = callback.replacen("code=", "code=x", 1);
+    let answer = Client {
+        cookie: Some(cookie),
+        ..Client::default()
+    }
+    .send(state, Method::GET, &tampered, None)
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("bad_verification_code")),
+        "{:?}",
+        answer.body
+    );
+
+    // Without a verified primary email, no account is made.
+    *github.unverified.lock().unwrap() = true;
+    let answer = sign_in().await;
+    assert_eq!(
+        (answer.status, answer.field()),
+        (StatusCode::FORBIDDEN, "email"),
+        "{:?}",
+        answer.body
+    );
+    assert_eq!(state.store.user_count().await.unwrap(), users);
+}
+
 /// Starts a sign-in and passes the provider's authorization page like a browser would:
 /// answers the state cookie (`hb_oidc=…`) and the callback path the provider sent back.
 async fn authorize(state: &server::http::AppState) -> (String, String) {
@@ -834,7 +1093,12 @@ async fn authorize_from(state: &server::http::AppState, start: &str) -> (String,
 
 /// One whole sign-in through the provider: answers the callback's answer.
 async fn browser_sign_in(state: &server::http::AppState) -> support::Answer {
-    let (cookie, callback) = authorize(state).await;
+    browser_sign_in_from(state, "/api/v1/auth/oidc/idp/start").await
+}
+
+/// [`browser_sign_in`], started at `start`.
+async fn browser_sign_in_from(state: &server::http::AppState, start: &str) -> support::Answer {
+    let (cookie, callback) = authorize_from(state, start).await;
     Client {
         cookie: Some(cookie),
         ..Client::default()
@@ -850,6 +1114,8 @@ async fn sign_in_through_an_external_provider_creates_the_account_once() {
     let server = server_with("oidc", move |s| {
         s.oidc_providers = vec![server::settings::OidcProvider {
             name: "idp".into(),
+            kind: server::settings::ProviderKind::Oidc,
+            api_url: None,
             issuer,
             client_id: provider::CLIENT_ID.into(),
             client_secret_file: None,
@@ -868,18 +1134,7 @@ async fn sign_in_through_an_external_provider_creates_the_account_once() {
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{:?}", answer.body);
     assert_eq!(answer.headers[header::LOCATION], "/");
     assert!(answer.set_cookie("hb_oidc").unwrap().contains("Max-Age=0"));
-    let jane = Client {
-        cookie: Some(
-            answer
-                .set_cookie("hb_session")
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned(),
-        ),
-        ..Client::default()
-    };
+    let jane = Client::default().signed_in(&answer);
     let me = jane.send(state, Method::GET, "/api/v1/me", None).await;
     assert_eq!(
         (me.body["email"].as_str(), me.body["name"].as_str()),

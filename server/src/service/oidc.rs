@@ -1,8 +1,10 @@
-//! Sign-in through external OpenID Connect providers (`settings.oidc_providers`): the
-//! authorization code flow with PKCE, state and nonce. The state travels in a cookie and the
-//! URL; the nonce and code verifier stay on the server (`oidc_flows`, keyed by the state's
-//! hash). The ID token's signature is checked against the provider's JWKS, and its issuer,
-//! audience, expiry and nonce against what we expect.
+//! Sign-in through external providers (`settings.oidc_providers`): the authorization code
+//! flow with PKCE, state and nonce. The state travels in a cookie and the URL; the nonce and
+//! code verifier stay on the server (`oidc_flows`, keyed by the state's hash). For an OpenID
+//! Connect provider the ID token's signature is checked against the provider's JWKS, and its
+//! issuer, audience, expiry and nonce against what we expect. GitHub is not an OpenID
+//! provider: its access token is used once, to read the user (`GET /user`) and their
+//! verified primary email (`GET /user/emails`), and then dropped.
 
 use std::net::IpAddr;
 
@@ -17,7 +19,7 @@ use sha2::Digest as _;
 use super::accounts::{self, AccountDraft};
 use crate::http::{ApiError, AppState};
 use crate::service::credentials::{generate_token, hash_token};
-use crate::settings::OidcProvider;
+use crate::settings::{OidcProvider, ProviderKind};
 use crate::store::{OidcFlow, StoreError, User, now};
 
 /// How long a started sign-in may take, in seconds.
@@ -57,6 +59,39 @@ struct IdClaims {
 struct TokenResponse {
     id_token: String,
 }
+
+/// GitHub's answer at `/login/oauth/access_token` (with `Accept: application/json`): a token,
+/// or, with status 200 all the same, an error.
+#[derive(Debug, Deserialize)]
+struct GithubToken {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// The parts of GitHub's `GET /user` we read.
+#[derive(Debug, Deserialize)]
+struct GithubUser {
+    id: u64,
+    login: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// One entry of GitHub's `GET /user/emails`.
+#[derive(Debug, Deserialize)]
+struct GithubEmail {
+    email: String,
+    primary: bool,
+    verified: bool,
+}
+
+/// What GitHub's REST API wants of every client.
+const GITHUB_ACCEPT: &str = "application/vnd.github+json";
+const GITHUB_API_VERSION: &str = "2022-11-28";
 
 /// Where a started sign-in sends the browser, and the state its cookie must hold.
 #[derive(Debug, Clone)]
@@ -148,23 +183,38 @@ pub async fn start(
     return_to: Option<String>,
 ) -> Result<Started, ApiError> {
     let provider = provider(state, name).ok_or_else(|| no_provider(name))?;
-    let discovery = discover(state, provider).await?;
+    let (endpoint, scope) = match provider.kind {
+        ProviderKind::Oidc => (
+            discover(state, provider).await?.authorization_endpoint,
+            "openid email profile",
+        ),
+        ProviderKind::Github => (
+            format!("{}/login/oauth/authorize", trim_slash(&provider.issuer)),
+            "read:user user:email",
+        ),
+    };
     let flow_state = generate_token("");
     let nonce = generate_token("");
     let code_verifier = generate_token("");
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(code_verifier.as_bytes()));
-    let mut location = reqwest::Url::parse(&discovery.authorization_endpoint)
+    let mut location = reqwest::Url::parse(&endpoint)
         .map_err(|e| upstream(format!("the authorization endpoint is not a URL: {e}")))?;
-    location
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &provider.client_id)
-        .append_pair("redirect_uri", &redirect_uri(state, name))
-        .append_pair("scope", "openid email profile")
-        .append_pair("state", &flow_state)
-        .append_pair("nonce", &nonce)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    {
+        // A block: the serializer is not `Send`, and must be gone before the next await.
+        let mut query = location.query_pairs_mut();
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &provider.client_id)
+            .append_pair("redirect_uri", &redirect_uri(state, name))
+            .append_pair("scope", scope)
+            .append_pair("state", &flow_state);
+        if provider.kind == ProviderKind::Oidc {
+            query.append_pair("nonce", &nonce);
+        }
+        query
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+    }
     state
         .store
         .start_oidc_flow(
@@ -235,9 +285,14 @@ pub async fn finish(
         }
         Err(other) => return Err(other.into()),
     };
-    let discovery = discover(state, provider).await?;
-    let id_token = exchange(state, provider, &discovery, name, &code, &flow).await?;
-    let claims = verify(state, provider, &discovery, &id_token, &flow.nonce).await?;
+    let claims = match provider.kind {
+        ProviderKind::Oidc => {
+            let discovery = discover(state, provider).await?;
+            let id_token = exchange(state, provider, &discovery, name, &code, &flow).await?;
+            verify(state, provider, &discovery, &id_token, &flow.nonce).await?
+        }
+        ProviderKind::Github => github_user(state, provider, name, &code, &flow).await?,
+    };
     let issuer = trim_slash(&provider.issuer).to_owned();
     match state
         .store
@@ -337,6 +392,99 @@ async fn exchange(
         .await
         .map_err(|e| upstream(format!("the token response is not valid: {e}")))?;
     Ok(token.id_token)
+}
+
+/// Exchanges the code at GitHub and reads who signed in: their numeric id (the subject:
+/// logins can be renamed and reused), name or login, and their verified primary email.
+async fn github_user(
+    state: &AppState,
+    provider: &OidcProvider,
+    name: &str,
+    code: &str,
+    flow: &OidcFlow,
+) -> Result<IdClaims, ApiError> {
+    let redirect = redirect_uri(state, name);
+    let secret = provider.client_secret.as_ref().map(|s| s.expose());
+    let mut form = vec![
+        ("client_id", provider.client_id.as_str()),
+        ("code", code),
+        ("redirect_uri", redirect.as_str()),
+        ("code_verifier", flow.code_verifier.as_str()),
+    ];
+    form.extend(secret.map(|s| ("client_secret", s)));
+    let url = format!("{}/login/oauth/access_token", trim_slash(&provider.issuer));
+    let response = state
+        .sign_in
+        .http
+        .post(&url)
+        .header("accept", "application/json")
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| upstream(format!("failed to reach GitHub's token endpoint: {e}")))?;
+    if !response.status().is_success() {
+        return Err(upstream(format!(
+            "GitHub's token endpoint answered {}",
+            response.status()
+        )));
+    }
+    let token: GithubToken = response
+        .json()
+        .await
+        .map_err(|e| upstream(format!("GitHub's token response is not valid: {e}")))?;
+    let Some(access_token) = token.access_token else {
+        let error = token.error.unwrap_or_else(|| "no access token".to_owned());
+        let detail = token
+            .error_description
+            .map_or(error.clone(), |d| format!("{error}: {d}"));
+        return Err(
+            ApiError::unauthenticated().detail(format!("GitHub refused the sign-in: {detail}"))
+        );
+    };
+    let api = provider.github_api();
+    let get = |path: &str| {
+        state
+            .sign_in
+            .http
+            .get(format!("{api}{path}"))
+            .bearer_auth(&access_token)
+            .header("accept", GITHUB_ACCEPT)
+            .header("x-github-api-version", GITHUB_API_VERSION)
+            .header("user-agent", "hexabase")
+    };
+    let read = |response: Result<reqwest::Response, reqwest::Error>, what: &'static str| async move {
+        let response =
+            response.map_err(|e| upstream(format!("failed to ask GitHub for the {what}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(upstream(format!(
+                "GitHub answered {} for the {what}",
+                response.status()
+            )));
+        }
+        Ok(response)
+    };
+    let user: GithubUser = read(get("/user").send().await, "user")
+        .await?
+        .json()
+        .await
+        .map_err(|e| upstream(format!("GitHub's user is not valid: {e}")))?;
+    let emails: Vec<GithubEmail> = read(get("/user/emails").send().await, "emails")
+        .await?
+        .json()
+        .await
+        .map_err(|e| upstream(format!("GitHub's list of emails is not valid: {e}")))?;
+    let email = emails.into_iter().find(|e| e.primary && e.verified);
+    Ok(IdClaims {
+        sub: user.id.to_string(),
+        nonce: None,
+        email_verified: email.as_ref().map(|_| true),
+        email: email.map(|e| e.email),
+        name: Some(
+            user.name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or(user.login),
+        ),
+    })
 }
 
 /// `application/x-www-form-urlencoded`, as RFC 6749 §2.3.1 wants client credentials in
