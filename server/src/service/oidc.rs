@@ -140,10 +140,16 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     url: &str,
     what: &str,
 ) -> Result<T, ApiError> {
-    let response = state
-        .sign_in
-        .http
-        .get(url)
+    send_json(state.sign_in.http.get(url), what).await
+}
+
+/// Sends a request to a provider and reads its JSON answer; any failure (unreachable, a
+/// status other than success, a body that is not the expected JSON) names `what` was asked.
+async fn send_json<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<T, ApiError> {
+    let response = request
         .send()
         .await
         .map_err(|e| upstream(format!("failed to fetch the {what}: {e}")))?;
@@ -375,22 +381,8 @@ async fn exchange(
             );
         }
     }
-    let response = request
-        .header("accept", "application/json")
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| upstream(format!("failed to reach the token endpoint: {e}")))?;
-    if !response.status().is_success() {
-        return Err(upstream(format!(
-            "the token endpoint answered {}",
-            response.status()
-        )));
-    }
-    let token: TokenResponse = response
-        .json()
-        .await
-        .map_err(|e| upstream(format!("the token response is not valid: {e}")))?;
+    let request = request.header("accept", "application/json").form(&form);
+    let token: TokenResponse = send_json(request, "token endpoint").await?;
     Ok(token.id_token)
 }
 
@@ -413,25 +405,13 @@ async fn github_user(
     ];
     form.extend(secret.map(|s| ("client_secret", s)));
     let url = format!("{}/login/oauth/access_token", trim_slash(&provider.issuer));
-    let response = state
+    let request = state
         .sign_in
         .http
         .post(&url)
         .header("accept", "application/json")
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| upstream(format!("failed to reach GitHub's token endpoint: {e}")))?;
-    if !response.status().is_success() {
-        return Err(upstream(format!(
-            "GitHub's token endpoint answered {}",
-            response.status()
-        )));
-    }
-    let token: GithubToken = response
-        .json()
-        .await
-        .map_err(|e| upstream(format!("GitHub's token response is not valid: {e}")))?;
+        .form(&form);
+    let token: GithubToken = send_json(request, "GitHub token endpoint").await?;
     let Some(access_token) = token.access_token else {
         let error = token.error.unwrap_or_else(|| "no access token".to_owned());
         let detail = token
@@ -452,27 +432,8 @@ async fn github_user(
             .header("x-github-api-version", GITHUB_API_VERSION)
             .header("user-agent", "hexabase")
     };
-    let read = |response: Result<reqwest::Response, reqwest::Error>, what: &'static str| async move {
-        let response =
-            response.map_err(|e| upstream(format!("failed to ask GitHub for the {what}: {e}")))?;
-        if !response.status().is_success() {
-            return Err(upstream(format!(
-                "GitHub answered {} for the {what}",
-                response.status()
-            )));
-        }
-        Ok(response)
-    };
-    let user: GithubUser = read(get("/user").send().await, "user")
-        .await?
-        .json()
-        .await
-        .map_err(|e| upstream(format!("GitHub's user is not valid: {e}")))?;
-    let emails: Vec<GithubEmail> = read(get("/user/emails").send().await, "emails")
-        .await?
-        .json()
-        .await
-        .map_err(|e| upstream(format!("GitHub's list of emails is not valid: {e}")))?;
+    let user: GithubUser = send_json(get("/user"), "GitHub user").await?;
+    let emails: Vec<GithubEmail> = send_json(get("/user/emails"), "GitHub list of emails").await?;
     let email = emails.into_iter().find(|e| e.primary && e.verified);
     Ok(IdClaims {
         sub: user.id.to_string(),
