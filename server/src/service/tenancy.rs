@@ -438,7 +438,7 @@ pub fn request_sync(store: &Store, engine: &Arc<Engine>) {
 
 /// Brings the workspace index up to the branch head: organizations added by people's commits
 /// since the index's head get their rows (see [`adopt_organizations`]); the workspaces
-/// touched by the commits since the index's head are rewritten (all of them when the index has no head or history
+/// touched by those commits are rewritten (all of them when the index has no head or history
 /// was rewritten); workspaces gone from Git lose their groups; workspaces without groups get
 /// the default ones, with the author of their `create-workspace` commit in `WSAdmins` when
 /// that names a user.
@@ -493,14 +493,11 @@ async fn sync_locked(
     let (written, creators) = match &walked {
         Some((touched, trailers)) => {
             let orgs: BTreeSet<&str> = touched.iter().map(|s| s.org.as_str()).collect();
-            result.adopted = adopt(
-                store,
-                &snapshot,
-                &orgs.into_iter().collect::<Vec<_>>(),
-                &org_creators(trailers),
-                false,
-            )
-            .await?;
+            let missing = without_rows(store, &orgs.into_iter().collect::<Vec<_>>()).await?;
+            if !missing.is_empty() {
+                result.adopted =
+                    adopt(store, &snapshot, &missing, &org_creators(trailers), false).await?;
+            }
             let scope: Vec<(String, String)> = touched
                 .iter()
                 .filter_map(|s| s.workspace.as_ref().map(|w| (s.org.clone(), w.clone())))
@@ -614,8 +611,8 @@ pub async fn adopt_organizations(store: &Store, engine: &Arc<Engine>) -> Tenancy
         .keys()
         .map(String::as_str)
         .collect();
-    let known = store.known_organizations(&slugs).await?;
-    if slugs.iter().all(|s| known.contains(*s)) {
+    let missing = without_rows(store, &slugs).await?;
+    if missing.is_empty() {
         return Ok(0);
     }
     // Only now is the whole history worth reading: some organization has no rows.
@@ -624,14 +621,24 @@ pub async fn adopt_organizations(store: &Store, engine: &Arc<Engine>) -> Tenancy
         AuditRepo::open(&path, &branch)?.trailers(tip)
     })
     .await??;
-    let adopted = adopt(store, &snapshot, &slugs, &org_creators(&trailers), true).await?;
+    let adopted = adopt(store, &snapshot, &missing, &org_creators(&trailers), true).await?;
     if adopted > 0 {
         store.forget_workspace_index_head().await?;
     }
     Ok(adopted)
 }
 
-/// Adopts those of `slugs` that exist at `snapshot` without SQL rows (see
+/// Those of the organizations `slugs` that have no SQL rows.
+async fn without_rows<'a>(store: &Store, slugs: &[&'a str]) -> TenancyResult<Vec<&'a str>> {
+    let known = store.known_organizations(slugs).await?;
+    Ok(slugs
+        .iter()
+        .copied()
+        .filter(|s| !known.contains(*s))
+        .collect())
+}
+
+/// Adopts the organizations `missing` (without SQL rows) that exist at `snapshot` (see
 /// [`adopt_organizations`]); `creators` are the authors of `create-organization` commits by
 /// organization. While serving (`at_start` false) an organization made through the API is
 /// never adopted: the request that made it writes its rows, and could otherwise find them
@@ -639,14 +646,17 @@ pub async fn adopt_organizations(store: &Store, engine: &Arc<Engine>) -> Tenancy
 async fn adopt(
     store: &Store,
     snapshot: &Snapshot,
-    slugs: &[&str],
+    missing: &[&str],
     creators: &BTreeMap<String, String>,
     at_start: bool,
 ) -> TenancyResult<usize> {
-    let known = store.known_organizations(slugs).await?;
-    let mut admin: Option<Option<User>> = None;
+    let admin = if missing.iter().any(|s| !creators.contains_key(*s)) {
+        store.platform_admin().await?
+    } else {
+        None
+    };
     let mut adopted = 0;
-    for slug in slugs.iter().filter(|s| !known.contains(**s)) {
+    for slug in missing {
         let Some(doc) = snapshot
             .intent
             .organizations
@@ -665,18 +675,13 @@ async fn adopt(
                 }
                 Err(other) => return Err(other.into()),
             },
-            None => {
-                if admin.is_none() {
-                    admin = Some(store.platform_admin().await?);
+            None => match &admin {
+                Some(user) => user.clone(),
+                None => {
+                    tracing::warn!(org = %slug, "organization in Git without rows, and no administrator yet to own it");
+                    continue;
                 }
-                match admin.clone().flatten() {
-                    Some(user) => user,
-                    None => {
-                        tracing::warn!(org = %slug, "organization in Git without rows, and no administrator yet to own it");
-                        continue;
-                    }
-                }
-            }
+            },
         };
         let name = doc.spec.display_name.as_deref().unwrap_or(slug);
         match store
