@@ -46,6 +46,7 @@ eval "$(bash scripts/tools.sh --print-env)"
 
 step "conformance: the checker's own tests"
 .tools/venv/bin/python tests/conformance/test_check_tree.py
+.tools/venv/bin/python tests/conformance/test_day_one.py
 
 step "conformance: gitops-repo-example against kustomize, helm and the upstream schemas"
 if [ -d "$upstream" ]; then

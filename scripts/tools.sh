@@ -6,7 +6,9 @@
 #   .tools/venv                           Python venv with kubernetes-validate, jsonschema, pyyaml,
 #                                        PyJWT + authlib (the independent OIDC client of
 #                                        server/tests/python/oidc_client.py), and selenium (drives
-#                                        Debian's chromium in server/tests/python/browser_signin.py)
+#                                        Debian's chromium in server/tests/python/browser_signin.py),
+#                                        cel-python (CEL for the Kyverno policies in
+#                                        tests/conformance/day_one/celpolicy.py)
 #
 # Usage:
 #   scripts/tools.sh                  install what is missing; silent on success
@@ -25,7 +27,9 @@ importlib_resources==7.1.0 packaging==26.3 typing_extensions==4.16.0 \
 pyjwt==2.15.1 authlib==1.9.6 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12 \
 requests==2.34.2 urllib3==2.8.0 idna==3.20 charset-normalizer==3.5.2 certifi \
 selenium==4.51.0 trio==0.35.0 trio-websocket==0.12.2 outcome==1.3.0.post0 sniffio==1.3.1 \
-sortedcontainers==2.4.0 h11==0.16.0 wsproto==1.3.2 websocket-client==1.9.2 PySocks==1.7.1"
+sortedcontainers==2.4.0 h11==0.16.0 wsproto==1.3.2 websocket-client==1.9.2 PySocks==1.7.1 \
+cel-python==0.5.0 google-re2==1.1.20251105 jmespath==1.1.0 lark==1.3.1 pendulum==3.3.0 \
+python-dateutil==4.0.0 tzdata==2026.6"
 
 _hb_tools_main() {
     # Only ever runs in its own bash process (see the bottom), so `set -e`, the trap and
@@ -113,7 +117,7 @@ _hb_tools_main() {
         # shellcheck disable=SC2086 # the requirement list is meant to split into words
         quietly "$venv/bin/python" -m pip install --disable-pip-version-check -q $HB_PY_REQUIREMENTS \
             || die "pip install into $venv failed"
-        "$venv/bin/python" -c 'import kubernetes_validate, jsonschema, yaml, jwt, authlib, requests, selenium' \
+        "$venv/bin/python" -c 'import kubernetes_validate, jsonschema, yaml, jwt, authlib, requests, selenium, celpy' \
             || die "the venv at $venv cannot import its packages"
         echo "$HB_PY_REQUIREMENTS" >"$stamp"
     fi

@@ -62,6 +62,10 @@ ALLOWED_UNKNOWN_KINDS: dict[tuple[str, str], str] = {
         "Knative Serving is installed through the Knative operator, whose CRD is not among the "
         "upstream schemas in shared/upstream (only Serving's own CRDs are)"
     ),
+    ("traefik.io", "IngressRouteTCP"): (
+        "the vCluster API route: K3s ships Traefik, whose CRDs are not among the upstream schemas; "
+        "TLS passthrough by SNI has no built-in Ingress form"
+    ),
 }
 
 # Flux API versions current Flux (v2.9) serves and Hexabase may render. notification's
@@ -218,6 +222,7 @@ def canonical(body: Any) -> str:
 @dataclass
 class Report:
     failures: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # what could not be checked
     passed: int = 0
     failed: int = 0
 
@@ -476,10 +481,11 @@ class Schemas:
             for doc in _crd_docs(text):  # an unusual layout: parse it all now
                 self._add_crd(doc, path)
 
-    def _add_crd(self, doc: dict, path: Path) -> None:
+    def _add_crd(self, doc: dict, path: Path, source: str | None = None) -> None:
         spec = doc["spec"]
         group, kind = spec["group"], spec["names"]["kind"]
-        self._crd_files[(group, kind)] = path
+        if source is None:
+            self._crd_files[(group, kind)] = path
         versions = self._crd_versions.setdefault((group, kind), {})
         for version in spec.get("versions", []):
             schema = (version.get("schema") or {}).get("openAPIV3Schema")
@@ -488,19 +494,34 @@ class Schemas:
                 scope=spec.get("scope", "Namespaced"), served=bool(version.get("served")),
                 deprecated=bool(version.get("deprecated")),
                 schema=schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                source=str(path.relative_to(self.crd_root)),
+                source=source or str(path.relative_to(self.crd_root)),
             )
+
+    def add_crd_doc(self, doc: dict, source: str) -> None:
+        """Make a CRD that a rendered chart installs known, unless an upstream CRD defines the kind."""
+        spec = doc.get("spec") or {}
+        group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
+        if group and kind and (group, kind) not in self._crd_files and (group, kind) not in self._crd_versions:
+            self._add_crd(doc, self.crd_root, source)
 
     def crd(self, group: str, kind: str) -> dict[str, CrdVersion] | None:
         """The versions of an upstream CRD, or None when no upstream CRD defines the kind."""
         key = (group, kind)
         if key not in self._crd_files:
-            return None
+            return self._crd_versions.get(key)
         if key not in self._crd_versions:
             path = self._crd_files[key]
             for doc in _crd_docs(_read_text(path)):
                 self._add_crd(doc, path)
         return self._crd_versions.get(key)
+
+    def all_crds(self) -> list[tuple[tuple[str, str], list[str]]]:
+        """Every upstream CRD's (group, kind) with its served versions (parses them all)."""
+        out = []
+        for key in sorted(self._crd_files):
+            versions = self.crd(*key) or {}
+            out.append((key, sorted(v for v, crd in versions.items() if crd.served)))
+        return out
 
     def is_cluster_scoped(self, group: str, kind: str) -> bool:
         versions = self.crd(group, kind)
@@ -939,7 +960,7 @@ def identity(obj: Obj) -> tuple[str, str, str]:
     return (obj.group, obj.kind, obj.name)
 
 
-def run(tree: Path, upstream: Path, kubectl: str, helm: str, jobs: int) -> Report:
+def run(tree: Path, upstream: Path, kubectl: str, helm: str, jobs: int, day_one: bool = True) -> Report:
     report = Report()
     tree = tree.resolve()
     raw = read_tree(tree, report)
@@ -1034,6 +1055,7 @@ def run(tree: Path, upstream: Path, kubectl: str, helm: str, jobs: int) -> Repor
         # One check per Flux Kustomization: its path builds, the build has no duplicates.
         # A Kustomization found both in a file and in a build is checked once.
         effective: list[Obj] = []
+        applications: list[tuple[Obj, list[Obj]]] = []  # (Flux Kustomization, what it applies)
         covered: set[int] = set()  # id() of the file objects that some build contains
         build_checked: set[tuple] = set()
         for ks in flux_kustomizations:
@@ -1061,6 +1083,7 @@ def run(tree: Path, upstream: Path, kubectl: str, helm: str, jobs: int) -> Repor
                     covered.add(id(obj.origin))
             report.check(ks.path, ks.label(), [f"kubectl kustomize ./{path}: {p}" for p in duplicate_problems(objs)])
             effective += objs
+            applications.append((ks, objs))
 
         # Objects only in raw files (the cluster entry points) count as Flux applies them.
         # Files under a path whose build failed are left out: without the build their
@@ -1118,7 +1141,33 @@ def run(tree: Path, upstream: Path, kubectl: str, helm: str, jobs: int) -> Repor
                     if rel.spec.get("valuesFrom"):
                         reasons.append("spec.valuesFrom cannot be checked against the vcluster schema: render values inline")
                     report.check(rel.path, rel.label(), reasons)
+
+        if day_one:
+            run_day_one(tree, upstream, helm, workdir, pool, report, schemas, effective, applications)
     return report
+
+
+def run_day_one(tree: Path, upstream: Path, helm: str, workdir: Path, pool: concurrent.futures.Executor,
+                report: Report, schemas: Schemas, effective: list[Obj],
+                applications: list[tuple[Obj, list[Obj]]]) -> None:
+    """The day-one checks (day_one/checks.py): what the cluster actually gets."""
+    from day_one import checks as day_one_checks
+    from day_one.render import Charts
+
+    api_versions = sorted({f"{group}/{version}" for (group, _kind), versions in schemas.all_crds()
+                           for version in versions})
+    charts = Charts(upstream, helm, helm_env(workdir), day_one_checks.K3S_KUBE_VERSION, api_versions)
+
+    def object_problems_of(obj: Obj) -> list[str]:
+        return object_problems(obj, schemas)
+
+    ctx = day_one_checks.Context(
+        tree=tree, upstream=upstream, report=report, schemas=schemas, charts=charts, workdir=workdir,
+        pool=pool, effective=effective, applications=applications, object_problems=object_problems_of,
+        make_obj=lambda body, path: Obj(body, path, from_build=True),
+    )
+    day_one_checks.run(ctx)
+    report.notices += ctx.notices
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1130,6 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--helm", default=default_tool("helm"), help="helm binary (default: .tools/bin/helm)")
     parser.add_argument("--jobs", type=int, default=max(2, 2 * (os.cpu_count() or 1)),
                         help="parallel kubectl/helm processes")
+    parser.add_argument("--skip-day-one", action="store_true",
+                        help="only the file checks (a-h), not the day-one checks of day_one/checks.py")
     args = parser.parse_args(argv)
 
     if not args.tree.is_dir():
@@ -1141,7 +1192,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{tool} not found: run scripts/tools.sh, or pass --kubectl/--helm")
 
     started = time.monotonic()
-    report = run(args.tree, args.upstream, args.kubectl, args.helm, args.jobs)
+    report = run(args.tree, args.upstream, args.kubectl, args.helm, args.jobs, day_one=not args.skip_day_one)
+    for line in report.notices:
+        print(line, file=sys.stderr)
     # Sorted by path (stably, so one check's lines keep their order): the output of two
     # runs over the same tree is the same, and easy to diff.
     for line in sorted(report.failures, key=lambda line: line.split(": [", 1)[0]):
