@@ -20,14 +20,21 @@ the compiler's own idea of correctness:
   h. nothing under tenants/<cluster>/<org>/<ws>/ names another workspace's namespace
      (ws-<org>-<ws>) in a namespace field or a DNS name
 
+Then the day-one checks of day_one/checks.py (skipped with --skip-day-one): the pinned
+upstream charts rendered with the real `helm template` and Flux's values, API versions served
+by the pinned charts' CRDs, RBAC of every identity that applies objects, the Kyverno policies
+and Pod Security against every pod the platform starts, the vCluster quotas against the plan,
+and the network paths to the vCluster API, DNS and Functions (docs/day-one-checks.md).
+
 Every failure is collected and printed as `path: [Kind/namespace/name]: reason`; the last
 line is `conformance: N passed, M failed`, counting checks (one object's validation, one
 build, one object's references, one release's values). Exit status 1 on any failure.
 
 Not checked (no faithful offline equivalent): the CRDs' CEL rules
 (x-kubernetes-validations) and `format` keywords, Flux postBuild variable substitution,
-HelmRelease valuesFrom (reported as a failure on vcluster releases, whose values must be
-inline), and anything only an admission webhook or a controller decides at run time.
+HelmRelease valuesFrom in check e (reported as a failure on vcluster releases, whose values
+must be inline; the day-one render merges it), and anything only an admission webhook or a
+controller decides at run time. Notices of what was not checked go to stderr.
 
 Run it with the Python of the venv that scripts/tools.sh creates.
 """

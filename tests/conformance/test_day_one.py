@@ -7,13 +7,19 @@ Each test pairs a case that must pass with one that must fail.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import unittest
 from pathlib import Path
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 EXAMPLE = REPO / "gitops-repo-example"
+UPSTREAM = Path(os.environ.get("HEXABASE_UPSTREAM", REPO.parent / "shared" / "upstream"))
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(HERE))
@@ -298,6 +304,82 @@ class HelpersTest(unittest.TestCase):
     def test_plural(self) -> None:
         self.assertEqual([checks.plural(k) for k in ("NetworkPolicy", "Ingress", "Endpoints", "GitRepository", "Deployment")],
                          ["networkpolicies", "ingresses", "endpoints", "gitrepositories", "deployments"])
+
+
+def edit_docs(path: Path, change: Callable[[list[Any]], None]) -> None:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    change(docs)
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+def find(docs: list, kind: str, name: str | None = None) -> dict:
+    return next(d for d in docs if d.get("kind") == kind and (name is None or d["metadata"]["name"] == name))
+
+
+def plant_faults(tree: Path) -> dict[str, str]:
+    """One fault per day-one check in a copy of the example; returns what each must report."""
+    dev = tree / "tenants" / "home" / "acme" / "dev" / "host"
+
+    # 1. render: a valuesFrom source that is not in the tree
+    edit_docs(dev / "monitoring.yaml", lambda d: find(d, "HelmRelease")["spec"].setdefault("valuesFrom", []).append(
+        {"kind": "ConfigMap", "name": "planted-missing-values"}))
+    # 2. versions: Kyverno pinned at a chart version whose CRDs cannot be proven
+    edit_docs(tree / "infrastructure" / "controllers" / "controllers.yaml",
+              lambda d: find(d, "HelmRelease", "kyverno")["spec"]["chart"]["spec"].update(version="3.6.0"))
+
+    # 3. rbac: a tenant account bound to a ClusterRole that writes CRDs
+    def grant(docs: list) -> None:
+        docs.append(role("ClusterRole", "planted:crd-writer", [{"apiGroups": ["apiextensions.k8s.io"],
+                                                                "resources": ["customresourcedefinitions"], "verbs": ["create"]}]))
+        docs.append(binding("ClusterRoleBinding", "planted:crd-writer", "ClusterRole", "planted:crd-writer",
+                            [{"kind": "ServiceAccount", "name": "hexabase-flux", "namespace": "ws-acme-dev"}]))
+    edit_docs(dev / "namespace.yaml", grant)
+
+    # 4. pods and 5. quotas: a CoreDNS image outside the plan's registries, a chart-default quota key
+    def vcluster(docs: list) -> None:
+        values = find(docs, "HelmRelease", "vcluster")["spec"]["values"]
+        values.setdefault("controlPlane", {}).setdefault("coredns", {}).setdefault("deployment", {})["image"] = "quay.io/planted/coredns:1"
+        values.setdefault("policies", {}).setdefault("resourceQuota", {}).setdefault("quota", {})["count/configmaps"] = "7"
+    edit_docs(dev / "vcluster.yaml", vcluster)
+
+    # 6. reach: the workspace's NetworkPolicies only admit the namespace itself
+    def fence(docs: list) -> None:
+        for d in docs:
+            if d.get("kind") == "NetworkPolicy":
+                d["spec"]["ingress"] = [{"from": [{"podSelector": {}}]}]
+    edit_docs(dev / "network.yaml", fence)
+
+    return {
+        "render": "spec.valuesFrom[0]: ConfigMap ws-acme-dev/planted-missing-values key 'values.yaml' is not in the tree",
+        "versions": "needs the CRDs of chart kyverno, pinned at 3.6.0, which is not in upstream/charts",
+        "rbac": "ServiceAccount ws-acme-dev/hexabase-flux holds cluster-scoped create on customresourcedefinitions",
+        "pods": "the vCluster's CoreDNS pod (synced to the host) is denied: restrict-image-registries",
+        "quotas": "ResourceQuota count/configmaps: rendered '7', the plan has none",
+        "reach": "Flux cannot reach the vCluster API",
+    }
+
+
+class PlantedFaultsTest(unittest.TestCase):
+    """The real checker on a copy of gitops-repo-example with one fault per check planted."""
+
+    def test_every_planted_fault_is_reported(self) -> None:
+        for tool in ("kubectl", "helm"):
+            if not os.access(REPO / ".tools" / "bin" / tool, os.X_OK):
+                raise AssertionError(f".tools/bin/{tool} is missing: run scripts/tools.sh")
+        if not UPSTREAM.is_dir():
+            raise AssertionError(f"no upstream snapshot at {UPSTREAM}: set HEXABASE_UPSTREAM")
+        with tempfile.TemporaryDirectory(prefix="day-one-") as tmp:
+            tree = Path(tmp) / "tree"
+            shutil.copytree(EXAMPLE, tree)
+            expected = plant_faults(tree)
+            result = subprocess.run(
+                [sys.executable, str(HERE / "check_tree.py"), "--tree", str(tree), "--upstream", str(UPSTREAM)],
+                capture_output=True, text=True, timeout=600,
+            )
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        for check, reason in expected.items():
+            with self.subTest(check=check):
+                self.assertIn(reason, result.stdout, result.stdout[-6000:])
 
 
 if __name__ == "__main__":
