@@ -301,6 +301,17 @@ class HelpersTest(unittest.TestCase):
         self.assertEqual([(r[1], r[2]) for r in checks._routes_to([ingress], "ws.example.com")], [("vcluster", 443)])
         self.assertEqual(checks._routes_to([ingress], "other.example.com"), [])
 
+    def test_tcp_route_passes_tls_through_on_https(self) -> None:
+        route = {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRouteTCP", "metadata": {"name": "r", "namespace": "ws"},
+                 "spec": {"entryPoints": ["websecure"], "routes": [{"match": "HostSNI(`ws.example.com`)",
+                          "services": [{"name": "vcluster", "port": 443}]}], "tls": {"passthrough": True}}}
+        self.assertEqual([(r[1], r[2]) for r in checks._routes_to([route], "ws.example.com")], [("vcluster", 443)])
+        self.assertEqual(checks._route_problems(route), [])
+        terminated = dict(route, spec=dict(route["spec"], tls={}))
+        self.assertEqual(len(checks._route_problems(terminated)), 1)
+        plain = dict(route, spec=dict(route["spec"], entryPoints=["web"]))
+        self.assertEqual(len(checks._route_problems(plain)), 1)
+
     def test_plural(self) -> None:
         self.assertEqual([checks.plural(k) for k in ("NetworkPolicy", "Ingress", "Endpoints", "GitRepository", "Deployment")],
                          ["networkpolicies", "ingresses", "endpoints", "gitrepositories", "deployments"])

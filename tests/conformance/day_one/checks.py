@@ -949,6 +949,44 @@ def _routes_to(bodies: list[dict], host: str) -> list[tuple[dict, str, Any]]:
     return out
 
 
+# K3s's Traefik listens for HTTPS on the entry point "websecure" (port 443), the kubeconfig's port.
+TRAEFIK_HTTPS_ENTRYPOINT = "websecure"
+
+
+def _route_problems(route: dict) -> list[str]:
+    """A TCP route to the vCluster API must pass TLS through: the API server terminates TLS
+    itself (its certificate carries the workspace's host name; kubectl may present a client
+    certificate), and it must listen where kubectl connects."""
+    if route.get("kind") != "IngressRouteTCP":
+        return []
+    spec = route.get("spec") or {}
+    out = []
+    if not ((spec.get("tls") or {}).get("passthrough") is True):
+        out.append(f"{label(route)} does not set spec.tls.passthrough: true, so Traefik would terminate the "
+                   "vCluster API's TLS with its own certificate")
+    entry_points = spec.get("entryPoints")
+    if entry_points and TRAEFIK_HTTPS_ENTRYPOINT not in entry_points:
+        out.append(f"{label(route)} listens on {entry_points}, not on K3s Traefik's {TRAEFIK_HTTPS_ENTRYPOINT} (443), "
+                   "where the kubeconfig's https:// server connects")
+    return out
+
+
+def check_dns_documented(ctx: Context) -> None:
+    """The kubeconfig's server, ws-<org>-<ws>.<cluster domain>, needs a DNS record nothing in
+    the tree creates: the tree's README must tell the platform engineer to make *.<domain>."""
+    readme = ctx.tree / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    domains: dict[str, str] = {}
+    for rel in ctx.releases:
+        if rel.chart == "vcluster" and not rel.remote and (domain := ctx.cluster_domain(rel.path)):
+            domains.setdefault(domain, Path(rel.path).parts[1])
+    for domain, cluster in sorted(domains.items()):
+        wanted = f"*.{domain}"
+        ctx.check("README.md", f"cluster {cluster} DNS", [] if wanted in text else [
+            f"kubeconfigs point at https://ws-<org>-<ws>.{domain}, which needs a DNS record {wanted} for the "
+            f"host's ingress; README.md does not name {wanted}"])
+
+
 def _service_target(bodies: list[dict], ns: str, name: str, port: Any) -> tuple[dict, Any] | None:
     svc = next((b for b in bodies if b.get("kind") == "Service" and b.get("apiVersion") == "v1"
                 and meta(b).get("name") == name and meta(b).get("namespace") == ns), None)
@@ -988,6 +1026,7 @@ def check_reachability(ctx: Context) -> None:
                 problems.append(f"kubectl cannot reach the vCluster: nothing routes {hostname} (the kubeconfig's server "
                                 "https://" + hostname + ") to it: no Ingress, IngressRouteTCP or TLSRoute has that host")
             for route, svc_name, port in routes:
+                problems += _route_problems(route)
                 target = _service_target(host, str(meta(route).get("namespace") or ns), svc_name, port)
                 if target is None:
                     problems.append(f"{label(route)} routes {hostname} to Service {svc_name}:{port}, which does not exist")
@@ -1049,3 +1088,4 @@ def run(ctx: Context) -> None:
     check_pods(ctx)
     check_quotas(ctx)
     check_reachability(ctx)
+    check_dns_documented(ctx)
