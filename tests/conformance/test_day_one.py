@@ -351,7 +351,14 @@ def plant_faults(tree: Path) -> dict[str, str]:
         values = find(docs, "HelmRelease", "vcluster")["spec"]["values"]
         values.setdefault("controlPlane", {}).setdefault("coredns", {}).setdefault("deployment", {})["image"] = "quay.io/planted/coredns:1"
         values.setdefault("policies", {}).setdefault("resourceQuota", {}).setdefault("quota", {})["count/configmaps"] = "7"
+        # 7. operations: a release that stalls after its retries, a virtual Kubernetes newer than the host
+        release = find(docs, "HelmRelease", "vcluster")["spec"]
+        release["install"] = {"remediation": {"retries": 3}}
+        values["controlPlane"].setdefault("distro", {}).setdefault("k8s", {})["version"] = "v1.36.0"
     edit_docs(dev / "vcluster.yaml", vcluster)
+    # 7. operations: a tenant source that uses the platform's own Git credential
+    platform_secret = load(tree / "intent" / "platform.yaml")["spec"]["git"].get("secretName", "flux-system")
+    edit_docs(dev / "sources.yaml", lambda d: find(d, "GitRepository")["spec"].update(secretRef={"name": platform_secret}))
 
     # 6. reach: the workspace's NetworkPolicies only admit the namespace itself
     def fence(docs: list) -> None:
@@ -367,6 +374,9 @@ def plant_faults(tree: Path) -> dict[str, str]:
         "pods": "the vCluster's CoreDNS pod (synced to the host) is denied: restrict-image-registries",
         "quotas": "ResourceQuota count/configmaps: rendered '7', the plan has none",
         "reach": "Flux cannot reach the vCluster API",
+        "remediation": "[HelmRelease/ws-acme-dev/vcluster remediation]: spec.install: a failed install stalls after 3 retries",
+        "virtual version": "the vCluster runs Kubernetes v1.36.0 (ghcr.io/loft-sh/kubernetes:v1.36.0), newer than the K3s 1.35.0 host",
+        "credentials": f"spec.secretRef {platform_secret!r} is the platform's Git credential",
     }
 
 

@@ -14,7 +14,10 @@
                 Pod Security level of its namespace; a table of hostile tenant pods is denied
   5. quotas     the ResourceQuota and LimitRange Helm renders for a vCluster are the plan's
   6. reach      kubectl -> the vCluster API through a route, DNS from tenant pods, Flux ->
-                vCluster API, Knative ingress -> Functions, all admitted by NetworkPolicy
+                vCluster API, Knative ingress -> Functions, all admitted by NetworkPolicy;
+                the DNS record the kubeconfig needs is named in the tree's README
+  7. operations the platform's Git credential reaches no tenant; no release stalls after its
+                retries; no vCluster is newer than the host
 
 Each check is counted in the report; notices (what cannot be checked) go to stderr.
 """
@@ -987,6 +990,75 @@ def check_dns_documented(ctx: Context) -> None:
             f"host's ingress; README.md does not name {wanted}"])
 
 
+# --------------------------------------------------------------------------------------
+# 7. Operations: credentials, remediation, versions
+
+
+def check_git_credentials(ctx: Context) -> None:
+    """The platform's Git credential (platform.yaml spec.git.secretName in flux-system, the key
+    `flux bootstrap` writes with) must not reach a tenant namespace: neither cloned there by a
+    GeneratingPolicy nor named by a tenant's GitRepository."""
+    secret = str((ctx.platform.get("git") or {}).get("secretName") or "flux-system")
+    ns_labels = ctx.namespace_labels()
+    tenant_namespaces = sorted(n for n, labels in ns_labels.items() if "toolkit.fluxcd.io/tenant" in labels)
+    for obj in ctx.effective:
+        if (obj.group, obj.kind) == ("policies.kyverno.io", "GeneratingPolicy"):
+            reads, _ = generating_policy_reads(obj.body)
+            targets = [n for n in tenant_namespaces if celpolicy.policy_matches(obj.body, celpolicy.Admission(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": ns_labels[n]}},
+                "", "v1", "namespaces", None))]
+            leaks = [f"clones Secret {FLUX_NS}/{secret}, the platform's Git credential, into tenant namespaces "
+                     f"{', '.join(targets)}: a tenant could read (and with a deploy key, write) the whole repository"
+                     for g, r, ns, name in reads if (g, r, ns, name) == ("", "secrets", FLUX_NS, secret) and targets]
+            ctx.check(obj.path, f"{obj.label()} credentials", leaks)
+        elif obj.is_flux("source", "GitRepository") and (obj.namespace or "") in tenant_namespaces:
+            ref = str((obj.spec.get("secretRef") or {}).get("name") or "")
+            ctx.check(obj.path, f"{obj.label()} credentials", [
+                f"spec.secretRef {ref!r} is the platform's Git credential: a tenant source needs a read-only credential of its own"
+            ] if ref == secret else [])
+
+
+def check_remediation(ctx: Context) -> None:
+    """No release stalls for good after a failure: helm-controller stops retrying once
+    install/upgrade remediation retries run out (the default is 0, `retries: 3` stalls after 3)
+    unless the strategy is RetryOnFailure or retries is negative (forever)."""
+    for rel in ctx.releases:
+        spec = rel.hr.get("spec") or {}
+        problems = []
+        for action in ("install", "upgrade"):
+            conf = spec.get(action) or {}
+            if (conf.get("strategy") or {}).get("name") == "RetryOnFailure":
+                continue
+            retries = (conf.get("remediation") or {}).get("retries", 0)
+            if not (isinstance(retries, int) and retries < 0):
+                problems.append(f"spec.{action}: a failed {action} stalls after {retries} retries until someone "
+                                f"intervenes (set spec.{action}.strategy.name: RetryOnFailure or remediation.retries: -1)")
+        ctx.check(rel.path, f"{rel.label()} remediation", problems)
+
+
+def _minor(version: str) -> tuple[int, int] | None:
+    match = re.match(r"^v?(\d+)\.(\d+)", version)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def check_virtual_versions(ctx: Context) -> None:
+    """A vCluster's virtual Kubernetes must not be newer than the K3s host it runs on."""
+    host = _minor(K3S_KUBE_VERSION)
+    for rel in ctx.releases:
+        if rel.chart != "vcluster" or rel.remote or not rel.render:
+            continue
+        images = [str(c.get("image", "")) for o in rel.render.objects for _, spec in pod_specs(o)
+                  for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+                  if "/kubernetes:" in str(c.get("image", ""))]
+        problems = []
+        for image in images:
+            virtual = _minor(image.rsplit(":", 1)[-1])
+            if virtual and host and virtual > host:
+                problems.append(f"the vCluster runs Kubernetes {image.rsplit(':', 1)[-1]} ({image}), newer than the "
+                                f"K3s {K3S_KUBE_VERSION} host: pin controlPlane.distro.k8s.version")
+        ctx.check(rel.path, f"{rel.label()} virtual Kubernetes version", problems)
+
+
 def _service_target(bodies: list[dict], ns: str, name: str, port: Any) -> tuple[dict, Any] | None:
     svc = next((b for b in bodies if b.get("kind") == "Service" and b.get("apiVersion") == "v1"
                 and meta(b).get("name") == name and meta(b).get("namespace") == ns), None)
@@ -1089,3 +1161,6 @@ def run(ctx: Context) -> None:
     check_quotas(ctx)
     check_reachability(ctx)
     check_dns_documented(ctx)
+    check_git_credentials(ctx)
+    check_remediation(ctx)
+    check_virtual_versions(ctx)
