@@ -162,6 +162,7 @@ class Release:
     render: Render | None = None
     values: dict = field(default_factory=dict)
     problem: str | None = None
+    _objects: list[dict] | None = None
 
     @property
     def ns(self) -> str:
@@ -171,14 +172,18 @@ class Release:
         return label(self.hr)
 
     def objects(self, schemas: Any) -> list[dict]:
-        """The rendered objects, namespaced ones in the release namespace."""
-        out = []
+        """The rendered objects, namespaced ones in the release namespace (computed once;
+        callers must not change them)."""
+        if self._objects is not None:
+            return self._objects
+        out: list[dict] = []
         for body in (self.render.objects if self.render else []):
             body = copy.deepcopy(body)
             m = body.setdefault("metadata", {})
             if not m.get("namespace") and not schemas.is_cluster_scoped(group_of(body), str(body.get("kind"))):
                 m["namespace"] = self.namespace
             out.append(body)
+        self._objects = out
         return out
 
 
@@ -198,6 +203,8 @@ class Context:
     platform: dict = field(default_factory=dict)
     releases: list[Release] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    _host_bodies: list[dict] | None = None
+    _crd_dirs: dict[str, list[dict]] = field(default_factory=dict)
 
     def check(self, path: str, lbl: str, reasons: list[str]) -> None:
         self.report.check(path, lbl, reasons)
@@ -211,12 +218,16 @@ class Context:
         return next((r for r in self.releases if r.chart == "vcluster" and r.ns == ns and not r.remote), None)
 
     def host_bodies(self) -> list[dict]:
-        """Everything applied to the host: the tree's objects and the host releases' renders."""
+        """Everything applied to the host: the tree's objects and the host releases' renders
+        (computed once, after the renders; callers must not change them)."""
+        if self._host_bodies is not None:
+            return self._host_bodies
         remote_paths = {id(o) for ks, objs in self.applications if ks.spec.get("kubeConfig") for o in objs}
         out = [o.body for o in self.effective if id(o) not in remote_paths]
         for rel in self.releases:
             if not rel.remote:
                 out += rel.objects(self.schemas)
+        self._host_bodies = out
         return out
 
     def namespace_labels(self) -> dict[str, dict[str, str]]:
@@ -349,8 +360,10 @@ def _crd_versions(body: dict) -> list[tuple[str, str, str]]:
 def _upstream_crd_dir(ctx: Context, name: str) -> list[dict]:
     from check_tree import _crd_docs, _read_text  # noqa: PLC0415 (the checker is the caller)
 
+    if name in ctx._crd_dirs:
+        return ctx._crd_dirs[name]
     root = ctx.upstream / "crds" / name
-    docs: list[dict] = []
+    docs: list[dict] = ctx._crd_dirs.setdefault(name, [])
     for path in sorted(root.glob("*")) if root.is_dir() else []:
         if path.name.endswith((".yaml", ".yml", ".yaml.gz")):
             docs += _crd_docs(_read_text(path))
