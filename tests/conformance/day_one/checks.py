@@ -271,8 +271,12 @@ def load_platform(tree: Path) -> dict:
 # 1. Render
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def chart_of(hr: dict) -> tuple[str, str]:
-    spec = ((hr.get("spec") or {}).get("chart") or {}).get("spec") or {}
+    spec = _dict(_dict(_dict(hr.get("spec")).get("chart")).get("spec"))
     return str(spec.get("chart", "")), str(spec.get("version", ""))
 
 
@@ -1124,7 +1128,9 @@ def check_reachability(ctx: Context) -> None:
                 verdict = netpol.evaluate(policies, src, vc_pod, int(number))
                 if not verdict.allowed:
                     problems.append(f"the route {label(route)} is blocked: {verdict.reason}")
-        for fns, flabels in FLUX_CONTROLLERS[:1]:
+        # kustomize-controller applies inside/; helm-controller installs releases into the vCluster.
+        remote_releases = any(r.remote and r.ns == ns for r in ctx.releases)
+        for fns, flabels in FLUX_CONTROLLERS if remote_releases else FLUX_CONTROLLERS[:1]:
             verdict = netpol.evaluate(policies, _pod_of(fns, flabels, ns_labels, what=f"Flux's {flabels['app']}"), vc_pod, api_port)
             if not verdict.allowed:
                 problems.append(f"Flux cannot reach the vCluster API: {verdict.reason}")
@@ -1163,17 +1169,21 @@ def _resolve_application_namespaces(ctx: Context) -> None:
     ctx.applications = resolved
 
 
+STAGES: list[Callable[[Context], None]] = [
+    collect_releases, render_releases, check_versions, check_rbac, check_pods, check_quotas,
+    check_reachability, check_dns_documented, check_git_credentials, check_remediation,
+    check_virtual_versions,
+]
+
+
 def run(ctx: Context) -> None:
     ctx.platform = load_platform(ctx.tree)
     _resolve_application_namespaces(ctx)
-    collect_releases(ctx)
-    render_releases(ctx)
-    check_versions(ctx)
-    check_rbac(ctx)
-    check_pods(ctx)
-    check_quotas(ctx)
-    check_reachability(ctx)
-    check_dns_documented(ctx)
-    check_git_credentials(ctx)
-    check_remediation(ctx)
-    check_virtual_versions(ctx)
+    for stage in STAGES:
+        try:
+            stage(ctx)
+        except Exception as err:  # noqa: BLE001 -- a malformed tree must be a failure, not a traceback
+            ctx.check("(day-one checks)", stage.__name__,
+                      [f"could not run on this tree: {type(err).__name__}: {err}"])
+            if stage in (collect_releases, render_releases):
+                return  # every later stage needs the releases

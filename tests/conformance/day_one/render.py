@@ -76,7 +76,12 @@ def flux_values(hr: dict, objects: list[dict]) -> dict:
     spec = hr.get("spec") or {}
     ns = str((hr.get("metadata") or {}).get("namespace") or "")
     values: dict = {}
-    for i, ref in enumerate(spec.get("valuesFrom") or []):
+    refs = spec.get("valuesFrom") or []
+    if not isinstance(refs, list):
+        raise ValuesError("spec.valuesFrom must be a list")
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, dict):
+            raise ValuesError(f"spec.valuesFrom[{i}] must be a map")
         kind, name = ref.get("kind"), ref.get("name")
         key = ref.get("valuesKey") or "values.yaml"
         source = next((o for o in objects if o.get("kind") == kind and o.get("apiVersion") == "v1"
@@ -104,7 +109,10 @@ def flux_values(hr: dict, objects: list[dict]) -> dict:
             if not isinstance(loaded, dict):
                 raise ValuesError(f"spec.valuesFrom[{i}]: {kind} {ns}/{name} key {key!r} is not a YAML map")
             values = merge(values, loaded)
-    return merge(values, spec.get("values") or {})
+    inline = spec.get("values") or {}
+    if not isinstance(inline, dict):
+        raise ValuesError("spec.values must be a map")
+    return merge(values, inline)
 
 
 @dataclass
