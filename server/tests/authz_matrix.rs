@@ -713,3 +713,54 @@ async fn a_session_without_its_csrf_token_changes_nothing() {
     assert_eq!(commits(&state).len(), before + 1);
     state.store.close().await;
 }
+
+/// Every request body must be a JSON object: serde reads a struct from an array too, so `[]`
+/// once erased a quota override and an array of a body's values created a project. Each
+/// route that takes a body refuses every other JSON value with 400 naming the root (`""`),
+/// and nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_body_that_is_not_an_object_is_refused_and_changes_nothing() {
+    let world = World::new().await;
+    let document = server::http::openapi::document();
+    let (state, _dir) = world.fresh().await;
+    let before = commits(&state).len();
+    let mut checked = 0;
+    for op in operations(&document) {
+        if !op.body {
+            continue;
+        }
+        let uri = world.uri(&op, false).expect("a uri");
+        let example = world.body(&op, "owner").expect("an example body");
+        // The example's values in order: what serde maps onto the struct's fields.
+        let positional = Value::Array(
+            example
+                .as_object()
+                .expect("the example is an object")
+                .values()
+                .cloned()
+                .collect(),
+        );
+        for body in [json!([]), positional, json!(null), json!("x"), json!(1)] {
+            let answer = world
+                .session
+                .send(&state, op.method.clone(), &uri, Some(body.clone()))
+                .await;
+            assert_eq!(
+                (answer.status, answer.body["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("bad-request")),
+                "{} {uri} with {body}: {}",
+                op.method,
+                answer.body
+            );
+            assert_eq!(answer.body["field"], "", "{} {uri} with {body}", op.method);
+        }
+        checked += 1;
+    }
+    assert!(checked > 15, "only {checked} routes take a body");
+    assert_eq!(
+        commits(&state).len(),
+        before,
+        "a body that is not an object made a commit"
+    );
+    state.store.close().await;
+}

@@ -1,6 +1,9 @@
 //! The JSON body extractor every handler uses: like axum's `Json`, but its rejections are
 //! problem+json naming the field at fault — 400 for a malformed body (with the serde path),
 //! 415 for a body that is not JSON, 413 for one over the limit.
+//!
+//! Every body is a JSON object: serde would otherwise read a struct from an array (`[]` is a
+//! `Quota` with every field unset), so anything else at the top is refused before parsing.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -79,8 +82,20 @@ fn body_rejection(rejection: &BytesRejection) -> ApiError {
     }
 }
 
-/// Parses `bytes` as a `T`, naming the field at fault on failure.
+/// The `field` of a problem with the body as a whole: the empty path, its root.
+pub const ROOT_FIELD: &str = "";
+
+/// Parses `bytes` as a `T`, naming the field at fault on failure. The body must be a JSON
+/// object (see the module's documentation).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Box<ApiError>> {
+    if let Some(found) = not_an_object(bytes) {
+        return Err(Box::new(
+            ApiError::bad_request(format!(
+                "the body must be a JSON object ({{…}}), not {found}"
+            ))
+            .field(ROOT_FIELD),
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -98,6 +113,23 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Box<ApiError>> {
         )))
     })?;
     Ok(value)
+}
+
+/// What the body holds at the top when that is not an object (`None` for an object, or for
+/// malformed JSON, which the parser then reports).
+fn not_an_object(bytes: &[u8]) -> Option<&'static str> {
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
+    Some(match first {
+        b'{' => return None,
+        b'[' => "an array",
+        b'"' => "a string",
+        b'n' => "null",
+        b't' | b'f' => "a boolean",
+        b'-' | b'0'..=b'9' => "a number",
+        _ => return None,
+    })
 }
 
 /// The field a serde error is about: its path, with a missing field's name appended (serde
@@ -164,5 +196,29 @@ mod tests {
         assert_eq!((error.status, error.code.as_str()), (400, "bad-request"));
         assert!(parse::<Body>(br#"{"name": "a"} x"#).is_err());
         assert_eq!(parse::<Body>(br#"{"name": "a"}"#).unwrap().name, "a");
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct AllOptional {
+        count: Option<u32>,
+    }
+
+    #[test]
+    fn only_an_object_is_a_body() {
+        for (text, found) in [
+            ("[]", "an array"),
+            (" \n[1]", "an array"),
+            ("null", "null"),
+            ("\"x\"", "a string"),
+            ("true", "a boolean"),
+            ("-1", "a number"),
+        ] {
+            let error = parse::<AllOptional>(text.as_bytes()).unwrap_err();
+            assert_eq!((error.status, error.code.as_str()), (400, "bad-request"));
+            assert_eq!(error.field.as_deref(), Some(ROOT_FIELD), "{text}");
+            assert!(error.detail.as_deref().unwrap().contains(found), "{text}");
+        }
+        assert_eq!(parse::<AllOptional>(b" {}").unwrap().count, None);
     }
 }
