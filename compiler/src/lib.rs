@@ -17,6 +17,7 @@
 
 pub mod catalog;
 pub mod diagnostic;
+mod images;
 pub mod intent;
 mod plan;
 mod policy;
@@ -577,7 +578,13 @@ impl Compiler {
                 let Some(doc) = self.policies.get(policy) else {
                     continue;
                 };
-                let doc = doc.for_plan(plan_name, &plan.allowed_registries).labelled();
+                let doc = doc
+                    .for_plan(
+                        plan_name,
+                        &plan.allowed_registries,
+                        &images::PLATFORM_IMAGES.references(),
+                    )
+                    .labelled();
                 let file = format!("{plan_name}/{policy}.yaml");
                 files.insert(format!("infrastructure/policies/{file}"), doc.to_yaml()?);
                 policy_files.push(file);
@@ -694,6 +701,8 @@ fn platform_fingerprint(catalog: &blake3::Hash, platform: &PlatformModel) -> bla
     let mut h = blake3::Hasher::new();
     h.update(VERSION.as_bytes());
     h.update(catalog.as_bytes());
+    // The pinned platform images are rendered into workspaces and policies, like the templates.
+    h.update(&serde_json::to_vec(&images::PLATFORM_IMAGES).expect("the images serialize"));
     let plans: Vec<&intent::Plan> = platform.plans.values().map(|p| &p.source).collect();
     let json = serde_json::to_vec(&(platform, plans)).expect("the platform model serializes");
     h.update(&json);

@@ -104,8 +104,15 @@ impl PolicyDocument {
             .get(PLAN_LABEL)
     }
 
-    /// The copy of this policy for one plan: named `<policy>-<plan>`, selecting that plan's namespaces.
-    pub(crate) fn for_plan(&self, plan: &str, allowed_registries: &[String]) -> Self {
+    /// The copy of this policy for one plan: named `<policy>-<plan>`, selecting that plan's
+    /// namespaces, admitting images from `allowed_registries` (prefixes) and exactly the
+    /// `platform_images` (the platform's own, pinned in the values it renders).
+    pub(crate) fn for_plan(
+        &self,
+        plan: &str,
+        allowed_registries: &[String],
+        platform_images: &[String],
+    ) -> Self {
         let mut doc = self.clone();
         doc.metadata.name = format!("{}-{plan}", self.metadata.name);
         if let Some(labels) = doc
@@ -118,6 +125,7 @@ impl PolicyDocument {
             labels.insert(PLAN_LABEL.to_owned(), plan.to_owned());
         }
         doc.set_variable("allowedRegistries", cel_list(allowed_registries));
+        doc.set_variable("platformImages", cel_list(platform_images));
         doc
     }
 

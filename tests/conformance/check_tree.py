@@ -1161,8 +1161,10 @@ def run_day_one(tree: Path, upstream: Path, helm: str, workdir: Path, pool: conc
     from day_one import checks as day_one_checks
     from day_one.render import Charts
 
+    # Helm's .Capabilities.APIVersions: the CRDs of the upstream snapshot (Flux, Kyverno,
+    # Knative; a superset of what a tree installs) and those K3s ships itself.
     api_versions = sorted({f"{group}/{version}" for (group, _kind), versions in schemas.all_crds()
-                           for version in versions})
+                           for version in versions} | set(day_one_checks.K3S_API_VERSIONS))
     charts = Charts(upstream, helm, helm_env(workdir), day_one_checks.K3S_KUBE_VERSION, api_versions)
 
     def object_problems_of(obj: Obj) -> list[str]:

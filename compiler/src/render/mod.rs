@@ -185,6 +185,7 @@ pub(crate) fn workspace(
     let ctx = minijinja::context! {
         ws => ws_value.clone(),
         platform => platform.clone(),
+        images => val(&crate::images::PLATFORM_IMAGES),
     };
     let mut files = BTreeMap::new();
     let mut host = vec![

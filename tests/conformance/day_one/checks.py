@@ -39,6 +39,9 @@ from . import celpolicy, netpol, rbac
 from .render import Charts, Render, ValuesError, flux_release_name, flux_release_namespace, flux_values
 
 K3S_KUBE_VERSION = "1.35.0"
+# API groups K3s installs CRDs for on its own: its bundled Traefik, its Helm controller, and
+# its addon manifests.
+K3S_API_VERSIONS = ("traefik.io/v1alpha1", "helm.cattle.io/v1", "k3s.cattle.io/v1")
 FLUX_NS = "flux-system"
 
 # Flux bootstrap binds cluster-admin to its controllers (flux2 manifests/rbac/rbac.yaml,
