@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use oidc_support::{claims, forgeries, form, pkce, query_param};
 use serde_json::{Value, json};
-use server::service::issuer::{Issuer, ManualClock};
+use server::service::issuer::{Issuer, ManualClock, NO_WORKSPACE_ACCESS};
 use server::settings::IssuerSettings;
 use support::{Answer, Client, TestServer, server_with, sign_up};
 
@@ -425,11 +425,8 @@ async fn refresh_rotates_and_stops_when_the_user_leaves_the_workspace() {
         .expect(StatusCode::NO_CONTENT);
     let left = refresh(r5).await.expect(StatusCode::BAD_REQUEST);
     assert_eq!(left.body["error"], "invalid_grant");
-    assert!(
-        left.body["error_description"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("no longer in any group"),
+    assert_eq!(
+        left.body["error_description"], NO_WORKSPACE_ACCESS,
         "{}",
         left.body
     );
@@ -456,7 +453,8 @@ async fn the_authorization_endpoint_refuses_misuse() {
             vec![("redirect_uri", "http://evil.example:8000/")],
             "invalid_request",
         ),
-        (vec![("client_id", "ws-acme-nope")], "invalid_client"),
+        (vec![("client_id", "nobody")], "invalid_client"),
+        (vec![("client_id", "ws-Acme-dev")], "invalid_client"),
         (vec![("client_id", "hb")], "unauthorized_client"),
     ] {
         let answer = authorize(&w, Some(&w.ana), &challenge, &extra).await;
@@ -1696,4 +1694,159 @@ async fn the_issuer_store_works_on_postgres() {
         .await
         .expect("a PostgreSQL store");
     issuer_store_on(store).await;
+}
+
+/// Status, `Cache-Control`, `Location` and body of an answer: what a client can tell apart.
+fn seen(answer: &Answer) -> (StatusCode, Option<String>, Option<String>, String) {
+    let header = |name| {
+        answer
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    (
+        answer.status,
+        header(header::CACHE_CONTROL),
+        header(header::LOCATION),
+        answer.body.to_string(),
+    )
+}
+
+/// Nobody who may not enter a workspace learns from the issuer whether it exists: anonymous
+/// device sign-ins, the outsider's authorization and token requests and the sign-in to the
+/// device flow are answered the same, byte for byte, for acme/prod (which exists) and for
+/// acme/ghost (which does not).
+#[tokio::test]
+async fn the_issuer_answers_the_same_whether_a_workspace_exists_or_not() {
+    let w = world().await;
+    let (real, ghost) = ("ws-acme-prod", "ws-acme-ghost");
+    let (_, challenge) = pkce();
+
+    // The authorization endpoint: signed out, both go to the sign-in page (whose return
+    // address names the client id it was given); signed in as the outsider, both come back
+    // to the client with the same error.
+    let signed_out = |id| {
+        let (w, challenge) = (&w, challenge.clone());
+        async move { authorize(w, None, &challenge, &[("client_id", id)]).await }
+    };
+    let (a, b) = (signed_out(real).await, signed_out(ghost).await);
+    assert_eq!(a.status, StatusCode::FOUND);
+    assert_eq!(
+        location(&a).replace(real, "ID"),
+        location(&b).replace(ghost, "ID")
+    );
+    for who in [&w.outsider, &w.ana] {
+        let a = authorize(&w, Some(who), &challenge, &[("client_id", real)]).await;
+        let b = authorize(&w, Some(who), &challenge, &[("client_id", ghost)]).await;
+        assert_eq!(seen(&a), seen(&b));
+        assert_eq!(
+            query_param(&location(&a), "error").as_deref(),
+            Some("access_denied")
+        );
+        assert_eq!(
+            query_param(&location(&a), "error_description").as_deref(),
+            Some(NO_WORKSPACE_ACCESS)
+        );
+    }
+
+    // The device flow: anyone may start one for any well-formed client id; the outsider
+    // approves both, and the token endpoint refuses both alike.
+    let start = |id| {
+        let w = &w;
+        async move {
+            send_form(
+                w,
+                None,
+                Method::POST,
+                "/oidc/oauth2/device_authorization",
+                &[("client_id", id)],
+            )
+            .await
+        }
+    };
+    let (a, b) = (start(real).await, start(ghost).await);
+    let fixed = |answer: &Answer| {
+        let mut body = answer.body.clone();
+        for random in ["device_code", "user_code", "verification_uri_complete"] {
+            assert!(body[random].is_string(), "{random}: {body}");
+            body[random] = json!("…");
+        }
+        (answer.status, body)
+    };
+    assert_eq!(fixed(&a), fixed(&b));
+    assert_eq!(a.status, StatusCode::OK);
+    let poll = |id: &'static str, started: &Answer| {
+        let (w, code) = (
+            &w,
+            started.body["device_code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        async move {
+            post_token(
+                w,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", &code),
+                    ("client_id", id),
+                ],
+            )
+            .await
+        }
+    };
+    w.clock.advance(5);
+    let (pending_a, pending_b) = (poll(real, &a).await, poll(ghost, &b).await);
+    assert_eq!(seen(&pending_a), seen(&pending_b));
+    assert_eq!(pending_a.body["error"], "authorization_pending");
+    let csrf = w.outsider.csrf.clone().expect("a CSRF token");
+    for started in [&a, &b] {
+        let decided = send_form(
+            &w,
+            Some(&w.outsider),
+            Method::POST,
+            "/oidc/device",
+            &[
+                (
+                    "user_code",
+                    started.body["user_code"].as_str().unwrap_or_default(),
+                ),
+                ("decision", "approve"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+        assert_eq!(decided.status, StatusCode::OK, "{}", decided.body);
+    }
+    w.clock.advance(5);
+    let (refused_a, refused_b) = (poll(real, &a).await, poll(ghost, &b).await);
+    assert_eq!(seen(&refused_a), seen(&refused_b));
+    assert_eq!(refused_a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused_a.body["error"], "invalid_grant");
+    assert_eq!(refused_a.body["error_description"], NO_WORKSPACE_ACCESS);
+
+    // The token endpoint with a made-up code or refresh token: the same refusal.
+    for grant in [
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", "made-up"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", "v".repeat(43).leak() as &str),
+        ],
+        vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "hbr_made-up"),
+        ],
+    ] {
+        let with = |id| {
+            let mut pairs = grant.clone();
+            pairs.push(("client_id", id));
+            pairs
+        };
+        let a = post_token(&w, &with(real)).await;
+        let b = post_token(&w, &with(ghost)).await;
+        assert_eq!(seen(&a), seen(&b), "{grant:?}");
+        assert_eq!(a.body["error"], "invalid_grant", "{grant:?}");
+    }
 }

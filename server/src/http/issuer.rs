@@ -35,8 +35,9 @@ use super::{ApiError, ApiRoute, AppState};
 use crate::gitops::Snapshot;
 use crate::service::credentials::{API_TOKEN_PREFIX, generate_token, hash_token};
 use crate::service::issuer::{
-    IdentityClaims, IssuerError, Kubeconfig, OidcClient, Rotation, is_loopback_redirect,
-    issuer_path, kubeconfig, pkce_matches, platform_oidc, resolve_client, scopes, token_groups,
+    IdentityClaims, IssuerError, Kubeconfig, NO_WORKSPACE_ACCESS, OidcClient, Rotation,
+    is_loopback_redirect, issuer_path, kubeconfig, pkce_matches, platform_oidc, requested_client,
+    resolve_client, scopes, token_groups,
 };
 use crate::service::tenancy;
 use crate::store::{AuthCode, DeviceGrant, RefreshToken, RefreshUse, StoreError, User};
@@ -414,12 +415,14 @@ fn redirect_error(
     Redirect::to(url.as_str()).into_response()
 }
 
-/// The workspace client `client_id` names, or an error naming the field.
-fn workspace_client(ctx: &Context, client_id: Option<&String>) -> Result<OidcClient, OAuthError> {
-    let client_id = client_id.ok_or_else(|| OAuthError::invalid_request("client_id: missing"))?;
-    resolve_client(&ctx.snapshot, client_id).ok_or_else(|| {
+/// The client `client_id` names (see [`requested_client`]), or an error naming the field.
+/// Whether a workspace exists never changes the answer: an id of the right form that names
+/// none is an [`OidcClient::Hidden`], which every endpoint answers as it answers a workspace
+/// the caller is in no group of.
+fn requested(ctx: &Context, client_id: &str) -> Result<OidcClient, OAuthError> {
+    requested_client(&ctx.snapshot, client_id).ok_or_else(|| {
         OAuthError::invalid_client(format!(
-            "client_id: no workspace has the client id {client_id:?}"
+            "client_id: {client_id:?} is not a client id of this issuer (hb, or ws-<organization>-<workspace>)"
         ))
     })
 }
@@ -432,16 +435,18 @@ async fn authorize(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Response, Response> {
     let ctx = context(&state).await.map_err(IntoResponse::into_response)?;
-    let client =
-        workspace_client(&ctx, params.get("client_id")).map_err(IntoResponse::into_response)?;
-    let OidcClient::Workspace { org, ws, client_id } = &client else {
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| OAuthError::invalid_request("client_id: missing").into_response())?;
+    let client = requested(&ctx, client_id).map_err(IntoResponse::into_response)?;
+    if client == OidcClient::Cli {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
             "client_id: the hb CLI signs in with the device flow",
         )
         .into_response());
-    };
+    }
     let Some(redirect_uri) = params
         .get("redirect_uri")
         .filter(|u| is_loopback_redirect(u))
@@ -500,14 +505,16 @@ async fn authorize(
         let back = with_query(&format!("{}{AUTHORIZE}", prefix.0), uri.query());
         return Err(to_sign_in(&prefix.0, &back, StatusCode::FOUND));
     };
-    let groups = token_groups(&state.store, org, ws, &caller.user.id)
-        .await
-        .map_err(|e| OAuthError::from(e).into_response())?;
+    let groups = match &client {
+        OidcClient::Workspace { org, ws, .. } => {
+            token_groups(&state.store, org, ws, &caller.user.id)
+                .await
+                .map_err(|e| OAuthError::from(e).into_response())?
+        }
+        OidcClient::Hidden { .. } | OidcClient::Cli => Vec::new(),
+    };
     if groups.is_empty() {
-        return Err(fail(
-            "access_denied",
-            &format!("you are in no group of workspace {org}/{ws}"),
-        ));
+        return Err(fail("access_denied", NO_WORKSPACE_ACCESS));
     }
     let code = generate_token("");
     let now = state.issuer.now();
@@ -627,9 +634,7 @@ async fn token(
     let form = form(body)?;
     let client_id = client_id_of(&headers, &form)?;
     let ctx = context(&state).await?;
-    let client = resolve_client(&ctx.snapshot, &client_id).ok_or_else(|| {
-        OAuthError::invalid_client(format!("client_id: no client has the id {client_id:?}"))
-    })?;
+    let client = requested(&ctx, &client_id)?;
     let answer = match field(&form, "grant_type")?.as_str() {
         "authorization_code" => code_grant(&state, &ctx, &client, &form).await?,
         "refresh_token" => refresh_grant(&state, &ctx, &client, &form).await?,
@@ -817,9 +822,7 @@ async fn issue(
         OidcClient::Workspace { org, ws, client_id } => {
             let groups = token_groups(&state.store, org, ws, &user.id).await?;
             if groups.is_empty() {
-                return Err(OAuthError::invalid_grant(format!(
-                    "you are no longer in any group of workspace {org}/{ws}"
-                )));
+                return Err(OAuthError::invalid_grant(NO_WORKSPACE_ACCESS));
             }
             let who = IdentityClaims {
                 user,
@@ -857,6 +860,7 @@ async fn issue(
                 "scope": scope,
             }))
         }
+        OidcClient::Hidden { .. } => Err(OAuthError::invalid_grant(NO_WORKSPACE_ACCESS)),
         OidcClient::Cli => {
             let who = IdentityClaims {
                 user,
@@ -916,11 +920,9 @@ async fn device_authorization(
     let form = form(body)?;
     let client_id = client_id_of(&headers, &form)?;
     let ctx = context(&state).await?;
-    if resolve_client(&ctx.snapshot, &client_id).is_none() {
-        return Err(OAuthError::invalid_client(format!(
-            "client_id: no client has the id {client_id:?}"
-        )));
-    }
+    // Any well-formed client id starts a sign-in: whether its workspace exists, and whether
+    // the person who approves may enter it, is decided when the token is asked for.
+    requested(&ctx, &client_id)?;
     let scope = form
         .get("scope")
         .cloned()

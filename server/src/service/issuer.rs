@@ -216,16 +216,52 @@ pub enum OidcClient {
     },
     /// The `hb` CLI (device flow).
     Cli,
+    /// A client id of a workspace's form that names no workspace at the head. Every answer
+    /// about it is the one a workspace the caller is in no group of gets, so that nobody
+    /// learns from the issuer which workspaces exist.
+    Hidden {
+        /// `ws-…`, as the request named it.
+        client_id: String,
+    },
 }
 
 impl OidcClient {
     /// The client id.
     pub fn id(&self) -> &str {
         match self {
-            Self::Workspace { client_id, .. } => client_id,
+            Self::Workspace { client_id, .. } | Self::Hidden { client_id } => client_id,
             Self::Cli => CLI_CLIENT_ID,
         }
     }
+}
+
+/// Why a workspace client refuses a user: the same words whether the workspace does not
+/// exist or the user is in none of its groups.
+pub const NO_WORKSPACE_ACCESS: &str =
+    "you may not sign in to this workspace: it does not exist, or you are in none of its groups";
+
+/// Whether `client_id` has the form of a client id of this issuer: the CLI's, or a
+/// workspace's (`ws-` and a DNS label, at most 63 characters like the host namespace).
+pub fn well_formed_client_id(client_id: &str) -> bool {
+    client_id == CLI_CLIENT_ID
+        || client_id.len() <= 63
+            && client_id.strip_prefix("ws-").is_some_and(|rest| {
+                !rest.is_empty()
+                    && !rest.ends_with('-')
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })
+}
+
+/// The client a request names: the one at the head, [`OidcClient::Hidden`] for a well-formed
+/// workspace client id that names none, `None` for an id that cannot be a client's.
+pub fn requested_client(snapshot: &Snapshot, client_id: &str) -> Option<OidcClient> {
+    resolve_client(snapshot, client_id).or_else(|| {
+        well_formed_client_id(client_id).then(|| OidcClient::Hidden {
+            client_id: client_id.to_owned(),
+        })
+    })
 }
 
 /// The client with id `client_id` at the head `snapshot`, if there is one.
