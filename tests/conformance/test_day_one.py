@@ -110,6 +110,14 @@ class RbacTest(unittest.TestCase):
             binding("RoleBinding", "e", "Role", "esc", [SA_REF], "ws-a")])
         self.assertEqual(escalate.grant_problems(SA, too_much), [])
 
+    def test_aggregation_rule_needs_escalate(self) -> None:
+        writer = [role("ClusterRole", "w", [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["create"]}]),
+                  binding("ClusterRoleBinding", "w", "ClusterRole", "w", [SA_REF])]
+        aggregated = role("ClusterRole", "agg", [], aggregationRule={"clusterRoleSelectors": [{"matchLabels": {"a": "b"}}]})
+        self.assertEqual(len(rbac.Authorizer.of(writer).grant_problems(SA, aggregated)), 1)
+        admin = [binding("ClusterRoleBinding", "a", "ClusterRole", "cluster-admin", [SA_REF])]
+        self.assertEqual(rbac.Authorizer.of(admin).grant_problems(SA, aggregated), [])
+
     def test_may_only_bind_what_it_holds_unless_bind(self) -> None:
         objects = [role("ClusterRole", "admin-ish", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
                    role("Role", "r", [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["*"]}], "ws-a"),

@@ -16,7 +16,8 @@ the apiserver's RBAC code (rbac/v1 helpers and registry/rbac/validation):
 - escalation prevention: who creates or updates a Role/ClusterRole must hold every
   permission in it (in the role's namespace, or cluster-wide for a ClusterRole), unless it
   may `escalate` that role; who creates a binding must hold every permission of the
-  referenced role in the binding's scope, unless it may `bind` that role. Coverage works
+  referenced role in the binding's scope, unless it may `bind` that role; a ClusterRole with an
+  aggregationRule needs `escalate` outright. Coverage works
   on single permissions, with `*` only covered by `*` (registry/rbac/validation.Covers).
 
 Bootstrap roles are not in a rendered tree; BOOTSTRAP_CLUSTER_ROLES holds the one the
@@ -299,6 +300,10 @@ class Authorizer:
             resource = "roles" if kind == "Role" else "clusterroles"
             if self.allows(subject, Request("escalate", RBAC_GROUP, resource, scope, name)):
                 return []
+            if kind == "ClusterRole" and body.get("aggregationRule"):
+                # registry/rbac/clusterrole/policybased: an aggregationRule needs escalate
+                return [f"{subject.text()} may not create ClusterRole {name} with an aggregationRule "
+                        "(it needs escalate on clusterroles)"]
             missing = uncovered(self.rules_for(subject, scope), (Rule.of(r) for r in body.get("rules") or []))
             return [f"{subject.text()} would grant {a.text()} in {kind} {name} without holding it "
                     f"(and may not escalate {resource})" for a in _dedupe(missing)]
