@@ -36,7 +36,7 @@ from typing import Any, Callable
 import yaml
 
 from . import celpolicy, netpol, rbac
-from .render import Charts, Render, ValuesError, flux_release_name, flux_release_namespace, flux_values
+from .render import Charts, Render, ValuesError, flux_release_name, flux_release_namespace, flux_values, merge
 
 K3S_KUBE_VERSION = "1.35.0"
 # API groups K3s installs CRDs for on its own: its bundled Traefik, its Helm controller, and
@@ -716,7 +716,7 @@ def vcluster_synced_pods(ctx: Context, rel: Release) -> list[PodCase]:
     """Pods the vCluster creates in its host namespace that no chart template shows: CoreDNS
     and the /etc/hosts rewrite init container it adds to StatefulSet pods."""
     defaults = _chart_defaults(ctx, rel.chart, rel.version)
-    values = _merge(defaults, rel.values)
+    values = merge(defaults, rel.values)
     cp = values.get("controlPlane") or {}
     advanced = cp.get("advanced") or {}
     registry = str(advanced.get("defaultImageRegistry") or "")
@@ -762,11 +762,6 @@ def _chart_defaults(ctx: Context, chart: str, version: str) -> dict:
     with tarfile.open(path) as tar:
         member = next((m for m in tar.getmembers() if m.name == f"{chart}/values.yaml"), None)
         return (yaml.safe_load(tar.extractfile(member).read()) or {}) if member else {}  # type: ignore[union-attr]
-
-
-def _merge(base: Any, over: Any) -> Any:
-    from .render import merge
-    return merge(base, over)
 
 
 def function_pods(ctx: Context) -> list[PodCase]:

@@ -16,6 +16,7 @@ Renders are cached by (chart, version, release, namespace, values digest).
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -93,7 +94,6 @@ def flux_values(hr: dict, objects: list[dict]) -> dict:
                 if "sops" in source:
                     raise ValuesError(f"spec.valuesFrom[{i}]: Secret {ns}/{name} is SOPS-encrypted; "
                                       "its values cannot be checked offline")
-                import base64
                 raw = (source.get("data") or {}).get(key)
                 data = base64.b64decode(raw).decode() if raw is not None else (source.get("stringData") or {}).get(key)
             else:
