@@ -1,5 +1,6 @@
 //! Problems found in the intent, reported all at once.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -54,15 +55,26 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
+        let (file, path) = (printable(&self.file), printable(&self.path));
         if self.path.is_empty() {
-            write!(f, "{severity}: {}: {}", self.file, self.message)
+            write!(f, "{severity}: {file}: {}", self.message)
         } else {
-            write!(
-                f,
-                "{severity}: {}: {}: {}",
-                self.file, self.path, self.message
-            )
+            write!(f, "{severity}: {file}: {path}: {}", self.message)
         }
+    }
+}
+
+/// `text` as it is, or quoted with Rust's escapes when it holds a character a terminal would
+/// act on or not show (a line break, a control or format character): file names and map keys
+/// come from the tree and may hold anything.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let plain = text
+        .chars()
+        .all(|c| matches!(c, '"' | '\\' | '\'') || c.escape_debug().count() == 1);
+    if plain {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(format!("{text:?}"))
     }
 }
 
@@ -75,5 +87,25 @@ pub(crate) struct Sink<'a> {
 impl Sink<'_> {
     pub(crate) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.out.push(Diagnostic::error(self.file, path, message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_escaped_when_printed() {
+        let d = Diagnostic::error("intent/acme/de\nv/workspace.yaml", "spec.x", "bad");
+        assert_eq!(
+            d.to_string(),
+            "error: \"intent/acme/de\\nv/workspace.yaml\": spec.x: bad"
+        );
+        for name in ["a\u{85}b", "a\u{202e}b", "a\u{1b}[31mb", "a\rb"] {
+            assert!(printable(name).starts_with('"'), "{name:?}");
+        }
+        for name in ["intent/acme/dev/workspace.yaml", "caf\u{e9}", "a b", "a\"b"] {
+            assert_eq!(printable(name), name);
+        }
     }
 }

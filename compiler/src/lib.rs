@@ -343,7 +343,9 @@ impl Compiler {
                     return Ok((key, out, Vec::new(), BTreeMap::new()));
                 }
                 let mut diags = Vec::new();
-                let Some(model) = plan::workspace(&platform, org, ws, w, &mut diags) else {
+                let Some(model) =
+                    plan::workspace(&platform, org, ws, w, &intent.unreadable, &mut diags)
+                else {
                     let out = WorkspaceOutput {
                         fingerprint,
                         root: String::new(),

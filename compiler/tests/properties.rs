@@ -570,6 +570,30 @@ struct FreeText {
     function_env: String,
 }
 
+/// True when the intent's one rule for text refuses `c`: C0 controls but tab (and newline in
+/// multi-line fields), DEL, C1 controls and Unicode noncharacters. Written out here rather than
+/// taken from the compiler, so the test holds the compiler to the rule.
+fn refused(c: char, multi_line: bool) -> bool {
+    let u = u32::from(c);
+    match c {
+        '\t' => false,
+        '\n' => !multi_line,
+        _ => {
+            u < 0x20
+                || (0x7f..=0x9f).contains(&u)
+                || (0xfdd0..=0xfdef).contains(&u)
+                || u & 0xfffe == 0xfffe
+        }
+    }
+}
+
+/// `text` without the characters the rule refuses.
+fn accepted(text: &str, multi_line: bool) -> String {
+    text.chars().filter(|c| !refused(*c, multi_line)).collect()
+}
+
+/// Free text the compiler accepts: display names are single-line; commands, arguments and
+/// environment values may hold newlines.
 fn free_text() -> impl Strategy<Value = FreeText> {
     let list = || prop::collection::vec(nasty_string(), 1..4);
     (
@@ -581,16 +605,82 @@ fn free_text() -> impl Strategy<Value = FreeText> {
         list(),
         nasty_string(),
     )
-        .prop_map(|(o, w, p, ce, cc, ca, fe)| FreeText {
-            org_display_name: o,
-            workspace_display_name: w,
-            project_display_name: p,
-            cron_env: ce,
-            cron_command: cc,
-            cron_args: ca,
-            function_env: fe,
+        .prop_map(|(o, w, p, ce, cc, ca, fe)| {
+            let many = |v: Vec<String>| v.iter().map(|t| accepted(t, true)).collect();
+            FreeText {
+                org_display_name: accepted(&o, false),
+                workspace_display_name: accepted(&w, false),
+                project_display_name: accepted(&p, false),
+                cron_env: accepted(&ce, true),
+                cron_command: many(cc),
+                cron_args: many(ca),
+                function_env: accepted(&fe, true),
+            }
         })
 }
+
+/// The free-text fields, with the file and path a diagnostic about each names.
+const FREE_TEXT_FIELDS: &[(&str, &str, bool)] = &[
+    ("intent/acme/organization.yaml", "spec.displayName", false),
+    ("intent/acme/dev/workspace.yaml", "spec.displayName", false),
+    (
+        "intent/acme/dev/projects/web.yaml",
+        "spec.displayName",
+        false,
+    ),
+    (
+        "intent/acme/dev/projects/web.yaml",
+        "spec.cronJobs[nightly-report].env[0].value",
+        true,
+    ),
+    (
+        "intent/acme/dev/projects/web.yaml",
+        "spec.cronJobs[nightly-report].command[0]",
+        true,
+    ),
+    (
+        "intent/acme/dev/projects/web.yaml",
+        "spec.cronJobs[nightly-report].args[0]",
+        true,
+    ),
+    (
+        "intent/acme/dev/projects/web.yaml",
+        "spec.functions[checkout].env[0].value",
+        true,
+    ),
+];
+
+/// Plain text with `text` in the `field`th free-text field.
+fn with_one_field(field: usize, text: String) -> FreeText {
+    let mut free = plain_text();
+    match field {
+        0 => free.org_display_name = text,
+        1 => free.workspace_display_name = text,
+        2 => free.project_display_name = text,
+        3 => free.cron_env = text,
+        4 => free.cron_command = vec![text],
+        5 => free.cron_args = vec![text],
+        _ => free.function_env = text,
+    }
+    free
+}
+
+/// Characters the rule refuses in every field.
+const REFUSED: &[char] = &[
+    '\0',
+    '\r',
+    '\u{1b}',
+    '\u{7f}',
+    '\u{80}',
+    '\u{85}',
+    '\u{9b}',
+    '\u{9f}',
+    '\u{fdd0}',
+    '\u{fffe}',
+    '\u{ffff}',
+    '\u{1fffe}',
+    '\u{10ffff}',
+];
 
 fn plain_text() -> FreeText {
     FreeText {
@@ -690,6 +780,39 @@ proptest! {
             .pointer("/spec/template/spec/containers/0")
             .expect("the Service has a container");
         prop_assert_eq!(env_value(container, "CURRENCY"), Some(text.function_env.as_str()));
+    }
+}
+
+proptest! {
+    #![proptest_config(config(32))]
+
+    /// A refused character anywhere in any free-text field is an error naming that field, so
+    /// nothing is written; a newline is refused only in single-line fields.
+    #[test]
+    fn refused_characters_are_reported_with_the_field(
+        field in 0..FREE_TEXT_FIELDS.len(),
+        text in nasty_string(),
+        at in any::<prop::sample::Index>(),
+        bad in prop_oneof![4 => prop::sample::select(REFUSED), 1 => Just('\n')],
+    ) {
+        let (file, path, multi_line) = FREE_TEXT_FIELDS[field];
+        prop_assume!(refused(bad, multi_line));
+        let mut chars: Vec<char> = accepted(&text, multi_line).chars().collect();
+        chars.insert(at.index(chars.len() + 1), bad);
+        let text: String = chars.into_iter().collect();
+        let compiled = check_compile(&with_free_text(&with_one_field(field, text)))?;
+        prop_assert!(
+            compiled
+                .diagnostics
+                .iter()
+                .any(|d| d.is_error() && d.file == file && d.path == path),
+            "no error at {} {} for {:?}:\n{}",
+            file,
+            path,
+            bad,
+            compiled.errors()
+        );
+        prop_assert!(compiled.files().is_empty());
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Intent {
     pub platform: Option<Arc<Platform>>,
     /// Organizations by slug (the folder name under `intent/`).
     pub organizations: BTreeMap<String, Arc<OrganizationIntent>>,
+    /// Paths (relative to `intent/`) of files that are there but did not load; the loader
+    /// has said why, so the compiler does not also call them missing.
+    pub unreadable: std::collections::BTreeSet<String>,
 }
 
 /// One organization folder: `intent/<org>/`.

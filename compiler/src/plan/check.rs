@@ -413,23 +413,196 @@ fn cron_field(
     Ok(())
 }
 
-/// An IANA time zone name such as `Europe/Berlin` or `UTC`.
+/// An IANA time zone name such as `Europe/Berlin` or `UTC`, as the API server checks a
+/// CronJob's `timeZone`: the characters and part lengths it allows, not `Local`, and a zone
+/// the time zone database has (chrono-tz carries the IANA database as compiled-in data).
 pub(crate) fn time_zone(tz: &str) -> Result<(), String> {
-    let ok = !tz.is_empty()
-        && tz.len() <= 64
-        && !tz.starts_with('/')
-        && !tz.ends_with('/')
-        && !tz.contains("//")
-        && !tz.split('/').any(|p| p == "." || p == "..")
-        && tz
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'));
-    if ok {
-        Ok(())
+    let bad = || format!("{tz:?} is not an IANA time zone name (like Europe/Berlin)");
+    let shaped = !tz.is_empty()
+        && tz.split('/').all(|p| {
+            !p.is_empty()
+                && p.len() <= 14
+                && p != "."
+                && p != ".."
+                && !p.starts_with('-')
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'))
+        });
+    if !shaped {
+        return Err(bad());
+    }
+    if tz.eq_ignore_ascii_case("local") {
+        return Err(format!(
+            "{tz:?} is the node's own zone; name an IANA time zone (like Europe/Berlin)"
+        ));
+    }
+    match tz.parse::<chrono_tz::Tz>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!(
+            "{tz:?} is not in the IANA time zone database (like Europe/Berlin or UTC)"
+        )),
+    }
+}
+
+/// A resource of an RBAC rule, as the API server names resources in request paths: a
+/// lowercase DNS label (the plural of a kind, as CRDs must name it), optionally `/` and a
+/// subresource of the same shape. `.`, `..`, `%` and further `/` can never match a request.
+pub(crate) fn rbac_resource(resource: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        format!("{resource:?} is not a resource name (like pods, deployments or pods/log): {why}")
+    };
+    let mut parts = resource.split('/');
+    let base = parts.next().unwrap_or("");
+    let sub = parts.next();
+    if parts.next().is_some() {
+        return Err(bad("at most one '/subresource' may follow the resource"));
+    }
+    for part in std::iter::once(base).chain(sub) {
+        let b = part.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= 63
+            && b[0].is_ascii_lowercase()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+        if !ok {
+            return Err(bad(
+                "each part is 1 to 63 lowercase letters, digits and '-', starting with a letter",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An object name in an RBAC rule's `resourceNames`: a name the API server can put in a
+/// request path, at most 253 characters, not `.` or `..`, without `/` or `%`.
+pub(crate) fn object_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > 253 {
+        return Err(format!("must be at most 253 characters, is {}", name.len()));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("{name:?} can never be an object name"));
+    }
+    // Control characters are refused for all text alike (`plan::text`).
+    if name.contains(['/', '%']) {
+        return Err(format!(
+            "{name:?} is not an object name: '/' and '%' cannot be in one"
+        ));
+    }
+    Ok(())
+}
+
+/// A Git branch name, by the rules of `git check-ref-format --branch`.
+pub(crate) fn git_branch(branch: &str) -> Result<(), String> {
+    let why = if branch.is_empty() {
+        Some("must not be empty")
+    } else if branch.len() > 255 {
+        Some("may be at most 255 bytes")
+    } else if branch.starts_with('-') {
+        Some("must not start with '-'")
+    } else if branch == "@" || branch == "HEAD" {
+        Some("is a name Git reserves")
+    } else if branch.starts_with('/') || branch.ends_with('/') || branch.contains("//") {
+        Some("must not start or end with '/' or hold '//'")
+    } else if branch.ends_with('.') {
+        Some("must not end with '.'")
+    } else if branch.contains("..") {
+        Some("must not hold '..'")
+    } else if branch.contains("@{") {
+        Some("must not hold '@{'")
+    } else if branch
+        .split('/')
+        .any(|part| part.starts_with('.') || part.ends_with(".lock"))
+    {
+        Some("has a part that starts with '.' or ends with '.lock'")
+    } else if branch.chars().any(|c| {
+        c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+    }) {
+        Some("must not hold spaces, control characters or any of ~ ^ : ? * [ \\")
     } else {
+        None
+    };
+    match why {
+        Some(why) => Err(format!("{branch:?} is not a Git branch name: it {why}")),
+        None => Ok(()),
+    }
+}
+
+/// An exact chart version: strict semantic versioning, with the optional leading `v` Helm
+/// accepts (`0.36.1`, `v1.23.0`).
+pub(crate) fn chart_version(version: &str) -> Result<semver::Version, String> {
+    version
+        .strip_prefix('v')
+        .unwrap_or(version)
+        .parse::<semver::Version>()
+        .map_err(|e| {
+            format!(
+                "{version:?} is not an exact chart version (semantic versioning like 1.2.3, \
+                 optionally with a leading v): {e}"
+            )
+        })
+}
+
+/// The chart versions this repository's rendered output works with, by chart field.
+/// One place: change it together with what the templates and policies need.
+///
+/// - `kyverno`: the policies are `policies.kyverno.io/v1`, first served by Kyverno 1.19,
+///   which is chart 3.9.0.
+/// - `vcluster`: the values the templates write are tested against charts 0.35 and 0.36
+///   (`/work/shared/upstream/charts`); 0.37 may change them.
+pub(crate) const SUPPORTED_CHARTS: &[(&str, &str, &str)] = &[
+    (
+        "kyverno",
+        ">=3.9.0",
+        "policies.kyverno.io/v1 needs Kyverno 1.19 (chart 3.9.0) or later",
+    ),
+    (
+        "vcluster",
+        ">=0.35.0, <0.37.0",
+        "the vCluster values are written and tested for charts 0.35 and 0.36",
+    ),
+];
+
+/// Checks `version` of the chart field `field` against [`SUPPORTED_CHARTS`].
+pub(crate) fn supported_chart(field: &str, version: &semver::Version) -> Result<(), String> {
+    for (chart, range, why) in SUPPORTED_CHARTS {
+        if *chart != field {
+            continue;
+        }
+        let req = semver::VersionReq::parse(range).expect("the table holds valid ranges");
+        // A pre-release only matches a range that names one; judge it by its release.
+        let release = semver::Version::new(version.major, version.minor, version.patch);
+        if !req.matches(&release) {
+            return Err(format!(
+                "version {version} is not supported: {why} (supported: {range})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Ports of Knative's queue-proxy sidecar (HTTP, HTTP/2, admin, two metrics ports, profiling):
+/// a function's container may not listen on them.
+const KNATIVE_RESERVED_PORTS: &[u16] = &[8008, 8012, 8013, 8022, 9090, 9091];
+
+/// The port a function's container listens on, as Knative accepts it.
+pub(crate) fn function_port(port: u16) -> Result<(), String> {
+    if port == 0 {
+        Err("must be between 1 and 65535".into())
+    } else if KNATIVE_RESERVED_PORTS.contains(&port) {
         Err(format!(
-            "{tz:?} is not an IANA time zone name (like Europe/Berlin)"
+            "{port} is used by Knative's queue-proxy; Knative reserves {}",
+            KNATIVE_RESERVED_PORTS
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
+    } else {
+        Ok(())
     }
 }
 
@@ -509,6 +682,111 @@ mod tests {
             "TZ=UTC 0 * * * *",
         ] {
             assert!(cron_schedule(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_zones_come_from_the_iana_database() {
+        for ok in [
+            "Europe/Berlin",
+            "UTC",
+            "Etc/GMT+5",
+            "America/Argentina/Buenos_Aires",
+            "US/Pacific",
+        ] {
+            assert_eq!(time_zone(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "Mars/Olympus",
+            "Local",
+            "local",
+            "europe/berlin",
+            "",
+            "Europe/../UTC",
+            "/UTC",
+            "Europe/Berlin ",
+        ] {
+            assert!(time_zone(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rbac_resources_are_path_segments() {
+        for ok in [
+            "pods",
+            "pods/log",
+            "deployments/scale",
+            "custom-things",
+            "v1beta1things",
+        ] {
+            assert_eq!(rbac_resource(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "pods/../secrets",
+            "pods/log/x",
+            "pods/",
+            "/log",
+            "Pods",
+            "pods%2f",
+            "..",
+            "pods/.",
+            "-pods",
+            "1pods",
+        ] {
+            assert!(rbac_resource(bad).is_err(), "{bad}");
+        }
+        assert!(object_name("..").is_err());
+        assert!(object_name("a/b").is_err());
+        assert!(object_name(&"a".repeat(254)).is_err());
+        assert_eq!(object_name("my.config-1"), Ok(()));
+    }
+
+    #[test]
+    fn branches_follow_check_ref_format() {
+        for ok in ["main", "release/1.2", "feature/x_y-z", "v1.0", "a@b"] {
+            assert_eq!(git_branch(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "-x", "a..b", "a@{1}", "@", "HEAD", "/a", "a/", "a//b", "a.", "a.lock", "a/.b",
+            "a b", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "a\u{7f}", "a\tb",
+        ] {
+            assert!(git_branch(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chart_versions_are_exact_and_supported() {
+        for ok in ["1.2.3", "v1.23.0", "0.36.1-rc.1", "1.0.0+build.5"] {
+            assert!(chart_version(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "../../other",
+            "${SECRET}",
+            "yes",
+            "1.2",
+            "^1.2.3",
+            "1.2.x",
+            "",
+            "v",
+            "01.2.3",
+        ] {
+            assert!(chart_version(bad).is_err(), "{bad}");
+        }
+        let v = |s: &str| chart_version(s).expect("valid");
+        assert!(supported_chart("kyverno", &v("3.9.0")).is_ok());
+        assert!(supported_chart("kyverno", &v("3.8.9")).is_err());
+        assert!(supported_chart("vcluster", &v("0.35.3")).is_ok());
+        assert!(supported_chart("vcluster", &v("0.36.1")).is_ok());
+        assert!(supported_chart("vcluster", &v("0.37.0-alpha.1")).is_err());
+        assert!(supported_chart("vcluster", &v("0.34.9")).is_err());
+        assert!(supported_chart("monitoringStack", &v("1.0.0")).is_ok());
+    }
+
+    #[test]
+    fn function_ports_avoid_knative() {
+        assert!(function_port(8080).is_ok());
+        for bad in [0, 8008, 8012, 8013, 8022, 9090, 9091] {
+            assert!(function_port(bad).is_err(), "{bad}");
         }
     }
 

@@ -4,6 +4,7 @@
 //! The model is what templates see; it is internal and holds only validated values.
 
 pub(crate) mod check;
+mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -142,7 +143,7 @@ pub(crate) struct FunctionModel {
 pub(crate) fn platform(intent: &Intent, out: &mut Vec<Diagnostic>) -> Option<PlatformModel> {
     const FILE: &str = "intent/platform.yaml";
     let Some(platform) = &intent.platform else {
-        if !out.iter().any(|d| d.file == FILE) {
+        if !out.iter().any(|d| d.file == FILE) && !intent.unreadable.contains("platform.yaml") {
             out.push(Diagnostic::error(FILE, "", "the platform file is missing"));
         }
         return None;
@@ -150,14 +151,15 @@ pub(crate) fn platform(intent: &Intent, out: &mut Vec<Diagnostic>) -> Option<Pla
     let before = out.len();
     let mut sink = Sink { file: FILE, out };
     let spec = &platform.spec;
+    text::check_document(&mut sink, &**platform);
     url(
         &mut sink,
         "spec.git.url",
         &spec.git.url,
         &["https://", "http://", "ssh://"],
     );
-    if spec.git.branch.is_empty() || spec.git.branch.contains(['\n', ' ', '~', '^', ':', '\\']) {
-        sink.error("spec.git.branch", "must be a Git branch name");
+    if let Err(e) = check::git_branch(&spec.git.branch) {
+        sink.error("spec.git.branch", e);
     }
     if let Some(secret) = &spec.git.secret_name
         && let Err(e) = check::dns_subdomain(secret)
@@ -246,11 +248,10 @@ pub(crate) fn platform(intent: &Intent, out: &mut Vec<Diagnostic>) -> Option<Pla
         if let Err(e) = check::dns_label(&chart.chart, 63) {
             sink.error(format!("{path}.chart"), e);
         }
-        if chart.version.is_empty() || chart.version.contains(['*', '^', '~', '>', '<', ' ', 'x']) {
-            sink.error(
-                format!("{path}.version"),
-                "must be an exact chart version (no ranges)",
-            );
+        if let Err(e) = check::chart_version(&chart.version)
+            .and_then(|version| check::supported_chart(field, &version))
+        {
+            sink.error(format!("{path}.version"), e);
         }
     }
     for (field, value) in [
@@ -506,10 +507,17 @@ pub(crate) fn organizations(
             sink.error("metadata.name", format!("organization name {e}"));
         }
         match &org.organization {
-            None if !sink.out.iter().any(|d| d.file == file) => {
+            None if !sink.out.iter().any(|d| d.file == file)
+                && !intent
+                    .unreadable
+                    .contains(&format!("{slug}/organization.yaml")) =>
+            {
                 sink.error("", "the organization file is missing");
             }
-            Some(o) => labels(&mut sink, &o.metadata.labels),
+            Some(o) => {
+                labels(&mut sink, &o.metadata.labels);
+                text::check_document(&mut sink, o);
+            }
             None => {}
         }
         if out.len() == before {
@@ -533,12 +541,16 @@ pub(crate) fn workspace(
     org: &str,
     slug: &str,
     ws: &WorkspaceIntent,
+    unreadable: &BTreeSet<String>,
     out: &mut Vec<Diagnostic>,
 ) -> Option<WorkspaceModel> {
     let file = format!("intent/{org}/{slug}/workspace.yaml");
     let before = out.len();
     let Some(workspace) = &ws.workspace else {
-        if !out.iter().any(|d| d.file == file) {
+        // A file that is there but did not load was reported by the loader.
+        if !out.iter().any(|d| d.file == file)
+            && !unreadable.contains(&format!("{org}/{slug}/workspace.yaml"))
+        {
             out.push(Diagnostic::error(
                 &file,
                 "",
@@ -565,6 +577,7 @@ pub(crate) fn workspace(
         );
     }
     labels(&mut sink, &workspace.metadata.labels);
+    text::check_document(&mut sink, workspace);
     let plan = platform.plans.get(&spec.plan);
     if plan.is_none() {
         sink.error(
@@ -748,6 +761,7 @@ fn project(
         );
     }
     labels(&mut sink, &project.metadata.labels);
+    text::check_document(&mut sink, project);
     quota(&mut sink, "spec.quota", &spec.quota);
     // An override may not exceed what the plan gives the whole workspace.
     if let Some(plan) = plan {
@@ -915,6 +929,7 @@ fn policy_rule(sink: &mut Sink<'_>, path: &str, rule: &intent::PolicyRule) {
     }
     for (i, resource) in rule.resources.iter().enumerate() {
         let base = resource.split('/').next().unwrap_or("");
+        let shape = check::rbac_resource(resource);
         if resource.contains('*') {
             sink.error(
                 format!("{path}.resources[{i}]"),
@@ -928,15 +943,8 @@ fn policy_rule(sink: &mut Sink<'_>, path: &str, rule: &intent::PolicyRule) {
                 format!("{path}.resources[{i}]"),
                 "custom roles may not grant access to RBAC resources",
             );
-        } else if base.is_empty()
-            || !resource.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'/' | b'-' | b'.')
-            })
-        {
-            sink.error(
-                format!("{path}.resources[{i}]"),
-                format!("{resource:?} is not a resource name"),
-            );
+        } else if let Err(e) = shape {
+            sink.error(format!("{path}.resources[{i}]"), e);
         }
     }
     for (i, verb) in rule.verbs.iter().enumerate() {
@@ -955,11 +963,8 @@ fn policy_rule(sink: &mut Sink<'_>, path: &str, rule: &intent::PolicyRule) {
         }
     }
     for (i, name) in rule.resource_names.iter().enumerate() {
-        if name.is_empty() || name.contains(['/', '%', '\n']) {
-            sink.error(
-                format!("{path}.resourceNames[{i}]"),
-                "must be an object name",
-            );
+        if let Err(e) = check::object_name(name) {
+            sink.error(format!("{path}.resourceNames[{i}]"), e);
         }
     }
 }
@@ -988,6 +993,9 @@ fn resources(sink: &mut Sink<'_>, path: &str, r: &intent::Resources) {
         }
     }
 }
+
+/// Environment variables Knative sets in every revision and refuses in a Service.
+const KNATIVE_RESERVED_ENV: &[&str] = &["PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"];
 
 /// Knative revision names append `-00001` to the service name, which must stay a DNS label.
 const FUNCTION_NAME_MAX: usize = 57;
@@ -1032,8 +1040,27 @@ fn function_models(
             }
             env(&mut sink, &path, &f.env);
             resources(&mut sink, &path, &f.resources);
-            if f.port == Some(0) {
-                sink.error(format!("{path}.port"), "must be between 1 and 65535");
+            if let Some(port) = f.port
+                && let Err(e) = check::function_port(port)
+            {
+                sink.error(format!("{path}.port"), e);
+            }
+            for (j, var) in f.env.iter().enumerate() {
+                if KNATIVE_RESERVED_ENV.contains(&var.name.as_str()) {
+                    sink.error(
+                        format!("{path}.env[{j}].name"),
+                        format!(
+                            "{:?} is set by Knative and may not be set by a function",
+                            var.name
+                        ),
+                    );
+                }
+            }
+            if f.scaling.target == Some(0) {
+                sink.error(
+                    format!("{path}.scaling.target"),
+                    "must be at least 1 (Knative needs a target above 0)",
+                );
             }
             if let (Some(min), Some(max)) = (f.scaling.min_scale, f.scaling.max_scale)
                 && min > max
