@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod connections;
 pub mod gitops;
 pub mod http;
 pub mod metrics;

@@ -223,15 +223,14 @@ pub async fn run(
         )
     });
     let drain_bound = Duration::from_secs(state.settings.git.shutdown_push_seconds);
-    let app = crate::http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests in flight");
-            let _ = stop_tx.send(true);
-        })
-        .await
-        .context("the API listener failed")?;
+    let limits = state.settings.limits.connections();
+    let app = crate::http::app(state);
+    crate::connections::serve(listener, app, limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    })
+    .await;
     if let Some(pushing) = pushing {
         tracing::info!("shutting down: pushing what is pending");
         pushing.drain(drain_bound).await;

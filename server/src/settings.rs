@@ -126,6 +126,39 @@ pub struct Limits {
     pub actions_per_org_per_second: u32,
     /// Write actions per organization in a burst.
     pub actions_per_org_burst: u32,
+    /// Connections the API listener serves at once (at least 1). Beyond it, a new connection
+    /// takes the place of the least recently active idle one, or waits for a busy one to end.
+    pub max_connections: usize,
+    /// Seconds a connection may stay silent between requests (keep-alive) before it is closed.
+    pub idle_seconds: u64,
+    /// Seconds a request's headers may take to arrive, from their first byte (from the
+    /// connection's start for its first request); slower connections are closed.
+    pub header_read_seconds: u64,
+}
+
+impl Limits {
+    /// Refuses limits the listener cannot work with, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("max_connections", self.max_connections as u64),
+            ("idle_seconds", self.idle_seconds),
+            ("header_read_seconds", self.header_read_seconds),
+        ] {
+            if value == 0 {
+                return Err(format!("{key}: must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bounds of the API listener's connections.
+    pub fn connections(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            max: self.max_connections,
+            idle: std::time::Duration::from_secs(self.idle_seconds),
+            header_read: std::time::Duration::from_secs(self.header_read_seconds),
+        }
+    }
 }
 
 /// Browser sessions.
@@ -397,6 +430,9 @@ impl Default for Limits {
             logins_per_client_per_minute: 60,
             actions_per_org_per_second: 50,
             actions_per_org_burst: 200,
+            max_connections: 512,
+            idle_seconds: 60,
+            header_read_seconds: 10,
         }
     }
 }
@@ -452,6 +488,10 @@ impl Settings {
         }
         settings.read_secret_files()?;
         settings.issuer.load_kubeconfig_ca()?;
+        settings
+            .limits
+            .check()
+            .map_err(|e| anyhow::anyhow!("limits.{e}"))?;
         Ok(settings)
     }
 
