@@ -26,12 +26,17 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_TROUBLE: u8 = 2;
 
 fn compile_dir(intent_dir: &Path) -> Result<Output> {
-    compile_files(&tree::read_intent(intent_dir)?)
+    let tree = tree::read_intent_tree(intent_dir)?;
+    compile_files(&tree.files, &tree.links)
 }
 
-/// A full compile; with any error, no files.
-fn compile_files(files: &IntentFiles) -> Result<Output> {
-    let (intent, mut diagnostics) = compiler::intent::load(files);
+/// A full compile; with any error, no files. `links` are paths of symbolic links in the tree,
+/// each refused.
+fn compile_files(files: &IntentFiles, links: &[String]) -> Result<Output> {
+    let (mut intent, mut diagnostics) = compiler::intent::load(files);
+    for link in links {
+        diagnostics.extend(intent.set_link(link));
+    }
     let compiler = Compiler::new(&Catalog::builtin()).context("loading the built-in templates")?;
     let mut output = compiler
         .compile(&intent, &Options::default())
@@ -103,7 +108,12 @@ pub fn check(repo: &Path, rev: &str) -> Result<ExitCode> {
         .iter()
         .filter_map(|(path, text)| Some((path.strip_prefix("intent/")?.to_owned(), text.clone())))
         .collect();
-    let output = compile_files(&intent)?;
+    let links: Vec<String> = revision
+        .links
+        .iter()
+        .filter_map(|path| Some(path.strip_prefix("intent/")?.to_owned()))
+        .collect();
+    let output = compile_files(&intent, &links)?;
     print_diagnostics(&output);
     if output.has_errors() {
         return Ok(ExitCode::from(EXIT_FAILED));

@@ -6,24 +6,69 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use compiler::{IntentFiles, Output};
 
-/// Reads every file under `dir` into [`IntentFiles`], keyed by `/`-separated relative path.
-pub fn read_intent(dir: &Path) -> Result<IntentFiles> {
-    let mut files = IntentFiles::new();
+/// The intent files under a folder, and the symbolic links found there.
+#[derive(Debug, Default)]
+pub struct IntentTree {
+    /// Intent files by `/`-separated relative path.
+    pub files: IntentFiles,
+    /// Relative paths of symbolic links (to files or folders); never followed.
+    pub links: Vec<String>,
+}
+
+/// Reads every file under `dir`, keyed by `/`-separated relative path, and lists the symbolic
+/// links instead of following them (the compiler refuses them: [`compiler::Intent::set_link`]).
+pub fn read_intent_tree(dir: &Path) -> Result<IntentTree> {
+    let mut tree = IntentTree::default();
     if !dir.is_dir() {
         anyhow::bail!("intent folder {} does not exist", dir.display());
     }
-    walk(dir, dir, &mut |rel, path| {
-        if is_intent_file(&rel) {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            files.insert(rel, text);
-        }
-        Ok(())
-    })?;
-    Ok(files)
+    let mut links = Vec::new();
+    walk_with_links(
+        dir,
+        dir,
+        &mut |rel, path| {
+            if is_intent_file(&rel) {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                tree.files.insert(rel, text);
+            }
+            Ok(())
+        },
+        &mut |rel| links.push(rel),
+    )?;
+    tree.links = links;
+    Ok(tree)
+}
+
+/// Reads every file under `dir` into [`IntentFiles`]; a symbolic link is an error naming it.
+pub fn read_intent(dir: &Path) -> Result<IntentFiles> {
+    let tree = read_intent_tree(dir)?;
+    if !tree.links.is_empty() {
+        let names: Vec<String> = tree
+            .links
+            .iter()
+            .map(|l| compiler::diagnostic::printable(l).into_owned())
+            .collect();
+        anyhow::bail!(
+            "symbolic links in {}: {}; intent files and folders must be regular files and \
+             folders (links are not followed)",
+            dir.display(),
+            names.join(", ")
+        );
+    }
+    Ok(tree.files)
 }
 
 fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(String, &Path) -> Result<()>) -> Result<()> {
+    walk_with_links(root, dir, f, &mut |_| {})
+}
+
+fn walk_with_links(
+    root: &Path,
+    dir: &Path,
+    f: &mut dyn FnMut(String, &Path) -> Result<()>,
+    link: &mut dyn FnMut(String),
+) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
         .collect::<std::io::Result<_>>()
@@ -38,8 +83,8 @@ fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(String, &Path) -> Result<()>)
             if entry.file_name() == ".git" {
                 continue;
             }
-            walk(root, &path, f)?;
-        } else if file_type.is_file() {
+            walk_with_links(root, &path, f, link)?;
+        } else {
             let rel = path
                 .strip_prefix(root)
                 .expect("walked paths are under the root")
@@ -47,7 +92,11 @@ fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(String, &Path) -> Result<()>)
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join("/");
-            f(rel, &path)?;
+            if file_type.is_file() {
+                f(rel, &path)?;
+            } else if file_type.is_symlink() {
+                link(rel);
+            }
         }
     }
     Ok(())

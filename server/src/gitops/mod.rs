@@ -965,11 +965,15 @@ fn derive(
     };
     if base.intent_tree != intent_tree {
         reader.diff(base.intent_tree, intent_tree, &mut |path, _, after| {
-            let text = match after {
-                Some(entry) => Some(String::from_utf8_lossy(&reader.blob(entry.id)?).into_owned()),
-                None => None,
+            let problems = match after {
+                // A symbolic link (to a file or a folder) is refused, never followed.
+                Some(entry) if entry.mode & 0o170_000 == 0o120_000 => next.intent.set_link(path),
+                Some(entry) => {
+                    let text = String::from_utf8_lossy(&reader.blob(entry.id)?).into_owned();
+                    next.intent.set_file(path, Some(&text))
+                }
+                None => next.intent.set_file(path, None),
             };
-            let problems = next.intent.set_file(path, text.as_deref());
             if problems.is_empty() {
                 next.problems.remove(path);
             } else {

@@ -7,6 +7,9 @@ use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use super::GitOpsError;
 
+/// The mode of a symbolic link in a Git tree.
+const LINK_MODE: i32 = 0o120_000;
+
 /// Some files of one commit.
 #[derive(Debug, Clone)]
 pub struct RevisionFiles {
@@ -14,6 +17,8 @@ pub struct RevisionFiles {
     pub commit: Oid,
     /// The files asked for, by `/`-separated path.
     pub files: BTreeMap<String, String>,
+    /// Every symbolic link (mode 120000) of the revision, by path; never in `files`.
+    pub links: Vec<String>,
 }
 
 /// The files of revision `rev` (anything `git rev-parse` takes: `HEAD`, a branch, a commit
@@ -38,12 +43,16 @@ pub fn read(
         .map_err(revision)?;
     let tree = commit.tree().map_err(GitOpsError::Git)?;
     let mut blobs = Vec::new();
+    let mut links = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         if entry.kind() == Some(ObjectType::Blob)
             && let Ok(name) = entry.name()
         {
             let path = format!("{dir}{name}");
-            if wanted(&path) {
+            if entry.filemode() == LINK_MODE {
+                // A link to a folder can have any name: every link is listed.
+                links.push(path);
+            } else if wanted(&path) {
                 blobs.push((path, entry.id()));
             }
         }
@@ -61,5 +70,6 @@ pub fn read(
     Ok(RevisionFiles {
         commit: commit.id(),
         files,
+        links,
     })
 }
