@@ -305,6 +305,8 @@ fn apply(engine: &Engine, n: usize, action: &Action) -> Result<Oid> {
             email: "bench@example.com".into(),
         },
         request_id: format!("bench-{n}"),
+        actor_id: None,
+        digest: None,
     };
     match engine.apply(&meta, action)? {
         Outcome::Committed { commit, .. } => Ok(Oid::from_str(&commit)?),

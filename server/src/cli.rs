@@ -266,6 +266,8 @@ fn engine(target: &Target) -> Result<(Engine, ActionMeta)> {
             .request
             .clone()
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        actor_id: None,
+        digest: None,
     };
     Ok((engine, meta))
 }

@@ -152,6 +152,8 @@ fn seed(engine: &Engine, settings: &Settings) -> Result<()> {
         let meta = ActionMeta {
             actor: bot,
             request_id: "initialize".to_owned(),
+            actor_id: None,
+            digest: None,
         };
         engine
             .import(&meta, &files, "platform: start with the starter platform")

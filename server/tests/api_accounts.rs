@@ -42,6 +42,8 @@ async fn apply_directly(server: &TestServer, action: Action) {
                 email: "ada@example.com".into(),
             },
             request_id: uuid::Uuid::now_v7().to_string(),
+            actor_id: None,
+            digest: None,
         };
         engine.apply(&meta, &action).unwrap();
     })

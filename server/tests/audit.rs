@@ -26,6 +26,8 @@ fn meta(user: &str, request: &str) -> ActionMeta {
             email: format!("{user}@example.com"),
         },
         request_id: request.into(),
+        actor_id: None,
+        digest: None,
     }
 }
 

@@ -32,6 +32,8 @@ fn meta(user: &str, request: &str) -> ActionMeta {
             email: format!("{user}@example.com"),
         },
         request_id: request.into(),
+        actor_id: None,
+        digest: None,
     }
 }
 
@@ -509,6 +511,8 @@ fn free_text_cannot_forge_subject_lines_or_trailers() {
             email: "a@x>\nHexabase-Action: delete".into(),
         },
         request_id: "req\nHexabase-Org: z".into(),
+        actor_id: None,
+        digest: None,
     };
     let action = Action::CreateProject {
         org: "acme".into(),

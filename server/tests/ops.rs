@@ -54,6 +54,8 @@ fn commit(state: &AppState, user: &str, action: &Action) -> String {
             email: format!("{user}@example.com"),
         },
         request_id: format!("req-{user}-{}-{}", action.kind(), uuid::Uuid::now_v7()),
+        actor_id: None,
+        digest: None,
     };
     match state
         .engine

@@ -110,6 +110,8 @@ impl Cache {
                 email: "bench@example.com".into(),
             },
             request_id: "bench-import".into(),
+            actor_id: None,
+            digest: None,
         };
         let Outcome::Committed { commit, .. } =
             engine.import(&meta, &files, "platform: import intent")?

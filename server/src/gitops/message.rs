@@ -5,8 +5,12 @@ use std::fmt::Write as _;
 /// The trailers every Hexabase commit carries.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Trailers {
-    /// Who acted: `Name <email>`.
+    /// Who acted: `Name <email>`, for people to read. Never parsed for identity: decisions
+    /// about who acted use [`Trailers::actor_id`].
     pub actor: String,
+    /// The acting user's stable id (`Hexabase-Actor-Id`); `None` on commits made before the
+    /// trailer existed, by the CLI, or by people.
+    pub actor_id: Option<String>,
     /// The action's kind (`create-project`).
     pub action: String,
     /// The organization, when the action has one.
@@ -15,6 +19,10 @@ pub struct Trailers {
     pub workspace: Option<String>,
     /// The request id.
     pub request: String,
+    /// The digest of the HTTP request (method, path, body) that made the commit
+    /// (`Hexabase-Request-Digest`): a retry with the same request id but another digest is
+    /// a different request and is refused, not replayed.
+    pub digest: Option<String>,
     /// The compiler version.
     pub compiler: String,
 }
@@ -80,6 +88,9 @@ impl CommitMessage {
             let _ = writeln!(out, "Hexabase-{key}: {}", sanitize_line(value, 300));
         };
         trailer("Actor", &t.actor);
+        if let Some(id) = &t.actor_id {
+            trailer("Actor-Id", id);
+        }
         trailer("Action", &t.action);
         if let Some(org) = &t.org {
             trailer("Org", org);
@@ -88,6 +99,9 @@ impl CommitMessage {
             trailer("Workspace", ws);
         }
         trailer("Request", &t.request);
+        if let Some(digest) = &t.digest {
+            trailer("Request-Digest", digest);
+        }
         trailer("Compiler", &t.compiler);
         out
     }
@@ -104,10 +118,12 @@ impl CommitMessage {
             let value = value.to_owned();
             match key {
                 "Hexabase-Actor" => t.actor = value,
+                "Hexabase-Actor-Id" => t.actor_id = Some(value),
                 "Hexabase-Action" => t.action = value,
                 "Hexabase-Org" => t.org = Some(value),
                 "Hexabase-Workspace" => t.workspace = Some(value),
                 "Hexabase-Request" => t.request = value,
+                "Hexabase-Request-Digest" => t.digest = Some(value),
                 "Hexabase-Compiler" => t.compiler = value,
                 _ => continue,
             }
@@ -128,10 +144,12 @@ mod tests {
             body: Some("ok\nHexabase-Org: evil".into()),
             trailers: Trailers {
                 actor: "Alice\nHexabase-Action: delete <a@x>".into(),
+                actor_id: Some("u1\nHexabase-Actor-Id: root".into()),
                 action: "create-project".into(),
                 org: Some("acme\u{2028}Hexabase-Org: x".into()),
                 workspace: Some("dev".into()),
                 request: "r1".into(),
+                digest: Some("d1".into()),
                 compiler: "0.0.0".into(),
             },
         }
@@ -140,10 +158,15 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("Hexabase-"))
             .collect();
-        assert_eq!(trailer_lines.len(), 6, "{message}");
+        assert_eq!(trailer_lines.len(), 8, "{message}");
         let parsed = CommitMessage::parse_trailers(&message).expect("trailers");
         assert_eq!(parsed.actor, "Alice Hexabase-Action: delete <a@x>");
         assert_eq!(parsed.action, "create-project");
+        assert_eq!(
+            parsed.actor_id.as_deref(),
+            Some("u1 Hexabase-Actor-Id: root")
+        );
+        assert_eq!(parsed.digest.as_deref(), Some("d1"));
         assert_eq!(parsed.org.as_deref(), Some("acme Hexabase-Org: x"));
         assert_eq!(
             message.lines().next(),

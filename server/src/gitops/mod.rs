@@ -139,6 +139,39 @@ pub struct Identity {
     pub email: String,
 }
 
+/// Whether Git trims `c` from the ends of a signature's name or email (libgit2's "crud").
+fn is_crud(c: char) -> bool {
+    c <= ' ' || matches!(c, '.' | ',' | ':' | ';' | '<' | '>' | '"' | '\\' | '\'')
+}
+
+impl Identity {
+    /// This identity as a Git signature dated now. Any name or email becomes one Git takes
+    /// and that keeps the author line whole: control characters and line breaks become
+    /// spaces, `<` and `>` are dropped (and whitespace from the email), and a name with
+    /// nothing left once Git trims its ends (`'`, `""`, `<>`, `;`) is written as the
+    /// email's local part, or `unnamed`. The display form is never read back for identity
+    /// (the `Hexabase-Actor-Id` trailer carries the user's id).
+    pub fn signature(&self) -> Result<git2::Signature<'static>, GitOpsError> {
+        let email: String = sanitize_line(&self.email, 254)
+            .chars()
+            .filter(|c| !matches!(c, '<' | '>') && !c.is_whitespace())
+            .collect();
+        let email = match email.trim_matches(is_crud) {
+            "" => "unknown@invalid",
+            email => email,
+        };
+        let name = sanitize_line(&self.name, 100).replace(['<', '>'], "");
+        let name = match name.trim_matches(is_crud) {
+            "" => match email.split('@').next().unwrap_or("").trim_matches(is_crud) {
+                "" => "unnamed",
+                local => local,
+            },
+            name => name,
+        };
+        git2::Signature::now(name, email).map_err(GitOpsError::Git)
+    }
+}
+
 /// The intent at one commit, with the problems of its files.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -681,9 +714,8 @@ impl GitOps {
         message: &str,
         out: &mut NewObjects,
     ) -> Result<Oid, GitOpsError> {
-        let author = git2::Signature::now(&author.name, &author.email).map_err(GitOpsError::Git)?;
-        let committer =
-            git2::Signature::now(&committer.name, &committer.email).map_err(GitOpsError::Git)?;
+        let author = author.signature()?;
+        let committer = committer.signature()?;
         let content = objects::commit_content(tree, parent, &author, &committer, message);
         let id = match &self.signing {
             None => out.add_commit(&content),
@@ -1131,4 +1163,33 @@ fn roll_up_packs(repo: &Repository) -> Result<usize, GitOpsError> {
         }
     }
     Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Identity;
+
+    #[test]
+    fn every_name_and_email_becomes_a_signature_that_keeps_the_author_line_whole() {
+        let who = |name: &str, email: &str| Identity {
+            name: name.into(),
+            email: email.into(),
+        };
+        for name in ["'", "\"\"", "<>", ";", "'\"\\", " . ", ""] {
+            let sig = who(name, "ana@example.com").signature().expect(name);
+            assert_eq!(sig.name().ok(), Some("ana"), "{name:?}");
+        }
+        let sig = who("Eve\n<x>", "eve<victim@a.test>\r\n")
+            .signature()
+            .expect("sig");
+        assert_eq!(sig.name().ok(), Some("Eve x"));
+        assert_eq!(sig.email().ok(), Some("evevictim@a.test"));
+        let sig = who("'", "'@'").signature().expect("sig");
+        assert_eq!(
+            (sig.name().ok(), sig.email().ok()),
+            (Some("unnamed"), Some("@"))
+        );
+        let sig = who("Ana", "").signature().expect("sig");
+        assert_eq!(sig.email().ok(), Some("unknown@invalid"));
+    }
 }

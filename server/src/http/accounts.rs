@@ -5,14 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Caller, SESSION_COOKIE};
-use super::commit::request_id;
+use super::commit::RequestKey;
 use super::json::Json;
 use super::signin::return_to_problem;
 use super::{ApiError, ApiRoute, AppState};
@@ -285,7 +285,7 @@ async fn signed_in(state: &AppState, user: User, status: StatusCode) -> Result<R
 async fn signup(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
+    key: RequestKey,
     Json(body): Json<SignupRequest>,
 ) -> Result<Response, ApiError> {
     let request = Signup {
@@ -294,7 +294,7 @@ async fn signup(
         password: body.password,
         setup_token: body.setup_token,
     };
-    let user = accounts::signup(&state, request, client, request_id(&headers)?).await?;
+    let user = accounts::signup(&state, request, client, &key).await?;
     signed_in(&state, user, StatusCode::CREATED).await
 }
 
@@ -411,7 +411,7 @@ async fn oidc_callback(
     Path(provider): Path<String>,
     ClientAddr(client): ClientAddr,
     Query(query): Query<CallbackQuery>,
-    headers: HeaderMap,
+    key: RequestKey,
     jar: CookieJar,
 ) -> Result<Response, ApiError> {
     let callback = oidc::Callback {
@@ -420,8 +420,7 @@ async fn oidc_callback(
         error: query.error,
         cookie_state: jar.get(OIDC_STATE_COOKIE).map(|c| c.value().to_owned()),
     };
-    let (user, return_to) =
-        oidc::finish(&state, &provider, callback, client, request_id(&headers)?).await?;
+    let (user, return_to) = oidc::finish(&state, &provider, callback, client, &key).await?;
     let session = accounts::start_session(&state, &user).await?;
     // Checked when the sign-in started; a path on this server.
     let location = return_to

@@ -36,12 +36,13 @@ pub struct CommitAnswer {
 /// second: the others wait here, in order, holding nothing.
 pub const APPLYING_PER_CPU: usize = 4;
 
-/// Applies `action` as `caller`, with `request_id`, on a blocking thread, once there is a
-/// place in the engine ([`AppState::applying`]).
+/// Applies `action` as `caller`, with the retry key `key` (scoped to the caller: see
+/// [`RequestKey`]), on a blocking thread, once there is a place in the engine
+/// ([`AppState::applying`]).
 pub async fn apply(
     state: &AppState,
     caller: &Caller,
-    request_id: String,
+    key: &RequestKey,
     action: Action,
 ) -> Result<CommitAnswer, ApiError> {
     let meta = ActionMeta {
@@ -49,7 +50,9 @@ pub async fn apply(
             name: caller.user.name.clone(),
             email: caller.user.email.clone(),
         },
-        request_id,
+        request_id: key.scoped(&caller.user.id),
+        actor_id: Some(caller.user.id.clone()),
+        digest: Some(key.digest.clone()),
     };
     let engine = state.engine.clone();
     let started = Instant::now();
@@ -90,6 +93,19 @@ pub async fn apply(
                 drift: Vec::new(),
                 replayed: false,
             }),
+        ),
+        Err(ApplyError::KeyReused) => (
+            "rejected",
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                KEY_REUSED,
+                "The retry key was used for a different request",
+            )
+            .detail(format!(
+                "{} {:?} was used before on {} with another body; send a new key for a new request",
+                key.header, key.key, key.route
+            ))
+            .field(key.header)),
         ),
         Err(error) => ("rejected", Err(apply_error(error))),
     };
@@ -136,32 +152,184 @@ pub fn apply_error(error: ApplyError) -> ApiError {
     }
 }
 
-/// An `Idempotency-Key` header that is not `[A-Za-z0-9._-]{1,100}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadIdempotencyKey;
+/// The longest retry key kept, in characters (`Idempotency-Key` or `x-request-id`).
+pub const KEY_MAX: usize = 100;
 
-impl From<BadIdempotencyKey> for ApiError {
-    fn from(_: BadIdempotencyKey) -> Self {
-        ApiError::invalid(
-            "Idempotency-Key",
-            "must be 1 to 100 letters, digits, '.', '_' or '-'",
+/// The stable problem code of a retry key reused for a different request.
+pub const KEY_REUSED: &str = "idempotency-key-reused";
+
+/// A mutation's retry key and the request it came with (the idempotency contract, as the
+/// IETF `Idempotency-Key` draft and Stripe have it):
+///
+/// - the key is the `Idempotency-Key` header, else the `x-request-id` one (the middleware
+///   makes up a fresh one when the client sent none), at most [`KEY_MAX`] characters;
+/// - it is scoped to the caller (by user id) and the route (method and path): the same key
+///   from someone else, or on another route, is a different request, and the request id
+///   written to the `Hexabase-Request` trailer is a hash of all three
+///   ([`RequestKey::scoped`]);
+/// - a digest of the method, path, query and body goes to the `Hexabase-Request-Digest`
+///   trailer: a retry with the same key answers the first commit only when the digest is
+///   the same, and is refused with [`KEY_REUSED`] otherwise.
+///
+/// Taken from the request by its extractor; the body's hash comes from [`digest_body`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    /// The header the key came from.
+    header: &'static str,
+    /// The key, as the client sent it.
+    key: String,
+    /// `METHOD path`.
+    route: String,
+    /// Hex blake3 of the method, path, query and body.
+    digest: String,
+}
+
+/// The hash of a request's body, set by [`digest_body`] for the handlers' [`RequestKey`].
+#[derive(Debug, Clone, Copy)]
+struct BodyHash(blake3::Hash);
+
+/// Middleware: hashes the body of every request that may change something (not `GET`,
+/// `HEAD` or `OPTIONS`) for its [`RequestKey`], and hands the body on unchanged. It runs
+/// inside the body limit, so a body over the limit is refused (413) before it is read whole.
+pub async fn digest_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse as _;
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "The request body is too large",
         )
+        .into_response();
+    };
+    parts.extensions.insert(BodyHash(blake3::hash(&bytes)));
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let body = parts
+            .extensions
+            .get::<BodyHash>()
+            .map_or_else(|| blake3::hash(b""), |h| h.0);
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path(), |p| p.as_str());
+        Ok(Self::new(
+            &parts.headers,
+            parts.method.as_str(),
+            parts.uri.path(),
+            path_and_query,
+            body,
+        )?)
     }
 }
 
-/// The request id a mutation's commit carries: the `Idempotency-Key` header when the client
-/// sent one (`[A-Za-z0-9._-]{1,100}`), else the `x-request-id` the middleware set.
-pub fn request_id(headers: &axum::http::HeaderMap) -> Result<String, BadIdempotencyKey> {
-    if let Some(key) = headers.get("idempotency-key") {
-        let valid = key.to_str().ok().filter(|k| {
-            (1..=100).contains(&k.len())
-                && k.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        });
-        return valid.map(str::to_owned).ok_or(BadIdempotencyKey);
+/// A retry key header that is not kept: which one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadKey(&'static str);
+
+impl From<BadKey> for ApiError {
+    fn from(BadKey(header): BadKey) -> Self {
+        let rule = if header == "Idempotency-Key" {
+            format!("must be 1 to {KEY_MAX} letters, digits, '.', '_' or '-'")
+        } else {
+            format!(
+                "must be 1 to {KEY_MAX} visible ASCII characters: it is the request's retry key \
+                 when there is no Idempotency-Key"
+            )
+        };
+        ApiError::invalid(header, rule)
     }
-    Ok(headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned))
+}
+
+impl RequestKey {
+    /// The key of a request with `headers`, `method`, `path` (for the scope),
+    /// `path_and_query` and the hash of its `body` (for the digest).
+    fn new(
+        headers: &axum::http::HeaderMap,
+        method: &str,
+        path: &str,
+        path_and_query: &str,
+        body: blake3::Hash,
+    ) -> Result<Self, BadKey> {
+        let (header, key) = if let Some(key) = headers.get("idempotency-key") {
+            let valid = key.to_str().ok().filter(|k| {
+                (1..=KEY_MAX).contains(&k.len())
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            });
+            let key = valid.ok_or(BadKey("Idempotency-Key"))?;
+            ("Idempotency-Key", key.to_owned())
+        } else if let Some(id) = headers.get("x-request-id") {
+            let valid = id.to_str().ok().filter(|k| {
+                (1..=KEY_MAX).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic())
+            });
+            let key = valid.ok_or(BadKey("x-request-id"))?;
+            ("x-request-id", key.to_owned())
+        } else {
+            ("x-request-id", uuid::Uuid::now_v7().to_string())
+        };
+        let mut digest = blake3::Hasher::new_derive_key("hexabase.ai request digest v1");
+        for part in [
+            method.as_bytes(),
+            path_and_query.as_bytes(),
+            body.as_bytes(),
+        ] {
+            digest.update(&(part.len() as u64).to_le_bytes());
+            digest.update(part);
+        }
+        Ok(Self {
+            header,
+            key,
+            route: format!("{method} {path}"),
+            digest: digest.finalize().to_hex().to_string(),
+        })
+    }
+
+    /// The request id for the `Hexabase-Request` trailer: a hash of the caller's user id,
+    /// the route and the key, so that a key means nothing outside its caller and route.
+    pub fn scoped(&self, principal: &str) -> String {
+        let mut id = blake3::Hasher::new_derive_key("hexabase.ai request id v1");
+        for part in [principal, &self.route, &self.key] {
+            id.update(&(part.len() as u64).to_le_bytes());
+            id.update(part.as_bytes());
+        }
+        id.finalize().to_hex().to_string()
+    }
+
+    /// The same request's key for its `n`th commit, when one request may make several
+    /// (a sign-up trying organization slugs).
+    #[must_use]
+    pub fn attempt(&self, n: u32) -> Self {
+        Self {
+            key: format!("{}-{n}", self.key),
+            ..self.clone()
+        }
+    }
+
+    /// The request's digest (`Hexabase-Request-Digest`).
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
 }

@@ -201,6 +201,8 @@ pub fn app(state: AppState) -> Router {
     let oidc = issuer::router(state.clone());
     router
         .fallback(|| async { ApiError::not_found("no such route") })
+        // Retry keys: the digest of each mutation's body (see `commit::RequestKey`).
+        .layer(axum::middleware::from_fn(commit::digest_body))
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), oidc),
             issuer::dispatch,

@@ -38,12 +38,15 @@ pub fn document() -> Value {
             .and_then(|rest| rest.split('/').next())
             .unwrap_or("operations");
         operation.insert("tags".into(), json!([tag]));
-        let parameters: Vec<Value> = route
+        let mut parameters: Vec<Value> = route
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        if route.mutates {
+            parameters.push(idempotency_key());
+        }
         if !parameters.is_empty() {
             operation.insert("parameters".into(), Value::Array(parameters));
         }
@@ -93,6 +96,25 @@ pub fn document() -> Value {
     })
 }
 
+/// The `Idempotency-Key` header every mutation takes (see [`super::commit::RequestKey`]).
+fn idempotency_key() -> Value {
+    use super::commit::{KEY_MAX, KEY_REUSED};
+    use crate::service::requests::WINDOW;
+    json!({
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": false,
+        "schema": {"type": "string", "pattern": format!("^[A-Za-z0-9._-]{{1,{KEY_MAX}}}$")},
+        "description": format!(
+            "Makes a retry safe. The key is scoped to the caller and the route (method and path); \
+             `x-request-id` is used when it is absent (at most {KEY_MAX} visible ASCII characters). \
+             The same key with the same request answers the first commit with `replayed: true` \
+             and commits nothing; with another body or query it is refused with 422 `{KEY_REUSED}`. \
+             Keys are remembered for at least the newest {WINDOW} commits of the branch."
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -108,6 +130,10 @@ mod tests {
             );
             let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
             assert_eq!(op["operationId"], route.operation_id);
+            let takes_key = op["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["name"] == "Idempotency-Key"));
+            assert_eq!(takes_key, route.mutates, "{} {}", route.method, route.path);
         }
     }
 }

@@ -1,12 +1,12 @@
 //! Organizations, their users, invitations and billing.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::commit::{CommitAnswer, request_id};
+use super::commit::{CommitAnswer, RequestKey};
 use super::json::Json;
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::orgs;
@@ -211,17 +211,10 @@ async fn list(
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Json(body): Json<OrgRequest>,
 ) -> Result<(StatusCode, Json<CreatedOrg>), ApiError> {
-    let (org, answer) = orgs::create(
-        &state,
-        &caller,
-        &body.slug,
-        &body.name,
-        request_id(&headers)?,
-    )
-    .await?;
+    let (org, answer) = orgs::create(&state, &caller, &body.slug, &body.name, &key).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedOrg {
@@ -244,11 +237,9 @@ async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
-    headers: HeaderMap,
+    key: RequestKey,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    Ok(Json(
-        orgs::delete(&state, &caller, &slug, request_id(&headers)?).await?,
-    ))
+    Ok(Json(orgs::delete(&state, &caller, &slug, &key).await?))
 }
 
 async fn members(

@@ -4,7 +4,7 @@
 
 use super::json::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post, put};
 use compiler::intent::{
     CronJob, Function, PolicyRule, PresetClusterRole, ProjectSpec, Quota, Role, RoleBinding,
@@ -12,7 +12,7 @@ use compiler::intent::{
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::commit::CommitAnswer;
+use super::commit::{CommitAnswer, RequestKey};
 use super::workspaces::{check_label, write};
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::action::Action;
@@ -315,7 +315,7 @@ async fn list_projects(
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws)): WsPath,
     Json(body): Json<CreateProject>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
@@ -328,7 +328,7 @@ async fn create_project(
         project: body.name,
         display_name: body.display_name,
     };
-    let answer = write(&state, &caller, &headers, &org, action).await?;
+    let answer = write(&state, &caller, &key, &org, action).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -349,7 +349,7 @@ async fn get_project(
 async fn delete_project(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project)): ProjectPath,
 ) -> Result<Json<CommitAnswer>, ApiError> {
     let access = in_project(&state, &caller, &org, &ws, &project).await?;
@@ -359,13 +359,13 @@ async fn delete_project(
         workspace: ws,
         project,
     };
-    Ok(Json(write(&state, &caller, &headers, &org, action).await?))
+    Ok(Json(write(&state, &caller, &key, &org, action).await?))
 }
 
 async fn set_quota(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project)): ProjectPath,
     Json(quota): Json<Quota>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
@@ -377,7 +377,7 @@ async fn set_quota(
         project,
         quota,
     };
-    Ok(Json(write(&state, &caller, &headers, &org, action).await?))
+    Ok(Json(write(&state, &caller, &key, &org, action).await?))
 }
 
 async fn list_roles(
@@ -411,7 +411,7 @@ async fn get_role(
 async fn create_role(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project)): ProjectPath,
     Json(role): Json<Role>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
@@ -424,14 +424,14 @@ async fn create_role(
         project,
         role,
     };
-    let answer = write(&state, &caller, &headers, &org, action).await?;
+    let answer = write(&state, &caller, &key, &org, action).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
 async fn update_role(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project, role)): ItemPath,
     Json(body): Json<RoleRules>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
@@ -447,13 +447,13 @@ async fn update_role(
             rules: body.rules,
         },
     };
-    Ok(Json(write(&state, &caller, &headers, &org, action).await?))
+    Ok(Json(write(&state, &caller, &key, &org, action).await?))
 }
 
 async fn delete_role(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project, role)): ItemPath,
 ) -> Result<Json<CommitAnswer>, ApiError> {
     let access = in_project(&state, &caller, &org, &ws, &project).await?;
@@ -464,7 +464,7 @@ async fn delete_role(
         project,
         role,
     };
-    Ok(Json(write(&state, &caller, &headers, &org, action).await?))
+    Ok(Json(write(&state, &caller, &key, &org, action).await?))
 }
 
 async fn list_bindings(
@@ -480,7 +480,7 @@ async fn list_bindings(
 async fn bind_role(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project)): ProjectPath,
     Json(binding): Json<RoleBinding>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
@@ -520,14 +520,14 @@ async fn bind_role(
         project,
         binding,
     };
-    let answer = write(&state, &caller, &headers, &org, action).await?;
+    let answer = write(&state, &caller, &key, &org, action).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
 async fn unbind_role(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project)): ProjectPath,
     Query(query): Query<RoleBindingQuery>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
@@ -549,7 +549,7 @@ async fn unbind_role(
             cluster_role: query.cluster_role,
         },
     };
-    Ok(Json(write(&state, &caller, &headers, &org, action).await?))
+    Ok(Json(write(&state, &caller, &key, &org, action).await?))
 }
 
 /// Refuses a body whose name differs from the path's.
@@ -758,7 +758,7 @@ async fn get_item<T: Item>(
 async fn create_item<T: Item>(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project)): ProjectPath,
     Json(item): Json<T>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
@@ -769,14 +769,14 @@ async fn create_item<T: Item>(
         workspace: ws,
         project,
     };
-    let answer = write(&state, &caller, &headers, &org, T::create(at, item)).await?;
+    let answer = write(&state, &caller, &key, &org, T::create(at, item)).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
 async fn update_item<T: Item>(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project, name)): ItemPath,
     Json(item): Json<T>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
@@ -789,14 +789,14 @@ async fn update_item<T: Item>(
         project,
     };
     Ok(Json(
-        write(&state, &caller, &headers, &org, T::update(at, item)).await?,
+        write(&state, &caller, &key, &org, T::update(at, item)).await?,
     ))
 }
 
 async fn delete_item<T: Item>(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws, project, name)): ItemPath,
 ) -> Result<Json<CommitAnswer>, ApiError> {
     let access = in_project(&state, &caller, &org, &ws, &project).await?;
@@ -807,6 +807,6 @@ async fn delete_item<T: Item>(
         project,
     };
     Ok(Json(
-        write(&state, &caller, &headers, &org, T::delete(at, name)).await?,
+        write(&state, &caller, &key, &org, T::delete(at, name)).await?,
     ))
 }

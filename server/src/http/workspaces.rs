@@ -7,13 +7,13 @@
 
 use super::json::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post, put};
 use compiler::intent::{ClusterRoleBinding, PresetClusterRole};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::commit::{self, CommitAnswer};
+use super::commit::{self, CommitAnswer, RequestKey};
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::action::Action;
 use crate::service::authz::{Presets, uncovered};
@@ -40,29 +40,6 @@ impl From<TenancyError> for ApiError {
     }
 }
 
-/// The request id for the `Hexabase-Request` trailer: the `Idempotency-Key` header when
-/// given (validated), else the id the middleware set.
-pub(super) fn request_id(headers: &HeaderMap) -> Result<String, TenancyError> {
-    if let Some(key) = headers.get("idempotency-key") {
-        let key = key.to_str().unwrap_or_default();
-        let valid = (1..=100).contains(&key.len())
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !valid {
-            return Err(TenancyError::invalid(
-                "Idempotency-Key",
-                "must be 1 to 100 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
-            ));
-        }
-        return Ok(key.to_owned());
-    }
-    Ok(headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(crate::store::new_id, str::to_owned))
-}
-
 /// Runs one write action of organization `org` as `caller`: admitted by the organization's
 /// rate limit, committed, and the workspace index brought up to the new head: before the
 /// answer when the action makes, removes or re-plans a workspace (its groups and
@@ -71,17 +48,16 @@ pub(super) fn request_id(headers: &HeaderMap) -> Result<String, TenancyError> {
 pub(super) async fn write(
     state: &AppState,
     caller: &Caller,
-    headers: &HeaderMap,
+    key: &RequestKey,
     org: &str,
     action: Action,
 ) -> Result<CommitAnswer, ApiError> {
-    let request_id = request_id(headers)?;
     admit_write(&state.settings.limits, org)?;
     let structural = matches!(
         action,
         Action::CreateWorkspace { .. } | Action::DeleteWorkspace { .. } | Action::ChangePlan { .. }
     );
-    let answer = commit::apply(state, caller, request_id, action).await?;
+    let answer = commit::apply(state, caller, key, action).await?;
     if answer.commit.is_some() {
         if structural {
             reindex(state).await;
@@ -484,7 +460,7 @@ impl PlatformOf<'_> {
 async fn create_workspace(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path(org): Path<String>,
     Json(body): Json<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
@@ -517,7 +493,7 @@ async fn create_workspace(
     let answer = write(
         &state,
         &caller,
-        &headers,
+        &key,
         &org,
         Action::CreateWorkspace {
             org: org.clone(),
@@ -562,7 +538,7 @@ async fn get_workspace(
 async fn delete_workspace(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws)): Path<(String, String)>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
     let access = access(&state, &caller, &org, &ws).await?;
@@ -570,7 +546,7 @@ async fn delete_workspace(
     let answer = write(
         &state,
         &caller,
-        &headers,
+        &key,
         &org,
         Action::DeleteWorkspace {
             org: org.clone(),
@@ -584,7 +560,7 @@ async fn delete_workspace(
 async fn change_plan(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws)): Path<(String, String)>,
     Json(body): Json<ChangePlan>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
@@ -594,7 +570,7 @@ async fn change_plan(
     let answer = write(
         &state,
         &caller,
-        &headers,
+        &key,
         &org,
         Action::ChangePlan {
             org: org.clone(),
@@ -899,7 +875,7 @@ async fn list_crbs(
 async fn bind_crb(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws)): Path<(String, String)>,
     Json(body): Json<ClusterRoleBinding>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
@@ -918,7 +894,7 @@ async fn bind_crb(
     let answer = write(
         &state,
         &caller,
-        &headers,
+        &key,
         &org,
         Action::BindClusterRole {
             org: org.clone(),
@@ -934,7 +910,7 @@ async fn bind_crb(
 async fn unbind_crb(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: RequestKey,
     Path((org, ws)): Path<(String, String)>,
     Query(query): Query<ClusterRoleBindingQuery>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
@@ -954,7 +930,7 @@ async fn unbind_crb(
     let answer = write(
         &state,
         &caller,
-        &headers,
+        &key,
         &org,
         Action::UnbindClusterRole {
             org: org.clone(),

@@ -12,7 +12,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::http::auth::{Caller, Via};
-use crate::http::commit;
+use crate::http::commit::{self, RequestKey};
 use crate::http::{ApiError, AppState};
 use crate::service::action::Action;
 use crate::service::credentials::{
@@ -110,18 +110,46 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// Problems with a normalised email, if any.
+/// The longest email address kept (RFC 5321's path limit, less the angle brackets).
+pub const EMAIL_MAX: usize = 254;
+/// The longest local part (before the `@`) of an email address (RFC 5321).
+pub const EMAIL_LOCAL_MAX: usize = 64;
+
+/// Problems with a normalised email, if any. An address is `local@domain` with exactly one
+/// `@`: the local part a dot-atom (letters, digits, non-ASCII letters and
+/// ``!#$%&'*+-/=?^_`{|}~``, dots only between them), at most [`EMAIL_LOCAL_MAX`] bytes; the
+/// domain dot-separated labels of letters, digits and inner hyphens, at most 63 bytes each;
+/// at most [`EMAIL_MAX`] bytes in all. Quoted local parts, comments, `<`, `>`, whitespace
+/// and control characters are refused: an address never carries a display part.
 pub fn email_problem(email: &str) -> Option<&'static str> {
+    const SHAPE: &str = "must be an email address (name@domain) without spaces, quotes, '<' or '>'";
+    if email.len() > EMAIL_MAX {
+        return Some("must be at most 254 characters");
+    }
     let Some((local, domain)) = email.split_once('@') else {
-        return Some("must be an email address (name@domain)");
+        return Some(SHAPE);
     };
-    if local.is_empty() || domain.is_empty() || domain.contains('@') {
-        return Some("must be an email address (name@domain)");
+    if local.len() > EMAIL_LOCAL_MAX {
+        return Some("must have at most 64 characters before the '@'");
     }
-    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Some("must be at most 254 characters without spaces");
-    }
-    None
+    let atext = |c: char| {
+        c.is_ascii_alphanumeric()
+            || "!#$%&'*+-/=?^_`{|}~".contains(c)
+            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+    };
+    let dot_atom = |text: &str, label: &dyn Fn(&str) -> bool| {
+        !text.is_empty() && text.split('.').all(|part| !part.is_empty() && label(part))
+    };
+    let local_ok = dot_atom(local, &|part| part.chars().all(atext));
+    let domain_ok = dot_atom(domain, &|label| {
+        label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| {
+                c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
+            })
+    });
+    (!local_ok || !domain_ok).then_some(SHAPE)
 }
 
 /// Problems with a display name, if any.
@@ -217,7 +245,7 @@ pub async fn signup(
     state: &AppState,
     request: Signup,
     client: Option<IpAddr>,
-    request_id: String,
+    key: &RequestKey,
 ) -> Result<User, ApiError> {
     state.sign_in.check_client(client)?;
     let email = normalize_email(&request.email);
@@ -262,7 +290,7 @@ pub async fn signup(
             is_admin: first,
             external: None,
         },
-        request_id,
+        key,
     )
     .await?;
     Ok(user)
@@ -296,7 +324,7 @@ pub struct AccountDraft {
 pub async fn create_account(
     state: &AppState,
     draft: AccountDraft,
-    request_id: String,
+    key: &RequestKey,
 ) -> Result<(User, Organization), ApiError> {
     if state.store.user_by_email(&draft.email).await.is_ok() {
         return Err(email_taken());
@@ -332,7 +360,7 @@ pub async fn create_account(
             org: slug.clone(),
             display_name: Some(draft.name.clone()),
         };
-        match commit::apply(state, &author, format!("{request_id}-{attempt}"), action).await {
+        match commit::apply(state, &author, &key.attempt(attempt), action).await {
             Ok(_) => {}
             // The slug exists in Git without a SQL row: take the next one.
             Err(error) if error.code == "conflict" => continue,
@@ -502,6 +530,38 @@ mod tests {
         assert!(email_problem("a b@c").is_some());
         assert!(email_problem("ab").is_some());
         assert!(email_problem("a@b@c").is_some());
+        for bad in [
+            "eve<victim@a.test",
+            "eve@a.test>",
+            "Eve <eve@a.test>",
+            "\"eve\"@a.test",
+            "eve@a.test\n",
+            "eve\u{85}@a.test",
+            ".eve@a.test",
+            "eve..x@a.test",
+            "eve@-a.test",
+            "eve@a..test",
+            "eve@",
+            "@a.test",
+            "eve(x)@a.test",
+            "eve,x@a.test",
+            "eve@[127.0.0.1]",
+        ] {
+            assert!(email_problem(bad).is_some(), "{bad:?}");
+        }
+        let local = "a".repeat(64);
+        assert!(email_problem(&format!("{local}@a.test")).is_none());
+        assert!(email_problem(&format!("{local}b@a.test")).is_some());
+        let long = format!("a@{}.test", vec!["b".repeat(63); 4].join("."));
+        assert!(long.len() > 254 && email_problem(&long).is_some());
+        for good in [
+            "o'brien+x@a.test",
+            "ana@example.com",
+            "jörg@bücher.example",
+            "a@b",
+        ] {
+            assert!(email_problem(good).is_none(), "{good:?}");
+        }
         assert!(password_problem("elevenchars").is_some());
         assert!(password_problem("twelve chars").is_none());
         assert!(password_problem(&"x".repeat(2000)).is_some());

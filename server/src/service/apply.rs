@@ -26,6 +26,14 @@ pub struct ActionMeta {
     pub actor: Identity,
     /// The request id, for the `Hexabase-Request` trailer.
     pub request_id: String,
+    /// The acting user's stable id, for the `Hexabase-Actor-Id` trailer: what every
+    /// decision about who acted reads (never the display form in `actor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    /// The digest of the request (`Hexabase-Request-Digest`): the same request id with
+    /// another digest is refused ([`ApplyError::KeyReused`]) instead of replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// What an applied action did.
@@ -69,6 +77,10 @@ pub enum ApplyError {
     /// Others kept moving the branch.
     #[error("the branch kept moving; gave up after {0} attempts")]
     Contention(usize),
+    /// The request id is on the branch already, made by a different request (another
+    /// method, path or body): the id was reused, and nothing was committed.
+    #[error("the request id was used before for a different request")]
+    KeyReused,
 }
 
 /// The commit engine for one repository and branch.
@@ -262,12 +274,12 @@ impl Engine {
             // A retry is answered before its action runs: the action would likely no
             // longer apply. The batch checks again under the commit lock.
             let head = self.gitops.head(&repo)?;
-            if let Some(done) = self.already_applied(&repo, head, &meta.request_id)? {
+            if let Some(done) = self.already_applied(&repo, head, meta)? {
                 return Ok(done);
             }
             match self.prepare_on(&repo, head, action) {
                 Ok(prepared) => prepared,
-                Err(e) => return self.unless_applied(&repo, &meta.request_id, e),
+                Err(e) => return self.unless_applied(&repo, meta, e),
             }
         };
         let job = Arc::new(Job {
@@ -384,15 +396,18 @@ impl Engine {
             // the branch has moved: a retry is answered with its first commit, whether that
             // is on the branch (checked against the very head the compare-and-swap expects,
             // so of two concurrent retries only one commits) or earlier in this batch.
-            let mut in_batch: BTreeMap<&str, String> = BTreeMap::new();
-            let mut notes: Vec<(Option<Oid>, Oid, &str)> = Vec::new();
+            let mut in_batch: BTreeMap<&str, (String, Option<&str>)> = BTreeMap::new();
+            let mut notes: Vec<(Option<Oid>, Oid, &str, Option<&str>)> = Vec::new();
             for (job, slot) in jobs.iter().zip(prepared.iter_mut()) {
                 let request = job.meta.request_id.as_str();
                 let earlier = match in_batch.get(request) {
-                    Some(commit) => Ok(Some(Outcome::AlreadyApplied {
-                        commit: commit.clone(),
-                    })),
-                    None => self.already_applied(repo, head, request),
+                    Some((commit, digest)) => same_request(*digest, job.meta.digest.as_deref())
+                        .map(|()| {
+                            Some(Outcome::AlreadyApplied {
+                                commit: commit.clone(),
+                            })
+                        }),
+                    None => self.already_applied(repo, head, &job.meta),
                 };
                 match earlier {
                     Ok(Some(done)) => {
@@ -417,9 +432,9 @@ impl Engine {
                 );
                 if let Ok(Outcome::Committed { commit, .. }) = &outcome {
                     if let Ok(id) = Oid::from_str(commit) {
-                        notes.push((parent, id, request));
+                        notes.push((parent, id, request, job.meta.digest.as_deref()));
                     }
-                    in_batch.insert(request, commit.clone());
+                    in_batch.insert(request, (commit.clone(), job.meta.digest.as_deref()));
                 }
                 outcomes.push(outcome);
             }
@@ -447,8 +462,8 @@ impl Engine {
             {
                 Ok(()) => {
                     drop(t);
-                    for (parent, commit, request) in notes {
-                        self.requests.note(parent, commit, request);
+                    for (parent, commit, request, digest) in notes {
+                        self.requests.note(parent, commit, request, digest);
                     }
                     let t = timing::span("batch.remember_written");
                     let reader = self.gitops.reader(repo, vec![&objects]);
@@ -530,7 +545,7 @@ impl Engine {
         let id = self.gitops.commit_object(
             parent,
             new_tree,
-            &author(&job.meta),
+            &job.meta.actor,
             &self.bot,
             &text,
             objects,
@@ -602,26 +617,28 @@ impl Engine {
     fn unless_applied(
         &self,
         repo: &Repository,
-        request: &str,
+        meta: &ActionMeta,
         e: ApplyError,
     ) -> Result<Outcome, ApplyError> {
         let head = self.gitops.head(repo)?;
-        self.already_applied(repo, head, request)?.ok_or(e)
+        self.already_applied(repo, head, meta)?.ok_or(e)
     }
 
-    /// [`Outcome::AlreadyApplied`] when `request` is already on the branch at `head`.
+    /// [`Outcome::AlreadyApplied`] when `meta`'s request is already on the branch at
+    /// `head`; [`ApplyError::KeyReused`] when its id is there but from another request.
     fn already_applied(
         &self,
         repo: &Repository,
         head: Option<Oid>,
-        request: &str,
+        meta: &ActionMeta,
     ) -> Result<Option<Outcome>, ApplyError> {
-        Ok(self
-            .requests
-            .find(repo, head, request)?
-            .map(|commit| Outcome::AlreadyApplied {
-                commit: commit.to_string(),
-            }))
+        let Some((commit, digest)) = self.requests.find(repo, head, &meta.request_id)? else {
+            return Ok(None);
+        };
+        same_request(digest.as_deref(), meta.digest.as_deref())?;
+        Ok(Some(Outcome::AlreadyApplied {
+            commit: commit.to_string(),
+        }))
     }
 
     /// Puts `action` on its own branch `hexabase/<request-id>`, based on the head, for
@@ -659,7 +676,7 @@ impl Engine {
             prepared.parent,
             None,
             tree,
-            &author(meta),
+            &meta.actor,
             &self.bot,
             &message(meta, action).render(),
         );
@@ -713,7 +730,7 @@ impl Engine {
         Ok(self
             .requests
             .find(repo, head, request)?
-            .map(|commit| Proposal {
+            .map(|(commit, _)| Proposal {
                 branch: branch.to_owned(),
                 commit: commit.to_string(),
                 merged: true,
@@ -729,9 +746,12 @@ impl Engine {
         let refname = format!("refs/heads/{branch}");
         let repo = self.gitops.repo()?;
         let head = self.gitops.head(&repo)?;
-        if let Some(done) = self.already_applied(&repo, head, request_id)? {
+        // The review's own request: whatever carries its id on the branch is its commit.
+        if let Some((commit, _)) = self.requests.find(&repo, head, request_id)? {
             self.forget_review(&repo, &refname, request_id)?;
-            return Ok(done);
+            return Ok(Outcome::AlreadyApplied {
+                commit: commit.to_string(),
+            });
         }
         let review = match repo.refname_to_id(&refname) {
             Ok(id) => id,
@@ -766,7 +786,8 @@ impl Engine {
             };
             match moved {
                 Ok(_) => {
-                    self.requests.note(head, review, request_id);
+                    self.requests
+                        .note(head, review, request_id, record.meta.digest.as_deref());
                     Outcome::Committed {
                         commit: review.to_string(),
                         drift: Vec::new(),
@@ -845,7 +866,7 @@ impl Engine {
         let output = self.compile_import(files)?;
         for _ in 0..MAX_ATTEMPTS {
             let head = self.gitops.head(&repo)?;
-            if let Some(done) = self.already_applied(&repo, head, &meta.request_id)? {
+            if let Some(done) = self.already_applied(&repo, head, meta)? {
                 return Ok(done);
             }
             let mut objects = NewObjects::default();
@@ -866,7 +887,8 @@ impl Engine {
                         tree,
                         &rendered_folders(&output),
                     );
-                    self.requests.note(head, id, &meta.request_id);
+                    self.requests
+                        .note(head, id, &meta.request_id, meta.digest.as_deref());
                     return Ok(Outcome::Committed {
                         commit: id.to_string(),
                         drift: Vec::new(),
@@ -975,10 +997,12 @@ impl Engine {
             body: None,
             trailers: Trailers {
                 actor: format!("{} <{}>", meta.actor.name, meta.actor.email),
+                actor_id: meta.actor_id.clone(),
                 action: "import".to_owned(),
                 org: None,
                 workspace: None,
                 request: meta.request_id.clone(),
+                digest: meta.digest.clone(),
                 compiler: compiler::VERSION.to_owned(),
             },
         };
@@ -1027,7 +1051,7 @@ impl Engine {
         let id = self.gitops.commit_object(
             parent,
             new_tree,
-            &author(meta),
+            &meta.actor,
             &self.bot,
             &text,
             &mut objects,
@@ -1505,6 +1529,16 @@ fn rendered_folders(output: &compiler::Output) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `Ok` when a request id found on the branch with digest `found` may answer a request with
+/// digest `asked` as a retry: equal digests, or a side without one (commits made before
+/// digests were kept, or by the CLI, which sends none).
+fn same_request(found: Option<&str>, asked: Option<&str>) -> Result<(), ApplyError> {
+    match (found, asked) {
+        (Some(found), Some(asked)) if found != asked => Err(ApplyError::KeyReused),
+        _ => Ok(()),
+    }
+}
+
 /// Locks `mutex`; nothing panics while holding the engine's locks.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -1530,19 +1564,13 @@ fn message(meta: &ActionMeta, action: &Action) -> CommitMessage {
         body: None,
         trailers: Trailers {
             actor: format!("{} <{}>", meta.actor.name, meta.actor.email),
+            actor_id: meta.actor_id.clone(),
             action: action.kind().to_owned(),
             org: Some(org.to_owned()),
             workspace: ws.map(str::to_owned),
             request: meta.request_id.clone(),
+            digest: meta.digest.clone(),
             compiler: compiler::VERSION.to_owned(),
         },
-    }
-}
-
-/// The commit author: the actor, with nothing that could break the header line.
-fn author(meta: &ActionMeta) -> Identity {
-    Identity {
-        name: crate::gitops::sanitize_line(&meta.actor.name, 100).replace(['<', '>'], ""),
-        email: crate::gitops::sanitize_line(&meta.actor.email, 200).replace(['<', '>', ' '], ""),
     }
 }

@@ -261,7 +261,7 @@ pub async fn finish(
     name: &str,
     callback: Callback,
     client: Option<IpAddr>,
-    request_id: String,
+    key: &crate::http::commit::RequestKey,
 ) -> Result<(User, Option<String>), ApiError> {
     let provider = provider(state, name).ok_or_else(|| no_provider(name))?;
     state.sign_in.check_client(client)?;
@@ -340,7 +340,7 @@ pub async fn finish(
             is_admin: false,
             external: Some((issuer, claims.sub)),
         },
-        request_id,
+        key,
     )
     .await?;
     Ok((user, flow.return_to))

@@ -3,7 +3,7 @@
 //! a user who can see it but may not do something gets 403.
 
 use crate::http::auth::Caller;
-use crate::http::commit::{self, CommitAnswer};
+use crate::http::commit::{self, CommitAnswer, RequestKey};
 use crate::http::{ApiError, AppState};
 use crate::service::accounts::{
     email_problem, field_problem, name_problem, normalize_email, slug_problem,
@@ -47,7 +47,7 @@ pub async fn create(
     caller: &Caller,
     slug: &str,
     name: &str,
-    request_id: String,
+    key: &RequestKey,
 ) -> Result<(Organization, CommitAnswer), ApiError> {
     let name = name.trim();
     let mut problems = Vec::new();
@@ -69,7 +69,7 @@ pub async fn create(
         org: slug.to_owned(),
         display_name: Some(name.to_owned()),
     };
-    let answer = commit::apply(state, caller, request_id, action)
+    let answer = commit::apply(state, caller, key, action)
         .await
         .map_err(|e| {
             if e.code == "conflict" {
@@ -99,7 +99,7 @@ pub async fn delete(
     state: &AppState,
     caller: &Caller,
     slug: &str,
-    request_id: String,
+    key: &RequestKey,
 ) -> Result<CommitAnswer, ApiError> {
     let org = owned(state, caller, slug).await?;
     if org.personal {
@@ -113,7 +113,7 @@ pub async fn delete(
     let action = Action::DeleteOrganization {
         org: slug.to_owned(),
     };
-    let answer = match commit::apply(state, caller, request_id, action).await {
+    let answer = match commit::apply(state, caller, key, action).await {
         Ok(answer) => answer,
         // Gone from Git already (a pull request removed it): only the rows are left.
         Err(error) if error.code == "not-found" => CommitAnswer::default(),

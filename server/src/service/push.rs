@@ -573,7 +573,7 @@ impl Pusher {
                 .journal
                 .read(commit)?
                 .ok_or(PushError::Unjournaled { commit })?;
-            if let Some(theirs) =
+            if let Some((theirs, _)) =
                 self.remote_requests
                     .find(repo, Some(remote), &entry.meta.request_id)?
             {
@@ -674,6 +674,8 @@ mod tests {
                 email: "ann@example.com".into(),
             },
             request_id: "r1".into(),
+            actor_id: None,
+            digest: None,
         };
         let action = Action::CreateProject {
             org: "acme".into(),

@@ -12,6 +12,9 @@
 //! (it keeps the newest [`WINDOW`] commits that carry a request id, so commits by people
 //! stretch it). A retry whose first commit is further back is not recognised, and is applied
 //! again as a new request (most actions then fail their own precondition, "already exists").
+//!
+//! With each request id the index keeps the request's digest (`Hexabase-Request-Digest`),
+//! so the engine can tell a retry (same digest) from another request that reuses the id.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -34,8 +37,8 @@ pub struct RequestIndex {
 struct State {
     /// The head the index is up to date with; `None` before the first look.
     tip: Option<Oid>,
-    /// The newest commit of each request id.
-    by_request: HashMap<String, Oid>,
+    /// The newest commit of each request id, and its request digest.
+    by_request: HashMap<String, (Oid, Option<Box<str>>)>,
     /// The indexed commits, oldest first, at most `window`.
     order: VecDeque<(Oid, String)>,
 }
@@ -55,28 +58,38 @@ impl RequestIndex {
         }
     }
 
-    /// The commit reachable from `head` that carries `request`, if it is within the window.
+    /// The commit reachable from `head` that carries `request`, if it is within the window,
+    /// with the digest of the request that made it (`None` when the commit has none).
     /// An empty request id is never found.
     pub fn find(
         &self,
         repo: &Repository,
         head: Option<Oid>,
         request: &str,
-    ) -> Result<Option<Oid>, GitOpsError> {
+    ) -> Result<Option<(Oid, Option<String>)>, GitOpsError> {
         let mut state = self.lock();
         state.catch_up(repo, head, self.window)?;
         if request.is_empty() {
             return Ok(None);
         }
-        Ok(state.by_request.get(request).copied())
+        Ok(state
+            .by_request
+            .get(request)
+            .map(|(commit, digest)| (*commit, digest.as_deref().map(str::to_owned))))
     }
 
-    /// Records that `commit`, made on `parent`, carries `request`, when the index is up to
-    /// date with `parent`; otherwise the next [`RequestIndex::find`] reads it from Git.
-    pub fn note(&self, parent: Option<Oid>, commit: Oid, request: &str) {
+    /// Records that `commit`, made on `parent`, carries `request` (with `digest`), when the
+    /// index is up to date with `parent`; otherwise the next [`RequestIndex::find`] reads it
+    /// from Git.
+    pub fn note(&self, parent: Option<Oid>, commit: Oid, request: &str, digest: Option<&str>) {
         let mut state = self.lock();
         if state.tip.is_some() && state.tip == parent {
-            state.push(commit, request.to_owned(), self.window);
+            state.push(
+                commit,
+                request.to_owned(),
+                digest.map(Box::from),
+                self.window,
+            );
             state.tip = Some(commit);
         }
     }
@@ -123,14 +136,13 @@ impl State {
             let id = id.map_err(git)?;
             walked += 1;
             let commit = repo.find_commit(id).map_err(git)?;
-            let request = commit
+            let trailers = commit
                 .message()
                 .ok()
                 .and_then(CommitMessage::parse_trailers)
-                .map(|t| t.request)
-                .filter(|r| !r.is_empty());
-            if let Some(request) = request {
-                found.push((id, request));
+                .filter(|t| !t.request.is_empty());
+            if let Some(t) = trailers {
+                found.push((id, t.request, t.digest.map(String::into_boxed_str)));
             }
         }
         if from.is_none() || walked >= window {
@@ -138,24 +150,24 @@ impl State {
             self.order.clear();
         }
         // The walk is newest first; the index keeps oldest first.
-        for (id, request) in found.into_iter().rev() {
-            self.push(id, request, window);
+        for (id, request, digest) in found.into_iter().rev() {
+            self.push(id, request, digest, window);
         }
         self.tip = Some(head);
         Ok(())
     }
 
-    fn push(&mut self, commit: Oid, request: String, window: usize) {
+    fn push(&mut self, commit: Oid, request: String, digest: Option<Box<str>>, window: usize) {
         if request.is_empty() {
             return;
         }
-        self.by_request.insert(request.clone(), commit);
+        self.by_request.insert(request.clone(), (commit, digest));
         self.order.push_back((commit, request));
         while self.order.len() > window {
             let Some((old, request)) = self.order.pop_front() else {
                 break;
             };
-            if self.by_request.get(&request) == Some(&old) {
+            if self.by_request.get(&request).map(|(c, _)| *c) == Some(old) {
                 self.by_request.remove(&request);
             }
         }
@@ -183,7 +195,9 @@ mod tests {
         let message = if request.is_empty() {
             format!("by hand {n}\n")
         } else {
-            format!("change {n}\n\nHexabase-Action: x\nHexabase-Request: {request}\n")
+            format!(
+                "change {n}\n\nHexabase-Action: x\nHexabase-Request: {request}\nHexabase-Request-Digest: d-{request}\n"
+            )
         };
         let id = repo
             .commit(None, &sig, &sig, &message, &tree, &parents)
@@ -191,6 +205,19 @@ mod tests {
         repo.reference("refs/heads/main", id, true, "test")
             .expect("branch");
         id
+    }
+
+    /// The commit `index` finds for `request` at `head`.
+    fn at(
+        index: &RequestIndex,
+        repo: &Repository,
+        head: Option<Oid>,
+        request: &str,
+    ) -> Option<Oid> {
+        index
+            .find(repo, head, request)
+            .expect("find")
+            .map(|(c, _)| c)
     }
 
     fn repo(name: &str) -> (std::path::PathBuf, Repository) {
@@ -204,22 +231,31 @@ mod tests {
     fn finds_requests_extends_from_its_tip_and_forgets_beyond_the_window() {
         let (path, repo) = repo("window");
         let index = RequestIndex::new(3);
-        assert_eq!(index.find(&repo, None, "a").expect("find"), None);
+        assert_eq!(at(&index, &repo, None, "a"), None);
         let a = commit(&repo, None, "a", 1);
         let manual = commit(&repo, Some(a), "", 2);
         let b = commit(&repo, Some(manual), "b", 3);
-        assert_eq!(index.find(&repo, Some(b), "a").expect("find"), Some(a));
-        assert_eq!(index.find(&repo, Some(b), "b").expect("find"), Some(b));
-        assert_eq!(index.find(&repo, Some(b), "").expect("find"), None);
+        assert_eq!(at(&index, &repo, Some(b), "a"), Some(a));
+        assert_eq!(at(&index, &repo, Some(b), "b"), Some(b));
+        assert_eq!(at(&index, &repo, Some(b), ""), None);
         // Extended by what the engine tells it, and by reading the commits since its tip.
         let c = commit(&repo, Some(b), "c", 4);
-        index.note(Some(b), c, "c");
+        index.note(Some(b), c, "c", Some("d-c"));
         let d = commit(&repo, Some(c), "d", 5);
-        assert_eq!(index.find(&repo, Some(d), "d").expect("find"), Some(d));
-        assert_eq!(index.find(&repo, Some(d), "c").expect("find"), Some(c));
+        assert_eq!(at(&index, &repo, Some(d), "d"), Some(d));
+        assert_eq!(at(&index, &repo, Some(d), "c"), Some(c));
         // Three commits with requests are kept: `a` has left the window.
-        assert_eq!(index.find(&repo, Some(d), "a").expect("find"), None);
-        assert_eq!(index.find(&repo, Some(d), "b").expect("find"), Some(b));
+        assert_eq!(at(&index, &repo, Some(d), "a"), None);
+        // The digest comes back with the commit, from Git and from what the engine noted.
+        assert_eq!(
+            index.find(&repo, Some(d), "c").expect("find"),
+            Some((c, Some("d-c".to_owned())))
+        );
+        assert_eq!(
+            index.find(&repo, Some(d), "d").expect("find"),
+            Some((d, Some("d-d".to_owned())))
+        );
+        assert_eq!(at(&index, &repo, Some(d), "b"), Some(b));
         let _ = std::fs::remove_dir_all(path);
     }
 
@@ -229,17 +265,17 @@ mod tests {
         let index = RequestIndex::default();
         let a = commit(&repo, None, "a", 1);
         let b = commit(&repo, Some(a), "b", 2);
-        assert_eq!(index.find(&repo, Some(b), "b").expect("find"), Some(b));
+        assert_eq!(at(&index, &repo, Some(b), "b"), Some(b));
         // `b` is replaced by `b2` on another parent: `b` must not be answered any more.
         let x = commit(&repo, Some(a), "x", 3);
         let b2 = commit(&repo, Some(x), "b", 4);
-        assert_eq!(index.find(&repo, Some(b2), "b").expect("find"), Some(b2));
-        assert_eq!(index.find(&repo, Some(b2), "x").expect("find"), Some(x));
+        assert_eq!(at(&index, &repo, Some(b2), "b"), Some(b2));
+        assert_eq!(at(&index, &repo, Some(b2), "x"), Some(x));
         // A note against a head it has not seen is ignored rather than trusted.
-        index.note(Some(b), a, "stale");
-        assert_eq!(index.find(&repo, Some(b2), "stale").expect("find"), None);
+        index.note(Some(b), a, "stale", None);
+        assert_eq!(at(&index, &repo, Some(b2), "stale"), None);
         // Back to an unborn branch: nothing is known.
-        assert_eq!(index.find(&repo, None, "a").expect("find"), None);
+        assert_eq!(at(&index, &repo, None, "a"), None);
         let _ = std::fs::remove_dir_all(path);
     }
 }

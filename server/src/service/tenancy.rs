@@ -555,15 +555,15 @@ async fn sync_locked(
     let mut unknown = Vec::new();
     for (org, ws) in without {
         let creator = match creators.get(&(org.clone(), ws.clone())) {
-            Some(email) => match users.get(email) {
+            Some(actor) => match users.get(actor) {
                 Some(id) => id.clone(),
                 None => {
-                    let id = match store.user_by_email(email).await {
+                    let id = match store.user(actor).await {
                         Ok(user) => Some(user.id),
                         Err(StoreError::NotFound) => None,
                         Err(other) => return Err(other.into()),
                     };
-                    users.insert(email.clone(), id.clone());
+                    users.insert(actor.clone(), id.clone());
                     id
                 }
             },
@@ -647,10 +647,13 @@ async fn adopt(
     store: &Store,
     snapshot: &Snapshot,
     missing: &[&str],
-    creators: &BTreeMap<String, String>,
+    creators: &BTreeMap<String, Option<String>>,
     at_start: bool,
 ) -> TenancyResult<usize> {
-    let admin = if missing.iter().any(|s| !creators.contains_key(*s)) {
+    let admin = if missing
+        .iter()
+        .any(|s| !matches!(creators.get(*s), Some(Some(_))))
+    {
         store.platform_admin().await?
     } else {
         None
@@ -667,15 +670,18 @@ async fn adopt(
         };
         let owner = match creators.get(*slug) {
             Some(_) if !at_start => continue,
-            Some(email) => match store.user_by_email(email).await {
+            Some(Some(id)) => match store.user(id).await {
                 Ok(user) => user,
                 Err(StoreError::NotFound) => {
-                    tracing::info!(org = %slug, creator = %email, "organization in Git whose creator has no account (a sign-up that did not finish): left without rows");
+                    tracing::info!(org = %slug, creator = %id, "organization in Git whose creator has no account (a sign-up that did not finish): left without rows");
                     continue;
                 }
                 Err(other) => return Err(other.into()),
             },
-            None => match &admin {
+            // Made by the engine, but the commit names no user id (older history, the CLI):
+            // no identity is read from its display text; it goes to the administrator, like
+            // an organization people added.
+            Some(None) | None => match &admin {
                 Some(user) => user.clone(),
                 None => {
                     tracing::warn!(org = %slug, "organization in Git without rows, and no administrator yet to own it");
@@ -700,13 +706,14 @@ async fn adopt(
     Ok(adopted)
 }
 
-/// The email of the actor of the last `create-organization` commit of each organization,
-/// from the trailers of commits in order, parents first.
-fn org_creators(trailers: &[Trailers]) -> BTreeMap<String, String> {
+/// The user id (`Hexabase-Actor-Id`) of the actor of the last `create-organization` commit
+/// of each organization, from the trailers of commits in order, parents first; `None` for a
+/// commit without one (never guessed from the display form `Hexabase-Actor`).
+fn org_creators(trailers: &[Trailers]) -> BTreeMap<String, Option<String>> {
     trailers
         .iter()
         .filter(|t| t.action == "create-organization")
-        .filter_map(|t| Some((t.org.clone()?, actor_email(&t.actor)?.to_owned())))
+        .filter_map(|t| Some((t.org.clone()?, t.actor_id.clone())))
         .collect()
 }
 
@@ -720,8 +727,10 @@ fn repository_of(engine: &Engine) -> (std::path::PathBuf, String) {
     (engine.gitops().path().to_owned(), branch)
 }
 
-/// The email of the actor of the last `create-workspace` commit of each workspace, from the
-/// trailers of commits in order, parents first.
+/// The user id (`Hexabase-Actor-Id`) of the actor of the last `create-workspace` commit of
+/// each workspace, from the trailers of commits in order, parents first. A commit without
+/// the id (older history, the CLI) names no creator: the workspace gets its default groups
+/// with no administrator, never one guessed from the display form.
 fn creators_of(trailers: &[Trailers]) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
     for t in trailers {
@@ -731,18 +740,13 @@ fn creators_of(trailers: &[Trailers]) -> BTreeMap<(String, String), String> {
         let (Some(org), Some(ws)) = (&t.org, &t.workspace) else {
             continue;
         };
-        if let Some(email) = actor_email(&t.actor) {
-            out.insert((org.clone(), ws.clone()), email.to_owned());
-        }
+        match &t.actor_id {
+            Some(id) => out.insert((org.clone(), ws.clone()), id.clone()),
+            // A later creation without an id replaces an earlier creator.
+            None => out.remove(&(org.clone(), ws.clone())),
+        };
     }
     out
-}
-
-/// The email of a `Name <email>` actor.
-fn actor_email(actor: &str) -> Option<&str> {
-    let start = actor.rfind('<')?;
-    let email = actor[start + 1..].strip_suffix('>')?;
-    (!email.is_empty()).then_some(email)
 }
 
 /// The index row of one workspace at the snapshot, if it exists there.
@@ -807,14 +811,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_actor_email_is_read_from_name_and_address() {
+    fn creators_are_user_ids_from_their_own_trailer_never_the_display_form() {
+        let made = |action: &str, ws: Option<&str>, actor: &str, id: Option<&str>| Trailers {
+            actor: actor.into(),
+            actor_id: id.map(str::to_owned),
+            action: action.into(),
+            org: Some("acme".into()),
+            workspace: ws.map(str::to_owned),
+            ..Trailers::default()
+        };
+        let trailers = [
+            made(
+                "create-organization",
+                None,
+                "Eve <eve<victim@a.test>",
+                Some("eve-id"),
+            ),
+            made(
+                "create-workspace",
+                Some("dev"),
+                "Eve <eve<victim@a.test>",
+                Some("eve-id"),
+            ),
+            made("create-workspace", Some("old"), "Ada <ada@a.test>", None),
+        ];
+        let key = |ws: &str| ("acme".to_owned(), ws.to_owned());
+        let creators = creators_of(&trailers);
         assert_eq!(
-            actor_email("Ada Lovelace <ada@example.com>"),
-            Some("ada@example.com")
+            creators.get(&key("dev")).map(String::as_str),
+            Some("eve-id")
         );
-        assert_eq!(actor_email("a <b> <c@d>"), Some("c@d"));
-        assert_eq!(actor_email("no address"), None);
-        assert_eq!(actor_email("empty <>"), None);
+        assert_eq!(creators.get(&key("old")), None, "no id, no creator");
+        assert_eq!(
+            org_creators(&trailers).get("acme"),
+            Some(&Some("eve-id".to_owned()))
+        );
+        let unnamed = [made("create-organization", None, "Ada <ada@a.test>", None)];
+        assert_eq!(org_creators(&unnamed).get("acme"), Some(&None));
     }
 
     #[test]

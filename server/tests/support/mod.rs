@@ -151,6 +151,8 @@ impl TestServer {
                 email: owner.user.email.clone(),
             },
             request_id: format!("org-{slug}"),
+            actor_id: Some(owner.user.id.clone()),
+            digest: None,
         };
         let action = Action::CreateOrganization {
             org: slug.to_owned(),
