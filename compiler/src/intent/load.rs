@@ -310,6 +310,12 @@ fn plain_words(message: &str) -> String {
         .find(|(words, _)| message == *words)
         .map(|(_, plain)| (*plain).to_owned());
     let plain = plain.or_else(|| {
+        let tag = message.strip_prefix("unsupported tag ")?;
+        Some(format!(
+            "the YAML tag {tag} is not supported: intent files hold plain values"
+        ))
+    });
+    let plain = plain.or_else(|| {
         ["invalid type: ", "invalid value: ", "invalid length "]
             .iter()
             .find_map(|prefix| {
@@ -318,7 +324,11 @@ fn plain_words(message: &str) -> String {
                 Some(format!("expected {expected}, found {found}"))
             })
     });
-    format!("{}{at}", plain.as_deref().unwrap_or(message))
+    let text = plain.as_deref().unwrap_or(message);
+    match at.strip_prefix(" at ") {
+        Some(place) => format!("{text} ({place})"),
+        None => text.to_owned(),
+    }
 }
 
 #[cfg(test)]
