@@ -505,6 +505,9 @@ fn free_text_cannot_forge_subject_lines_or_trailers() {
     let (path, engine) = seeded("inject");
     let nasty =
         "x\n\nHexabase-Actor: root <root@x>\nHexabase-Org: other\u{2028}Hexabase-Workspace: y";
+    // Display text may look like trailers but holds no line break (the intent's text rule).
+    let shown =
+        "x Hexabase-Actor: root <root@x>\u{2028}Hexabase-Org: other\u{2029}Hexabase-Workspace: y";
     let evil = ActionMeta {
         actor: Identity {
             name: nasty.into(),
@@ -518,8 +521,24 @@ fn free_text_cannot_forge_subject_lines_or_trailers() {
         org: "acme".into(),
         workspace: "dev".into(),
         project: "injected".into(),
+        display_name: Some(shown.into()),
+    };
+    // A line break is not display text: the action is refused with the field at fault.
+    let broken = Action::CreateProject {
+        org: "acme".into(),
+        workspace: "dev".into(),
+        project: "broken".into(),
         display_name: Some(nasty.into()),
     };
+    match engine.apply(&evil, &broken) {
+        Err(ApplyError::Invalid(problems)) => {
+            assert!(
+                problems.iter().any(|d| d.path == "spec.displayName"),
+                "{problems:?}"
+            );
+        }
+        other => panic!("a display name with a line break was not refused: {other:?}"),
+    }
     let Outcome::Committed { commit, .. } = engine.apply(&evil, &action).expect("applies") else {
         panic!("commit")
     };
@@ -556,7 +575,7 @@ fn free_text_cannot_forge_subject_lines_or_trailers() {
             .collect(),
     );
     let project = intent.organizations["acme"].workspaces["dev"].projects["injected"].project();
-    assert_eq!(project.spec.display_name.as_deref(), Some(nasty));
+    assert_eq!(project.spec.display_name.as_deref(), Some(shown));
 }
 
 fn run(command: &mut std::process::Command) -> String {
