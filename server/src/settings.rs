@@ -118,10 +118,18 @@ pub struct GitSettings {
 pub struct Limits {
     /// Largest request body, in bytes; larger bodies get 413 before parsing.
     pub body_bytes: usize,
-    /// Sign-in attempts per account per minute.
-    pub logins_per_account_per_minute: u32,
-    /// Sign-in attempts per client address per minute.
+    /// Sign-in and sign-up attempts per client address per minute (0: no limit).
     pub logins_per_client_per_minute: u32,
+    /// Failed sign-ins on one account before it backs off (an unknown email counts alike).
+    pub login_free_failures_per_account: u32,
+    /// Failed sign-ins from one client address before it backs off.
+    pub login_free_failures_per_client: u32,
+    /// The first back-off wait, in seconds; each further failure doubles it.
+    pub login_backoff_first_seconds: i64,
+    /// The longest back-off wait, in seconds.
+    pub login_backoff_max_seconds: i64,
+    /// Failed sign-ins are forgotten this many seconds after the last one.
+    pub login_failures_forget_seconds: i64,
     /// Write actions per organization per second (sustained).
     pub actions_per_org_per_second: u32,
     /// Write actions per organization in a burst.
@@ -147,6 +155,21 @@ impl Limits {
             if value == 0 {
                 return Err(format!("{key}: must be at least 1"));
             }
+        }
+        if self.login_backoff_first_seconds < 1 {
+            return Err("login_backoff_first_seconds: must be at least 1".to_owned());
+        }
+        if self.login_backoff_max_seconds < self.login_backoff_first_seconds {
+            return Err(
+                "login_backoff_max_seconds: must be at least login_backoff_first_seconds"
+                    .to_owned(),
+            );
+        }
+        if self.login_failures_forget_seconds < self.login_backoff_max_seconds {
+            return Err(
+                "login_failures_forget_seconds: must be at least login_backoff_max_seconds"
+                    .to_owned(),
+            );
         }
         Ok(())
     }
@@ -426,8 +449,12 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             body_bytes: 1024 * 1024,
-            logins_per_account_per_minute: 10,
             logins_per_client_per_minute: 60,
+            login_free_failures_per_account: 5,
+            login_free_failures_per_client: 20,
+            login_backoff_first_seconds: 1,
+            login_backoff_max_seconds: 3600,
+            login_failures_forget_seconds: 24 * 3600,
             actions_per_org_per_second: 50,
             actions_per_org_burst: 200,
             max_connections: 512,

@@ -268,7 +268,7 @@ async fn sign_in_and_out_with_a_session_and_its_csrf_token() {
 #[tokio::test]
 async fn sign_in_is_rate_limited_per_account_and_per_client_address() {
     let server = server_with("login-limits", |s| {
-        s.limits.logins_per_account_per_minute = 2;
+        s.limits.login_free_failures_per_account = 1;
         s.limits.logins_per_client_per_minute = 3;
     })
     .await;

@@ -622,7 +622,7 @@ fn cookie_pair(answer: &Answer, name: &str) -> String {
 
 #[tokio::test]
 async fn a_signed_out_browser_signs_in_and_comes_back() {
-    let w = world_with(|s| s.limits.logins_per_account_per_minute = 3).await;
+    let w = world_with(|s| s.limits.login_free_failures_per_account = 3).await;
     let state = &w.srv.state;
     let (verifier, challenge) = pkce();
     let signed_out = authorize(&w, None, &challenge, &[]).await;

@@ -18,6 +18,8 @@ use crate::service::action::Action;
 use crate::service::credentials::{
     self, API_TOKEN_PREFIX, dummy_password_hash, generate_token, hash_token,
 };
+use crate::service::issuer::{Clock as IssuerClock, SystemClock};
+use crate::service::throttle;
 use crate::settings::Settings;
 use crate::store::{ApiToken, NewAccount, Organization, StoreError, User, new_id, now};
 
@@ -34,22 +36,32 @@ const DERIVED_SLUG_BASE_MAX: usize = 20;
 /// Keyed limiters forget idle keys once they hold this many.
 const LIMITER_KEYS_MAX: usize = 10_000;
 
-/// Sign-in rate limits (per account and per client address) and the HTTP client for
-/// external identity providers; one per server.
+/// Sign-in limits (a rate per client address, and the back-off of failed passwords per
+/// account and per client) and the HTTP client for external identity providers; one per
+/// server.
 #[derive(Debug)]
 pub struct SignIn {
-    per_account: Option<DefaultKeyedRateLimiter<String>>,
     per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// The back-off of failed passwords (see [`throttle`]).
+    pub backoff: throttle::LoginBackoff,
     /// The client that talks to external OpenID Connect providers.
     pub http: reqwest::Client,
 }
 
 impl SignIn {
-    /// Limits from `settings.limits` (a limit of 0 turns that limit off).
+    /// Limits from `settings.limits` (a rate of 0 turns that rate off).
     pub fn new(settings: &Settings) -> Self {
+        Self::with_clock(settings, std::sync::Arc::new(SystemClock))
+    }
+
+    /// [`SignIn::new`] with the back-off on `clock` (tests move it by hand).
+    pub fn with_clock(settings: &Settings, clock: std::sync::Arc<dyn IssuerClock>) -> Self {
         Self {
-            per_account: per_minute(settings.limits.logins_per_account_per_minute),
             per_client: per_minute(settings.limits.logins_per_client_per_minute),
+            backoff: throttle::LoginBackoff::with_clock(
+                throttle::Figures::from_limits(&settings.limits),
+                clock,
+            ),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .redirect(reqwest::redirect::Policy::none())
@@ -63,14 +75,6 @@ impl SignIn {
         match (&self.per_client, client) {
             (Some(limiter), Some(ip)) => check(limiter, &ip),
             _ => Ok(()),
-        }
-    }
-
-    /// Counts an attempt on the account `email`: 429 with `Retry-After` once over the limit.
-    pub fn check_account(&self, email: &str) -> Result<(), RateLimited> {
-        match &self.per_account {
-            Some(limiter) => check(limiter, &email.to_owned()),
-            None => Ok(()),
         }
     }
 }
@@ -248,6 +252,11 @@ pub async fn signup(
     key: &RequestKey,
 ) -> Result<User, ApiError> {
     state.sign_in.check_client(client)?;
+    state
+        .sign_in
+        .backoff
+        .admit_client(client)
+        .map_err(|throttle::Wait(seconds)| ApiError::rate_limited(seconds))?;
     let email = normalize_email(&request.email);
     let name = request.name.trim().to_owned();
     let mut problems = Vec::new();
@@ -292,7 +301,14 @@ pub async fn signup(
         },
         key,
     )
-    .await?;
+    .await
+    .inspect_err(|error| {
+        // "An account with this email exists" tells about someone else's account: it counts
+        // against the client's back-off like a wrong password.
+        if error.code == "conflict" && error.field.as_deref() == Some("email") {
+            state.sign_in.backoff.failed_client(client);
+        }
+    })?;
     Ok(user)
 }
 
@@ -396,8 +412,9 @@ fn email_taken() -> ApiError {
     ApiError::conflict("an account with this email exists").field("email")
 }
 
-/// Checks an email and password; a wrong email and a wrong password answer the same and
-/// take the same time (the password is checked against a dummy hash).
+/// Checks an email and password; a wrong email and a wrong password answer the same, take
+/// the same time (the password is checked against a dummy hash) and back off alike (see
+/// [`throttle`]).
 pub async fn login(
     state: &AppState,
     email: &str,
@@ -406,7 +423,10 @@ pub async fn login(
 ) -> Result<User, ApiError> {
     state.sign_in.check_client(client)?;
     let email = normalize_email(email);
-    state.sign_in.check_account(&email)?;
+    let backoff = &state.sign_in.backoff;
+    backoff
+        .admit(&email, client)
+        .map_err(|throttle::Wait(seconds)| ApiError::rate_limited(seconds))?;
     let user = match state.store.user_by_email(&email).await {
         Ok(user) => Some(user),
         Err(StoreError::NotFound) => None,
@@ -421,8 +441,14 @@ pub async fn login(
             .await
             .map_err(|e| ApiError::internal(&e))?;
     match user {
-        Some(user) if matches && user.password_hash.is_some() => Ok(user),
-        _ => Err(ApiError::unauthenticated().detail("the email or password is wrong")),
+        Some(user) if matches && user.password_hash.is_some() => {
+            backoff.succeeded(&email, client);
+            Ok(user)
+        }
+        _ => {
+            backoff.failed(&email, client);
+            Err(ApiError::unauthenticated().detail("the email or password is wrong"))
+        }
     }
 }
 

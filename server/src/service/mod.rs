@@ -12,3 +12,4 @@ pub mod orgs;
 pub mod push;
 pub mod requests;
 pub mod tenancy;
+pub mod throttle;
