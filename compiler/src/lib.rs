@@ -564,7 +564,8 @@ impl Compiler {
             }
             let mut doc = doc.clone();
             if name == "sync-git-credentials" {
-                let Some(secret) = &platform.git.secret_name else {
+                // Tenants get the read-only credential, never the platform's own.
+                let Some(secret) = &platform.tenant_git_secret else {
                     continue;
                 };
                 doc.set_variable("sourceSecretName", policy::cel_string(secret));

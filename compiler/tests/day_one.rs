@@ -13,16 +13,11 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use compiler::{Catalog, Compiler, IntentFiles, Options};
+use compiler::IntentFiles;
 use serde_json::Value;
 
 fn compile(files: &IntentFiles) -> BTreeMap<String, String> {
-    let compiler = Compiler::new(&Catalog::builtin()).expect("catalog loads");
-    let output = compiler
-        .compile_files(files, &Options::default())
-        .expect("compiles");
-    assert!(output.diagnostics.is_empty(), "{:#?}", output.diagnostics);
-    output.files
+    support::compile_clean(files)
 }
 
 fn docs(text: &str) -> Vec<Value> {

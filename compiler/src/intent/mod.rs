@@ -164,10 +164,16 @@ pub struct GitSource {
     /// Branch Flux follows.
     #[serde(default = "default_branch")]
     pub branch: String,
-    /// Name of the Secret in `flux-system` holding Git credentials; copied into every
-    /// tenant namespace by a Kyverno policy, never committed.
+    /// Name of the Secret in `flux-system` holding the platform's Git credentials, used by the
+    /// platform's own Kustomizations only; never committed, never copied to tenants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// Name of the Secret in `flux-system` holding a read-only credential (a read-only deploy
+    /// key) that a Kyverno policy copies into every tenant namespace for the workspace's
+    /// GitRepository. Must not be `secretName`. Defaults to `hexabase-tenant-read` when
+    /// `secretName` is set; unset with no `secretName` (a public repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_secret_name: Option<String>,
 }
 
 fn default_branch() -> String {
@@ -214,6 +220,14 @@ pub struct Cluster {
     pub api_server: String,
     /// DNS domain under which workspaces' vCluster endpoints and Functions are exposed.
     pub domain: String,
+    /// Kubernetes version of the host cluster (`v1.35.0`). Every vCluster on it runs this
+    /// version unless its plan pins an older one; a plan may never pin a newer one.
+    #[serde(default = "default_host_kubernetes_version")]
+    pub kubernetes_version: String,
+}
+
+fn default_host_kubernetes_version() -> String {
+    "v1.35.0".to_owned()
 }
 
 /// Chart sources and versions, pinned by the platform.
@@ -303,7 +317,8 @@ pub struct Plan {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VClusterSizing {
-    /// Kubernetes version of the vCluster (`v1.35.0`); the chart's default when unset.
+    /// Kubernetes version of the vCluster (`v1.35.0`), at most the host cluster's; the host
+    /// cluster's `kubernetesVersion` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_version: Option<String>,
     /// CPU request of the control plane.

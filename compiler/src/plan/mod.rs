@@ -30,6 +30,9 @@ pub(crate) struct PlatformModel {
     pub(crate) monitoring: intent::MonitoringEndpoints,
     pub(crate) clusters: Vec<ClusterModel>,
     pub(crate) plans: BTreeMap<String, PlanModel>,
+    /// The read-only Git credential copied into tenant namespaces (`git.tenantSecretName`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tenant_git_secret: Option<String>,
 }
 
 /// One host cluster and what runs on it.
@@ -38,6 +41,7 @@ pub(crate) struct ClusterModel {
     pub(crate) name: String,
     pub(crate) api_server: String,
     pub(crate) domain: String,
+    pub(crate) kubernetes_version: String,
     /// Organizations with at least one workspace on this cluster.
     pub(crate) organizations: Vec<String>,
     /// Plans used on this cluster.
@@ -79,6 +83,8 @@ pub(crate) struct WorkspaceModel {
     pub(crate) display_name: Option<String>,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) vcluster: intent::VClusterSizing,
+    /// The vCluster's Kubernetes version: the plan's, else the host cluster's.
+    pub(crate) kubernetes_version: String,
     pub(crate) host_quota: Vec<Entry>,
     pub(crate) host_limit_range: BTreeMap<String, Vec<Entry>>,
     pub(crate) dedicated: bool,
@@ -166,6 +172,25 @@ pub(crate) fn platform(intent: &Intent, out: &mut Vec<Diagnostic>) -> Option<Pla
     {
         sink.error("spec.git.secretName", e);
     }
+    let tenant_git_secret = spec.git.tenant_secret_name.clone().or_else(|| {
+        spec.git
+            .secret_name
+            .as_ref()
+            .map(|_| DEFAULT_TENANT_GIT_SECRET.to_owned())
+    });
+    if let Some(tenant) = &spec.git.tenant_secret_name
+        && let Err(e) = check::dns_subdomain(tenant)
+    {
+        sink.error("spec.git.tenantSecretName", e);
+    }
+    if let Some(tenant) = &tenant_git_secret
+        && spec.git.secret_name.as_ref() == Some(tenant)
+    {
+        sink.error(
+            "spec.git.tenantSecretName",
+            "must name a read-only credential, not the platform's own secretName: it is copied into every tenant namespace",
+        );
+    }
     url(
         &mut sink,
         "spec.oidc.issuerUrl",
@@ -228,6 +253,12 @@ pub(crate) fn platform(intent: &Intent, out: &mut Vec<Diagnostic>) -> Option<Pla
         );
         if let Err(e) = check::dns_subdomain(&cluster.domain) {
             sink.error(format!("{path}.domain"), e);
+        }
+        if kubernetes_version(&cluster.kubernetes_version).is_none() {
+            sink.error(
+                format!("{path}.kubernetesVersion"),
+                "must look like v1.35.0",
+            );
         }
     }
     let charts = &spec.charts;
@@ -383,12 +414,56 @@ pub(crate) fn platform(intent: &Intent, out: &mut Vec<Diagnostic>) -> Option<Pla
                 name: c.name.clone(),
                 api_server: c.api_server.clone(),
                 domain: c.domain.clone(),
+                kubernetes_version: c.kubernetes_version.clone(),
                 organizations: Vec::new(),
                 plans: Vec::new(),
             })
             .collect(),
         plans,
+        tenant_git_secret,
     })
+}
+
+/// The Secret tenant namespaces get when `git.secretName` is set and `git.tenantSecretName` is not.
+const DEFAULT_TENANT_GIT_SECRET: &str = "hexabase-tenant-read";
+
+/// `v1.35.0` as numbers, or `None` when it is not written that way.
+fn kubernetes_version(value: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = value.strip_prefix('v')?.split('.').map(|p| {
+        if !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()) {
+            p.parse::<u64>().ok()
+        } else {
+            None
+        }
+    });
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(version)
+}
+
+/// The version a workspace's vCluster runs: the plan's pin, else its host cluster's. A plan may
+/// not pin a version newer than the host (Kubernetes' version-skew policy).
+fn virtual_kubernetes_version(
+    sink: &mut Sink<'_>,
+    plan: &PlanModel,
+    cluster: &ClusterModel,
+) -> String {
+    let Some(pinned) = &plan.source.vcluster.kubernetes_version else {
+        return cluster.kubernetes_version.clone();
+    };
+    if let (Some(v), Some(host)) = (
+        kubernetes_version(pinned),
+        kubernetes_version(&cluster.kubernetes_version),
+    ) && v > host
+    {
+        sink.error(
+            "spec.cluster",
+            format!(
+                "plan {:?} runs Kubernetes {pinned} in the vCluster, newer than cluster {:?} ({}); a vCluster may not be newer than its host",
+                plan.name, cluster.name, cluster.kubernetes_version
+            ),
+        );
+    }
+    pinned.clone()
 }
 
 fn url(sink: &mut Sink<'_>, path: &str, value: &str, schemes: &[&str]) {
@@ -626,6 +701,10 @@ pub(crate) fn workspace(
             &dedicated.tolerations,
         );
     }
+    let kubernetes_version = match (plan, cluster) {
+        (Some(plan), Some(cluster)) => virtual_kubernetes_version(&mut sink, plan, cluster),
+        _ => String::new(),
+    };
     // Decoded once for the whole plan of this workspace (see `intent::ProjectFile`).
     let decoded: Vec<(&String, intent::Project)> = ws
         .projects
@@ -682,6 +761,7 @@ pub(crate) fn workspace(
         display_name: spec.display_name.clone(),
         labels: workspace.metadata.labels.clone(),
         vcluster: p.vcluster.clone(),
+        kubernetes_version,
         host_quota: quota_entries(&p.host_quota, &Quota::default()),
         host_limit_range: limit_range_entries(&p.host_limit_range),
         dedicated: p.placement.mode == PlacementMode::Dedicated,

@@ -189,6 +189,7 @@ pub(crate) fn workspace(
     };
     let mut files = BTreeMap::new();
     let mut host = vec![
+        "identity.yaml",
         "monitoring.yaml",
         "namespace.yaml",
         "network.yaml",

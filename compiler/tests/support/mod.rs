@@ -89,3 +89,33 @@ pub(crate) fn render_case(overlay: &str) -> String {
     }
     text
 }
+
+/// Compiles `files`; panics on any diagnostic. Returns the rendered files.
+pub(crate) fn compile_clean(files: &IntentFiles) -> std::collections::BTreeMap<String, String> {
+    let compiler = Compiler::new(&Catalog::builtin()).expect("catalog loads");
+    let output = compiler
+        .compile_files(files, &Options::default())
+        .expect("compiles");
+    assert!(output.diagnostics.is_empty(), "{:#?}", output.diagnostics);
+    output.files
+}
+
+/// Every diagnostic of compiling `files`, one `file: path: message` line each.
+pub(crate) fn diagnostics(files: &IntentFiles) -> Vec<String> {
+    let compiler = Compiler::new(&Catalog::builtin()).expect("catalog loads");
+    compiler
+        .compile_files(files, &Options::default())
+        .expect("compiles")
+        .diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The documents of one rendered YAML file, as JSON values.
+pub(crate) fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
+    text.split("\n---\n")
+        .map(|d| serde_saphyr::from_str::<serde_json::Value>(d).expect("rendered YAML parses"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
