@@ -137,6 +137,32 @@ async fn retry_keys_are_per_caller_and_route(name: &str, database_url: Option<St
         "no commit for a reused key"
     );
 
+    // A creation that a retry would find done ("the slug is taken") is replayed too; the
+    // same key from someone else finds the slug taken.
+    let initech = json!({"slug": "initech", "name": "Initech"});
+    let org_key = ("idempotency-key", "org-1");
+    let made = post(&state, &ana, "/api/v1/orgs", initech.clone(), org_key)
+        .await
+        .expect(StatusCode::CREATED);
+    let again = post(&state, &ana, "/api/v1/orgs", initech.clone(), org_key)
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(again.body, made.body);
+    let renamed = json!({"slug": "initech", "name": "Other"});
+    let reused = post(&state, &ana, "/api/v1/orgs", renamed, org_key)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reused.body["code"], "idempotency-key-reused");
+    let taken = post(&state, &bob, "/api/v1/orgs", initech, org_key)
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(taken.body["field"], "slug");
+    assert_eq!(
+        env.commits().len(),
+        before + 3,
+        "one commit for the organization"
+    );
+
     // `x-request-id` is the key when there is no Idempotency-Key, with the same rules.
     let rid = ("x-request-id", "trace-7");
     let web = json!({"name": "web"});

@@ -45,15 +45,7 @@ pub async fn apply(
     key: &RequestKey,
     action: Action,
 ) -> Result<CommitAnswer, ApiError> {
-    let meta = ActionMeta {
-        actor: Identity {
-            name: caller.user.name.clone(),
-            email: caller.user.email.clone(),
-        },
-        request_id: key.scoped(&caller.user.id),
-        actor_id: Some(caller.user.id.clone()),
-        digest: Some(key.digest.clone()),
-    };
+    let meta = key.meta(caller);
     let engine = state.engine.clone();
     let started = Instant::now();
     let place = Arc::clone(&state.applying)
@@ -94,19 +86,7 @@ pub async fn apply(
                 replayed: false,
             }),
         ),
-        Err(ApplyError::KeyReused) => (
-            "rejected",
-            Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                KEY_REUSED,
-                "The retry key was used for a different request",
-            )
-            .detail(format!(
-                "{} {:?} was used before on {} with another body; send a new key for a new request",
-                key.header, key.key, key.route
-            ))
-            .field(key.header)),
-        ),
+        Err(ApplyError::KeyReused) => ("rejected", Err(key.reused())),
         Err(error) => ("rejected", Err(apply_error(error))),
     };
     state.metrics.action(label);
@@ -117,6 +97,31 @@ pub async fn apply(
             .observe(started.elapsed().as_secs_f64());
     }
     answer
+}
+
+/// The first answer to `caller`'s request `key` when it is a retry of one that made a
+/// commit (`replayed`), or `None`; nothing is applied. For handlers that must know before
+/// acting, such as a creation whose own precondition ("the name is free") a retry fails.
+pub async fn replay(
+    state: &AppState,
+    caller: &Caller,
+    key: &RequestKey,
+) -> Result<Option<CommitAnswer>, ApiError> {
+    let meta = key.meta(caller);
+    let engine = state.engine.clone();
+    let found = tokio::task::spawn_blocking(move || engine.replayed(&meta))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    match found {
+        Ok(Some(Outcome::AlreadyApplied { commit })) => Ok(Some(CommitAnswer {
+            commit: Some(commit),
+            drift: Vec::new(),
+            replayed: true,
+        })),
+        Ok(_) => Ok(None),
+        Err(ApplyError::KeyReused) => Err(key.reused()),
+        Err(other) => Err(apply_error(other)),
+    }
 }
 
 /// An engine error as an API error: bad input names the field, our failures are logged.
@@ -331,5 +336,33 @@ impl RequestKey {
     /// The request's digest (`Hexabase-Request-Digest`).
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// Who acts and with which request, for the engine: `caller` as the author, the key
+    /// scoped to them, their user id and the request's digest.
+    fn meta(&self, caller: &Caller) -> ActionMeta {
+        ActionMeta {
+            actor: Identity {
+                name: caller.user.name.clone(),
+                email: caller.user.email.clone(),
+            },
+            request_id: self.scoped(&caller.user.id),
+            actor_id: Some(caller.user.id.clone()),
+            digest: Some(self.digest.clone()),
+        }
+    }
+
+    /// The answer to a key used before for a different request.
+    fn reused(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            KEY_REUSED,
+            "The retry key was used for a different request",
+        )
+        .detail(format!(
+            "{} {:?} was used before on {} with another body; send a new key for a new request",
+            self.header, self.key, self.route
+        ))
+        .field(self.header)
     }
 }

@@ -612,6 +612,15 @@ impl Engine {
         false
     }
 
+    /// [`Outcome::AlreadyApplied`] when `meta`'s request is on the branch head already (a
+    /// retry), [`ApplyError::KeyReused`] when its id is there from another request, and
+    /// `None` otherwise; nothing is applied.
+    pub fn replayed(&self, meta: &ActionMeta) -> Result<Option<Outcome>, ApplyError> {
+        let repo = self.gitops.cached_repo()?;
+        let head = self.gitops.head(&repo)?;
+        self.already_applied(&repo, head, meta)
+    }
+
     /// `Err(e)`, unless `request` is on the branch by now: a concurrent retry of the same
     /// request landed first, and `e` is only its action failing a second time.
     fn unless_applied(

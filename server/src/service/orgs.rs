@@ -60,15 +60,24 @@ pub async fn create(
     if !problems.is_empty() {
         return Err(ApiError::invalid_all(problems));
     }
-    match state.store.organization_by_slug(slug).await {
-        Ok(_) => return Err(slug_taken(slug)),
-        Err(StoreError::NotFound) => {}
-        Err(other) => return Err(other.into()),
-    }
     let action = Action::CreateOrganization {
         org: slug.to_owned(),
         display_name: Some(name.to_owned()),
     };
+    match state.store.organization_by_slug(slug).await {
+        Ok(_) => {
+            // Taken; unless it is the caller's own and this is a retry of the request that
+            // made it, which is answered with its first commit.
+            if let Ok(org) = owned(state, caller, slug).await
+                && let Some(answer) = commit::replay(state, caller, key).await?
+            {
+                return Ok((org, answer));
+            }
+            return Err(slug_taken(slug));
+        }
+        Err(StoreError::NotFound) => {}
+        Err(other) => return Err(other.into()),
+    }
     let answer = commit::apply(state, caller, key, action)
         .await
         .map_err(|e| {
