@@ -33,6 +33,7 @@ impl Catalog {
             "infrastructure/controllers.yaml.j2",
             "workspace/flux.yaml.j2",
             "workspace/functions.yaml.j2",
+            "workspace/git-credentials.yaml.j2",
             "workspace/identity.yaml.j2",
             "workspace/monitoring.yaml.j2",
             "workspace/namespace.yaml.j2",

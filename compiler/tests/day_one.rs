@@ -3,6 +3,8 @@
 //!
 //! - the plan's registry policy admits exactly the platform images the rendered values pin
 //!   (the vCluster's CoreDNS and hosts-rewrite init container, the shared monitoring agent);
+//! - Kyverno's background controller gets the RBAC the sync-git-credentials policy needs, and
+//!   write access to no Secret but the copies;
 //! - the monitoring releases ask for nothing the workspace namespace denies, and the shared
 //!   agent scrapes only the pods that ask for it.
 //!
@@ -151,6 +153,102 @@ fn registry_policy_admits_exactly_the_pinned_platform_images() {
         checked >= 4,
         "the example has a shared plan with the registry policy"
     );
+}
+
+#[test]
+fn kyverno_may_copy_the_git_credential_and_write_no_other_secret() {
+    let files = compile(&support::example_files());
+    let policy = docs(&files["infrastructure/policies/sync-git-credentials.yaml"]).remove(0);
+    let source = variable(&policy, "sourceSecretName");
+    let source: String = serde_json::from_str(&source).expect("a string literal");
+    let controllers = docs(&files["infrastructure/controllers/controllers.yaml"]);
+
+    // Cluster-wide: list and watch only, aggregated into the chart's background controller.
+    let watch = controllers
+        .iter()
+        .find(|d| {
+            d["kind"] == "ClusterRole"
+                && d["metadata"]["labels"]["rbac.kyverno.io/aggregate-to-background-controller"]
+                    == "true"
+        })
+        .expect("a ClusterRole aggregated to Kyverno's background controller");
+    for rule in watch["rules"].as_array().expect("rules") {
+        let verbs: BTreeSet<&str> = rule["verbs"]
+            .as_array()
+            .expect("verbs")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(verbs, BTreeSet::from(["list", "watch"]), "{rule}");
+    }
+
+    // The source: get, by name, in flux-system only.
+    let binding = controllers
+        .iter()
+        .find(|d| d["kind"] == "RoleBinding" && d["metadata"]["namespace"] == "flux-system")
+        .expect("a RoleBinding in flux-system");
+    assert_eq!(
+        binding["subjects"][0]["name"],
+        "kyverno-background-controller"
+    );
+    assert_eq!(binding["subjects"][0]["namespace"], "kyverno");
+    let role = find(
+        &controllers,
+        "Role",
+        binding["roleRef"]["name"].as_str().expect("role name"),
+    );
+    assert_eq!(role["metadata"]["namespace"], "flux-system");
+    assert_eq!(
+        role["rules"][0]["resourceNames"],
+        serde_json::json!([source])
+    );
+    assert_eq!(role["rules"][0]["verbs"], serde_json::json!(["get"]));
+
+    // Each tenant namespace: create there, and change or delete only the copy.
+    for (root, _) in workspaces(&files) {
+        let kustomization = &files[&format!("{root}/host/kustomization.yaml")];
+        assert!(kustomization.contains("git-credentials.yaml"), "{root}");
+        let rbac = docs(&files[&format!("{root}/host/git-credentials.yaml")]);
+        let binding = rbac
+            .iter()
+            .find(|d| d["kind"] == "RoleBinding")
+            .expect("binding");
+        assert_eq!(
+            binding["subjects"][0]["name"],
+            "kyverno-background-controller"
+        );
+        let role = find(
+            &rbac,
+            "Role",
+            binding["roleRef"]["name"].as_str().expect("name"),
+        );
+        for rule in role["rules"].as_array().expect("rules") {
+            let verbs = &rule["verbs"];
+            if verbs == &serde_json::json!(["create"]) {
+                continue;
+            }
+            assert_eq!(
+                rule["resourceNames"],
+                serde_json::json!([source]),
+                "{root}: {rule}"
+            );
+        }
+    }
+}
+
+#[test]
+fn without_a_git_credential_kyverno_gets_no_secret_rights() {
+    let mut files = support::example_files();
+    let platform = files["platform.yaml"].replace("    secretName: flux-system\n", "");
+    assert_ne!(
+        platform, files["platform.yaml"],
+        "the example sets secretName"
+    );
+    files.insert("platform.yaml".into(), platform);
+    let out = compile(&files);
+    assert!(!out.contains_key("infrastructure/policies/sync-git-credentials.yaml"));
+    assert!(!out["infrastructure/controllers/controllers.yaml"].contains("secrets"));
+    assert!(!out.keys().any(|p| p.ends_with("/git-credentials.yaml")));
 }
 
 #[test]

@@ -200,6 +200,14 @@ pub(crate) fn workspace(
     if !ws.functions.is_empty() {
         host.push("functions.yaml");
     }
+    // The sync-git-credentials policy is rendered only with a tenant Git credential; its copy
+    // in this namespace is the only Secret Kyverno may write here.
+    if platform
+        .get_attr("tenant_git_secret")
+        .is_ok_and(|v| !v.is_undefined() && !v.is_none())
+    {
+        host.push("git-credentials.yaml");
+    }
     host.sort_unstable();
     files.insert(
         format!("{root}/flux.yaml"),
