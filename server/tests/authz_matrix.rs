@@ -724,7 +724,7 @@ async fn every_body_that_is_not_an_object_is_refused_and_changes_nothing() {
     let document = server::http::openapi::document();
     let (state, _dir) = world.fresh().await;
     let before = commits(&state).len();
-    let mut checked = 0;
+    let (mut checked, mut nested) = (0, 0);
     for op in operations(&document) {
         if !op.body {
             continue;
@@ -754,13 +754,58 @@ async fn every_body_that_is_not_an_object_is_refused_and_changes_nothing() {
             );
             assert_eq!(answer.body["field"], "", "{} {uri} with {body}", op.method);
         }
+        // Inside the body too: every object in the example, given as the array of its
+        // values, is refused naming where it is.
+        for (field, body) in objects_as_arrays(&example) {
+            let answer = world
+                .session
+                .send(&state, op.method.clone(), &uri, Some(body.clone()))
+                .await;
+            assert_eq!(
+                (answer.status, answer.field()),
+                (StatusCode::BAD_REQUEST, field.as_str()),
+                "{} {uri} with {body}: {}",
+                op.method,
+                answer.body
+            );
+            nested += 1;
+        }
         checked += 1;
     }
     assert!(checked > 15, "only {checked} routes take a body");
+    assert!(nested > 0, "no example body holds an object");
     assert_eq!(
         commits(&state).len(),
         before,
         "a body that is not an object made a commit"
     );
     state.store.close().await;
+}
+
+/// Copies of `body` with one object inside it (a field's value, or an element of a field's
+/// array) replaced by the array of its values, each with the path of the object.
+fn objects_as_arrays(body: &Value) -> Vec<(String, Value)> {
+    let as_array =
+        |object: &serde_json::Map<String, Value>| Value::Array(object.values().cloned().collect());
+    let mut out = Vec::new();
+    for (key, value) in body.as_object().expect("an object") {
+        match value {
+            Value::Object(inner) => {
+                let mut changed = body.clone();
+                changed[key] = as_array(inner);
+                out.push((key.clone(), changed));
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Value::Object(inner) = item {
+                        let mut changed = body.clone();
+                        changed[key][i] = as_array(inner);
+                        out.push((format!("{key}[{i}]"), changed));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
