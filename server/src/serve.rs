@@ -204,16 +204,16 @@ pub async fn run(
             }),
         );
         let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(metrics_listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "the metrics listener failed");
-            }
-        });
+        // Bounded like the API's listener.
+        let limits = state.settings.limits.connections();
+        tokio::spawn(crate::connections::serve(
+            metrics_listener,
+            router,
+            limits,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
     }
     let store = state.store.clone();
     tokio::spawn(housekeeping(store.clone(), stop_rx.clone()));
