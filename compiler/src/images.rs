@@ -3,12 +3,16 @@
 //! The vCluster syncs CoreDNS and every pod made inside it to the host namespace, where the
 //! plan's pod policies apply; the shared monitoring agent runs the same way. The compiler pins
 //! each of these images in the Helm values it renders, and the plan's `restrict-image-registries`
-//! policy admits exactly these references besides the plan's registry prefixes: an exact
-//! reference is all a tenant could reuse, and it names an image the platform already trusts.
+//! policy admits exactly these references, and the vCluster control plane's (the chart's
+//! defaults for the pinned chart and Kubernetes versions), besides the plan's registry prefixes:
+//! an exact reference is all a tenant could reuse, and it names an image the platform already
+//! trusts.
 //! Nothing about a pod (labels, service account, owner) decides it, since a tenant controls all
 //! of those for pods it makes inside its vCluster. See docs/day-one.md.
 
 use serde::Serialize;
+
+use crate::plan::{PlanModel, PlatformModel};
 
 /// One container image: `<registry>/<repository>:<tag>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,6 +95,38 @@ impl PlatformImages {
         out.dedup();
         out
     }
+}
+
+/// The vCluster control plane's images as the chart renders them by default: the syncer,
+/// `ghcr.io/loft-sh/vcluster-pro:<chart appVersion>` (the chart's own version), and the
+/// Kubernetes distro, `ghcr.io/loft-sh/kubernetes:<version>`, for every version a workspace of
+/// the plan may run (the plan's pin, else each host cluster's version).
+fn control_plane(platform: &PlatformModel, plan: &PlanModel) -> Vec<String> {
+    let chart = &platform.charts.vcluster.version;
+    let mut out = vec![format!(
+        "ghcr.io/loft-sh/vcluster-pro:{}",
+        chart.strip_prefix('v').unwrap_or(chart)
+    )];
+    match &plan.source.vcluster.kubernetes_version {
+        Some(version) => out.push(format!("ghcr.io/loft-sh/kubernetes:{version}")),
+        None => out.extend(
+            platform
+                .clusters
+                .iter()
+                .map(|c| format!("ghcr.io/loft-sh/kubernetes:{}", c.kubernetes_version)),
+        ),
+    }
+    out
+}
+
+/// What a plan's `restrict-image-registries` admits besides its prefixes: the pinned images
+/// and the vCluster control plane's, exact references, sorted.
+pub(crate) fn admitted(platform: &PlatformModel, plan: &PlanModel) -> Vec<String> {
+    let mut out = PLATFORM_IMAGES.references();
+    out.extend(control_plane(platform, plan));
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]

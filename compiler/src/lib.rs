@@ -585,7 +585,7 @@ impl Compiler {
                     .for_plan(
                         plan_name,
                         &plan.allowed_registries,
-                        &images::PLATFORM_IMAGES.references(),
+                        &images::admitted(platform, plan),
                     )
                     .labelled();
                 let file = format!("{plan_name}/{policy}.yaml");

@@ -2,7 +2,8 @@
 //! compiler's output for the example intent:
 //!
 //! - the plan's registry policy admits exactly the platform images the rendered values pin
-//!   (the vCluster's CoreDNS and hosts-rewrite init container, the shared monitoring agent);
+//!   (the vCluster's CoreDNS and hosts-rewrite init container, the shared monitoring agent)
+//!   and the vCluster control plane's, whatever registries the plan allows;
 //! - Kyverno's background controller gets the RBAC the sync-git-credentials policy needs, and
 //!   write access to no Secret but the copies;
 //! - the monitoring releases ask for nothing the workspace namespace denies, and the shared
@@ -92,6 +93,30 @@ fn pinned_images(files: &BTreeMap<String, String>, root: &str) -> Vec<(&'static 
             image(&values["sync"]["toHost"]["pods"]["rewriteHosts"]["initContainer"]["image"]),
         ),
     ];
+    // The control plane runs the chart's default images: the syncer at the chart's version, the
+    // Kubernetes distro at the version the values pin.
+    let release = find(&vcluster, "HelmRelease", "vcluster");
+    let control_plane = &values["controlPlane"];
+    assert!(control_plane["statefulSet"]["image"].is_null(), "{root}");
+    assert!(control_plane["distro"]["k8s"]["image"].is_null(), "{root}");
+    out.push((
+        "the vCluster syncer (chart default)",
+        format!(
+            "ghcr.io/loft-sh/vcluster-pro:{}",
+            release["spec"]["chart"]["spec"]["version"]
+                .as_str()
+                .expect("chart version")
+        ),
+    ));
+    out.push((
+        "the vCluster's Kubernetes (chart default)",
+        format!(
+            "ghcr.io/loft-sh/kubernetes:{}",
+            control_plane["distro"]["k8s"]["version"]
+                .as_str()
+                .expect("pinned version")
+        ),
+    ));
     let monitoring = docs(&files[&format!("{root}/host/monitoring.yaml")]);
     let release = find(&monitoring, "HelmRelease", "monitoring");
     if release["spec"]["chart"]["spec"]["chart"] == "alloy" {
