@@ -257,7 +257,8 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let max = limits.max.clamp(1, Semaphore::MAX_PERMITS);
+    // `acquire_many` below counts in u32.
+    let max = limits.max.clamp(1, u32::MAX as usize);
     let slots = Arc::new(Semaphore::new(max));
     let registry = Arc::new(Registry::default());
     let mut stop = stop_rx.clone();

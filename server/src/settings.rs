@@ -144,6 +144,9 @@ pub struct Limits {
     pub header_read_seconds: u64,
 }
 
+/// The most connections `limits.max_connections` may allow (far beyond any open-files limit).
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
 impl Limits {
     /// Refuses limits the listener cannot work with, naming the key.
     pub fn check(&self) -> Result<(), String> {
@@ -155,6 +158,11 @@ impl Limits {
             if value == 0 {
                 return Err(format!("{key}: must be at least 1"));
             }
+        }
+        if self.max_connections > MAX_CONNECTIONS_LIMIT {
+            return Err(format!(
+                "max_connections: must be at most {MAX_CONNECTIONS_LIMIT}"
+            ));
         }
         if self.login_backoff_first_seconds < 1 {
             return Err("login_backoff_first_seconds: must be at least 1".to_owned());

@@ -178,16 +178,20 @@ async fn beyond_the_connection_cap_an_idle_connection_gives_way() {
 }
 
 #[test]
-fn limits_must_be_positive() {
-    for key in ["MAX_CONNECTIONS", "IDLE_SECONDS", "HEADER_READ_SECONDS"] {
-        let env = [(format!("HEXABASE_LIMITS__{key}"), "0".to_owned())].into();
+fn limits_must_be_in_range() {
+    let refused = |key: &str, value: &str| {
+        let env = [(format!("HEXABASE_LIMITS__{key}"), value.to_owned())].into();
         let error = server::settings::Settings::load(None, &env).unwrap_err();
-        assert!(
-            format!("{error:#}").starts_with(&format!(
-                "limits.{}: must be at least 1",
-                key.to_lowercase()
-            )),
-            "{error:#}"
-        );
+        format!("{error:#}")
+    };
+    for key in ["MAX_CONNECTIONS", "IDLE_SECONDS", "HEADER_READ_SECONDS"] {
+        let error = refused(key, "0");
+        let want = format!("limits.{}: must be at least 1", key.to_lowercase());
+        assert!(error.starts_with(&want), "{error}");
     }
+    let error = refused("MAX_CONNECTIONS", "2000000");
+    assert!(
+        error.starts_with("limits.max_connections: must be at most 1000000"),
+        "{error}"
+    );
 }
