@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use compiler::intent::{self, EnvVar, Organization, Platform, Project, Workspace};
+use compiler::intent::{self, EnvVar, Intent, Organization, Platform, Project, Workspace};
 use compiler::{Catalog, Compiler, Diagnostic, IntentFiles, Options, Output};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -96,10 +96,19 @@ fn yaml<T: Serialize>(doc: &T) -> String {
 // ---------------------------------------------------------------------------------------------
 // Compiling.
 
-/// Few cases, each a whole compile (about 60 ms in debug): the file runs in well under 30 s on
-/// two cores. No failure persistence (no files next to the tests); shrinking is capped so a
-/// failure reports quickly. `PROPTEST_CASES` does not apply: raise the numbers here instead.
+/// Few cases by default, each a whole compile (about 60 ms in debug): the file runs in well
+/// under 30 s on two cores. `PROPTEST_CASES`, when set, replaces every block's count
+/// (`scripts/test.sh` raises it for CI). No failure persistence (no files next to the tests);
+/// shrinking is capped so a failure reports quickly.
 fn config(cases: u32) -> Config {
+    // `Config::default()` reads `PROPTEST_CASES`; an explicit `cases` would override it. The
+    // compiler reads no environment (clippy.toml), but this is the test runner's setting.
+    #[allow(clippy::disallowed_methods)]
+    let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
+        Config::default().cases
+    } else {
+        cases
+    };
     Config {
         cases,
         failure_persistence: None,
@@ -146,9 +155,18 @@ impl Compiled {
 }
 
 fn try_compile_with(compiler: &Compiler, files: &IntentFiles) -> Result<Compiled, String> {
-    let (intent, mut diagnostics) = intent::load(files);
+    let (intent, diagnostics) = intent::load(files);
+    try_compile_intent(compiler, &intent, diagnostics)
+}
+
+/// Compiles a loaded intent and merges the loader's `diagnostics` with the compiler's.
+fn try_compile_intent(
+    compiler: &Compiler,
+    intent: &Intent,
+    mut diagnostics: Vec<Diagnostic>,
+) -> Result<Compiled, String> {
     let output = compiler
-        .compile(&intent, &Options::default())
+        .compile(intent, &Options::default())
         .map_err(|e| format!("the compiler failed instead of reporting diagnostics: {e:?}"))?;
     diagnostics.extend(output.diagnostics.iter().cloned());
     diagnostics.sort();
@@ -169,6 +187,17 @@ fn compile(files: &IntentFiles) -> Compiled {
 /// For proptest bodies: a compiler `Error` fails the case (and is shrunk) without a panic.
 fn check_compile(files: &IntentFiles) -> Result<Compiled, TestCaseError> {
     try_compile_with(compiler(), files).map_err(TestCaseError::fail)
+}
+
+/// As [`check_compile`], but the loader sees the files one by one in the order given, through
+/// [`Intent::set_file`], instead of in the sorted order of [`IntentFiles`].
+fn check_compile_in_order(files: &[(String, String)]) -> Result<Compiled, TestCaseError> {
+    let mut intent = Intent::default();
+    let mut diagnostics = Vec::new();
+    for (path, text) in files {
+        diagnostics.extend(intent.set_file(path, Some(text)));
+    }
+    try_compile_intent(compiler(), &intent, diagnostics).map_err(TestCaseError::fail)
 }
 
 /// The example compiled once.
@@ -447,8 +476,12 @@ fn compiling_twice_gives_the_same_output() {
 proptest! {
     #![proptest_config(config(24))]
 
-    /// Formatting, key order, comments and the order files are inserted in do not matter:
-    /// the output bytes and the workspace fingerprints are those of the example.
+    /// Formatting, key order, comments and the order the loader sees the files in do not
+    /// matter: the output bytes and the workspace fingerprints are those of the example.
+    ///
+    /// `intent::load` takes a sorted map, so the order is varied where it can matter: the
+    /// files go through [`Intent::set_file`] (what `load` and the server's per-commit updates
+    /// call) one by one in a shuffled order.
     #[test]
     fn formatting_does_not_change_the_output(
         styles in prop::collection::vec((style(), any::<(bool, bool, bool)>()), EXAMPLE.len()),
@@ -463,11 +496,7 @@ proptest! {
             })
             .collect();
         rng.shuffle(&mut entries);
-        let mut files = IntentFiles::new();
-        for (path, text) in entries {
-            files.insert(path, text);
-        }
-        let compiled = check_compile(&files)?;
+        let compiled = check_compile_in_order(&entries)?;
         let base = baseline();
         prop_assert!(!compiled.has_errors(), "{}", compiled.errors());
         prop_assert_eq!(&compiled.diagnostics, &base.diagnostics);
