@@ -119,7 +119,7 @@ fn links_in_git_are_refused_by_check_and_by_the_server() {
     run(dir, "git", &["init", "--quiet", "-b", "main"]);
     run(dir, "git", &["add", "intent"]);
     run(
-        &dir,
+        dir,
         "git",
         &[
             "-c",
