@@ -282,7 +282,7 @@ pub fn command(
         print!("{}", settings.to_redacted_toml()?);
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    bound_pack_mappings()?;
+    crate::gitops::bound_pack_mappings()?;
     init_tracing(&settings);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -320,29 +320,6 @@ pub fn command(
     runtime.shutdown_timeout(Duration::from_secs(1));
     tracing::info!("stopped");
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// libgit2 maps pack files in windows of this size …
-const PACK_WINDOW: usize = 4 << 20;
-
-/// … and keeps at most this much mapped, unmapping the least recently used windows beyond.
-/// Its defaults (1 GiB windows, 8 GiB in all) keep every page a read touched resident for as
-/// long as a handle has the pack open: under a stream of actions that was half the server's
-/// resident memory.
-const PACK_MAPPED_LIMIT: usize = 32 << 20;
-
-/// Sets libgit2's pack mapping bounds ([`PACK_WINDOW`], [`PACK_MAPPED_LIMIT`]). Must run
-/// before any other thread starts.
-#[allow(unsafe_code)]
-fn bound_pack_mappings() -> Result<()> {
-    // SAFETY: these write libgit2's process-wide options without synchronisation; `command`
-    // calls this on the main thread before it starts the runtime, the tracing writer or any
-    // other thread, so nothing reads them concurrently.
-    unsafe {
-        git2::opts::set_mwindow_size(PACK_WINDOW)?;
-        git2::opts::set_mwindow_mapped_limit(PACK_MAPPED_LIMIT)?;
-    }
-    Ok(())
 }
 
 fn init_tracing(settings: &Settings) {

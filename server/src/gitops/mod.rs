@@ -2,10 +2,14 @@
 //! committing with compare-and-swap on the branch. Nothing else in the server uses git2.
 
 pub mod audit;
+mod global;
+pub mod history;
 mod message;
 pub mod objects;
 mod pack;
+pub mod refs;
 pub mod remote;
+pub mod requests;
 pub mod revision;
 pub mod tree;
 
@@ -15,11 +19,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use compiler::{Diagnostic, Intent};
-use git2::{ErrorCode, Oid, Repository, Tree};
+use git2::{ErrorCode, Tree};
 
+/// Object ids and repository handles, named through `gitops` by the rest of the server,
+/// which calls no libgit2 function of its own: every operation is a function of this module.
+pub use git2::{Oid, Repository};
+pub use global::bound_pack_mappings;
 pub use message::{CommitMessage, Trailers, sanitize_line};
-pub use objects::NewObjects;
-pub use tree::Edit;
+pub use objects::{Edit, NewObjects};
 
 // --- Failpoints (tests/crash.rs) ---------------------------------------------------------
 // With the `failpoints` cargo feature, `failpoint!("name")` is a fail-rs failpoint that the
@@ -128,6 +135,11 @@ pub enum GitOpsError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The git folder of `repo` (for a bare repository, the repository itself).
+pub fn git_dir(repo: &Repository) -> &Path {
+    repo.path()
 }
 
 /// A person or bot, as Git records them.

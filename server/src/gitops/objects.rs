@@ -23,12 +23,23 @@ use git2::{ObjectType, Oid, Repository};
 use sha1::Digest as _;
 
 use super::GitOpsError;
-use super::tree::Edit;
 
 /// The mode of a regular file.
 pub const FILE_MODE: u32 = 0o100_644;
 /// The mode of a folder.
 pub const TREE_MODE: u32 = 0o040_000;
+
+/// What to do at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// Write this file.
+    Write(Vec<u8>),
+    /// Remove the file or the whole folder at this path.
+    Remove,
+    /// Put this tree (in the repository, or among the new objects of the same build) at this
+    /// path, replacing what is there.
+    Tree(Oid),
+}
 
 /// One entry of a tree: a name (any bytes but `/` and NUL), a mode and an object id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +144,11 @@ pub fn object_id(kind: ObjectType, data: &[u8]) -> Oid {
     hasher.update(format!("{} {}\0", kind.str(), data.len()).as_bytes());
     hasher.update(data);
     Oid::from_bytes(&hasher.finalize()).expect("a SHA-1 is 20 bytes")
+}
+
+/// The id git gives a blob of `data` ([`object_id`] of a blob).
+pub fn blob_id(data: &[u8]) -> Oid {
+    object_id(ObjectType::Blob, data)
 }
 
 /// Objects made in memory and not on disk yet, in the order they were made (a commit after

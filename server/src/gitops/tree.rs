@@ -5,19 +5,8 @@ use std::collections::BTreeMap;
 use git2::{Oid, Repository, Tree};
 
 use super::GitOpsError;
+pub use super::objects::Edit;
 use super::objects::{NewObjects, Reader, TreeCache};
-
-/// What to do at a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Edit {
-    /// Write this file.
-    Write(Vec<u8>),
-    /// Remove the file or the whole folder at this path.
-    Remove,
-    /// Put this tree (in the repository, or among the new objects of the same build) at this
-    /// path, replacing what is there.
-    Tree(Oid),
-}
 
 /// Applies `edits` (path from the repository root to edit) to `base` and writes the new
 /// objects into `repo` as loose objects; the new tree, `None` when nothing is left. For

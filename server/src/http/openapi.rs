@@ -99,7 +99,7 @@ pub fn document() -> Value {
 /// The `Idempotency-Key` header every mutation takes (see [`super::commit::RequestKey`]).
 fn idempotency_key() -> Value {
     use super::commit::{KEY_MAX, KEY_REUSED};
-    use crate::service::requests::WINDOW;
+    use crate::gitops::requests::WINDOW;
     json!({
         "name": "Idempotency-Key",
         "in": "header",

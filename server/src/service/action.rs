@@ -11,6 +11,24 @@ use compiler::intent::{
 };
 use serde::{Deserialize, Serialize};
 
+/// Who asked for an action, and the request it came with.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ActionMeta {
+    /// The acting user: the commit's author.
+    pub actor: crate::gitops::Identity,
+    /// The request id, for the `Hexabase-Request` trailer.
+    pub request_id: String,
+    /// The acting user's stable id, for the `Hexabase-Actor-Id` trailer: what every
+    /// decision about who acted reads (never the display form in `actor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    /// The digest of the request (`Hexabase-Request-Digest`): the same request id with
+    /// another digest is refused (the engine's
+    /// `ApplyError::KeyReused`) instead of replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
 /// One change to tenant state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]

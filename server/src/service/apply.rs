@@ -5,36 +5,20 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use compiler::{Catalog, Compiler, Diagnostic};
-use git2::{Oid, Repository};
-
+pub use super::action::ActionMeta;
 use super::action::{Action, ActionError};
-use super::requests::RequestIndex;
-use crate::gitops::objects::{Reader, object_id};
+use super::journal::JournalError;
+use crate::gitops::objects::{Reader, blob_id};
+use crate::gitops::requests::RequestIndex;
 use crate::gitops::{
-    CommitMessage, Edit, GitOps, GitOpsError, Identity, NewObjects, Snapshot, Trailers,
+    CommitMessage, Edit, GitOps, GitOpsError, Identity, NewObjects, Oid, Repository, Snapshot,
+    Trailers, history, refs,
 };
 use crate::timing;
+use compiler::{Catalog, Compiler, Diagnostic};
 
 /// How often a commit is retried when other processes keep moving the branch.
 const MAX_ATTEMPTS: usize = 64;
-
-/// Who asked for an action, and the request it came with.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ActionMeta {
-    /// The acting user: the commit's author.
-    pub actor: Identity,
-    /// The request id, for the `Hexabase-Request` trailer.
-    pub request_id: String,
-    /// The acting user's stable id, for the `Hexabase-Actor-Id` trailer: what every
-    /// decision about who acted reads (never the display form in `actor`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor_id: Option<String>,
-    /// The digest of the request (`Hexabase-Request-Digest`): the same request id with
-    /// another digest is refused ([`ApplyError::KeyReused`]) instead of replayed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-}
 
 /// What an applied action did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +61,27 @@ pub enum ApplyError {
     /// Others kept moving the branch.
     #[error("the branch kept moving; gave up after {0} attempts")]
     Contention(usize),
+    /// Committing the batch this action was queued in failed as a whole (nothing of the
+    /// batch landed); the batch's error, shared by every action in it, is the source.
+    #[error("failed to commit the batch of changes this one was in")]
+    Batch(#[source] Arc<ApplyError>),
     /// The request id is on the branch already, made by a different request (another
     /// method, path or body): the id was reused, and nothing was committed.
     #[error("the request id was used before for a different request")]
     KeyReused,
+}
+
+impl From<JournalError> for ApplyError {
+    fn from(e: JournalError) -> Self {
+        match e {
+            JournalError::Access { path, source } => {
+                Self::Journal(path.display().to_string(), source)
+            }
+            JournalError::Corrupt { path, source } => {
+                Self::Journal(path.display().to_string(), std::io::Error::other(source))
+            }
+        }
+    }
 }
 
 /// The commit engine for one repository and branch.
@@ -225,7 +226,7 @@ pub fn review_branch(request_id: &str) -> Option<String> {
         && !request_id.contains("..")
         && !request_id.ends_with(".lock");
     let branch = format!("hexabase/{request_id}");
-    (ok && git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))).then_some(branch)
+    (ok && refs::is_valid_branch(&branch)).then_some(branch)
 }
 
 impl Engine {
@@ -357,17 +358,11 @@ impl Engine {
                 }
             }
             Err(e) => {
-                // Nothing of the batch landed. Every job fails; the first gets the error
-                // itself, the others its text.
-                let text = format!("{:#}", anyhow::Error::from(e));
-                let mut first = Some(ApplyError::GitOps(GitOpsError::Git(git2::Error::from_str(
-                    &text,
-                ))));
+                // Nothing of the batch landed. Every job fails with the batch's error as
+                // the source of its own.
+                let e = Arc::new(e);
                 for job in jobs {
-                    let e = first.take().unwrap_or_else(|| {
-                        ApplyError::GitOps(GitOpsError::Git(git2::Error::from_str(&text)))
-                    });
-                    *lock(&job.outcome) = Some(Err(e));
+                    *lock(&job.outcome) = Some(Err(ApplyError::Batch(Arc::clone(&e))));
                 }
             }
         }
@@ -554,7 +549,7 @@ impl Engine {
         let _t = timing::span("commit.journal_and_land");
         // Push outbox hook (service::push): the commit object is written, then its action is
         // journaled (fsynced), and only then does the branch move.
-        super::push::record(repo, id, &job.meta, &job.action)?;
+        super::journal::record(repo, id, &job.meta, &job.action)?;
         land(
             &mut snapshot,
             &self.gitops.reader(repo, vec![&*objects]),
@@ -716,24 +711,15 @@ impl Engine {
         branch: &str,
         request: &str,
     ) -> Result<Option<Proposal>, ApplyError> {
-        match repo.refname_to_id(&format!("refs/heads/{branch}")) {
-            Ok(id) => {
-                let commit = repo.find_commit(id).map_err(GitOpsError::Git)?;
-                let same = commit
-                    .message()
-                    .ok()
-                    .and_then(CommitMessage::parse_trailers)
-                    .is_some_and(|t| t.request == request);
-                if same {
-                    return Ok(Some(Proposal {
-                        branch: branch.to_owned(),
-                        commit: id.to_string(),
-                        merged: false,
-                    }));
-                }
+        if let Some(id) = refs::target(repo, &format!("refs/heads/{branch}"))? {
+            let same = history::trailers(repo, id)?.is_some_and(|t| t.request == request);
+            if same {
+                return Ok(Some(Proposal {
+                    branch: branch.to_owned(),
+                    commit: id.to_string(),
+                    merged: false,
+                }));
             }
-            Err(e) if e.code() == git2::ErrorCode::NotFound => {}
-            Err(e) => return Err(GitOpsError::Git(e).into()),
         }
         let head = self.gitops.head(repo)?;
         Ok(self
@@ -762,37 +748,24 @@ impl Engine {
                 commit: commit.to_string(),
             });
         }
-        let review = match repo.refname_to_id(&refname) {
-            Ok(id) => id,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => {
-                return Err(ActionError::NotFound(format!("review branch {branch}")).into());
-            }
-            Err(e) => return Err(GitOpsError::Git(e).into()),
+        let Some(review) = refs::target(&repo, &refname)? else {
+            return Err(ActionError::NotFound(format!("review branch {branch}")).into());
         };
         let record = self.read_review(request_id)?;
-        let commit = repo.find_commit(review).map_err(GitOpsError::Git)?;
-        let parent = commit.parent_ids().next();
+        let parent = history::first_parent(&repo, review)?;
         let _guard = lock(&self.commit_lock);
         let head = self.gitops.head(&repo)?;
         let outcome = if parent == head {
             // Push outbox hook (service::push): journal the review commit's action before the
             // branch can reach it.
-            super::push::record(&repo, review, &record.meta, &record.action)?;
-            let moved = match head {
-                Some(head) => repo.reference_matching(
-                    &self.gitops.branch_ref(),
-                    review,
-                    true,
-                    head,
-                    "hexabase: merge review",
-                ),
-                None => repo.reference(
-                    &self.gitops.branch_ref(),
-                    review,
-                    false,
-                    "hexabase: merge review",
-                ),
-            };
+            super::journal::record(&repo, review, &record.meta, &record.action)?;
+            let moved = refs::update(
+                &repo,
+                &self.gitops.branch_ref(),
+                review,
+                head,
+                "hexabase: merge review",
+            );
             match moved {
                 Ok(_) => {
                     self.requests
@@ -818,9 +791,7 @@ impl Engine {
         refname: &str,
         request_id: &str,
     ) -> Result<(), ApplyError> {
-        if let Ok(mut reference) = repo.find_reference(refname) {
-            reference.delete().map_err(GitOpsError::Git)?;
-        }
+        refs::delete(repo, refname)?;
         let _ = std::fs::remove_file(self.review_path(request_id));
         Ok(())
     }
@@ -959,10 +930,7 @@ impl Engine {
         objects: &mut NewObjects,
     ) -> Result<Option<Oid>, ApplyError> {
         let reader = self.gitops.reader(repo, Vec::new());
-        let base = head
-            .map(|h| repo.find_commit(h).map(|c| c.tree_id()))
-            .transpose()
-            .map_err(GitOpsError::Git)?;
+        let base = head.map(|h| history::tree_of(repo, h)).transpose()?;
         let mut edits = BTreeMap::new();
         let mut existing = BTreeSet::new();
         if let Some(tree) = base {
@@ -1024,7 +992,7 @@ impl Engine {
             &mut objects,
         )?;
         self.gitops.write_pack(repo, &objects)?;
-        super::push::record_import(repo, id, meta, files, subject)?;
+        super::journal::record_import(repo, id, meta, files, subject)?;
         Ok(id)
     }
 
@@ -1066,7 +1034,7 @@ impl Engine {
             &mut objects,
         )?;
         self.gitops.write_pack(repo, &objects)?;
-        super::push::record(repo, id, meta, action)?;
+        super::journal::record(repo, id, meta, action)?;
         let reader = self.gitops.reader(repo, Vec::new());
         land(&mut snapshot, &reader, id, new_tree);
         self.gitops.remember(&Arc::new(snapshot));
@@ -1348,7 +1316,7 @@ impl Engine {
                 let expected_id = expected
                     .files
                     .get(path)
-                    .map(|text| object_id(git2::ObjectType::Blob, text.as_bytes()));
+                    .map(|text| blob_id(text.as_bytes()));
                 if expected_id != Some(*id) {
                     drift.push(path.clone());
                 }

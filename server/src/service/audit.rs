@@ -73,11 +73,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use git2::Oid;
 use serde::{Deserialize, Serialize};
 
-use crate::gitops::GitOpsError;
 use crate::gitops::audit::{AuditRepo, CommitFacts, peek_tip};
+use crate::gitops::{GitOpsError, Oid};
 
 /// The action of a commit without trailers (made by a person).
 pub const MANUAL: &str = "manual";

@@ -19,17 +19,14 @@
 //! Imports are journaled with their intent files: on a newer remote head they import again.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use git2::{Oid, Repository, Sort};
-
-use super::action::Action;
-use super::apply::{ActionMeta, ApplyError, Engine, Outcome};
-use super::requests::RequestIndex;
-use crate::gitops::GitOpsError;
+use super::apply::{ApplyError, Engine, Outcome};
+use super::journal::{Change, Journal, JournalError};
 use crate::gitops::remote::{Remote, RemoteError};
+use crate::gitops::requests::RequestIndex;
+use crate::gitops::{GitOpsError, Oid, Repository, history};
 
 /// How many push, fetch and re-apply rounds before giving up on a busy remote.
 const MAX_ROUNDS: usize = 16;
@@ -55,31 +52,6 @@ pub const FAILPOINTS: [&str; 5] = [
     "push-pushed",
 ];
 
-/// What the journal keeps for one commit: enough to make the change again elsewhere.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct JournalEntry {
-    /// Who asked, and the request.
-    pub meta: ActionMeta,
-    /// The change: `"action": {...}` or `"import": {...}` in the file.
-    #[serde(flatten)]
-    pub change: Change,
-}
-
-/// A journaled change.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Change {
-    /// An action ([`Engine::apply`]), boxed: actions are large, imports larger still.
-    Action(Box<Action>),
-    /// A whole intent ([`Engine::import`]).
-    Import {
-        /// The intent files, relative to `intent/`.
-        files: compiler::IntentFiles,
-        /// The commit subject.
-        subject: String,
-    },
-}
-
 /// Why pushing failed. Nothing committed locally is lost by any of these: the next
 /// [`Pusher::push_pending`] starts again from the local branch and the journal.
 #[derive(Debug, thiserror::Error)]
@@ -94,24 +66,9 @@ pub enum PushError {
     /// action itself (those are dropped and reported, see [`PushReport::dropped`]).
     #[error("failed to re-apply an action on the remote's head")]
     Apply(#[from] ApplyError),
-    /// A journal file could not be read or written.
-    #[error("failed to access the journal file {path}")]
-    Journal {
-        /// The file or folder.
-        path: PathBuf,
-        /// What failed.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A journal file is not what we wrote.
-    #[error("the journal file {path} is damaged")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        #[source]
-        source: serde_json::Error,
-    },
+    /// A journal file could not be read or written, or is damaged.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// A pending commit has no journal entry (made by hand, or before pushing was set up),
     /// so it cannot be re-applied on the remote's new head.
     #[error(
@@ -157,207 +114,6 @@ pub struct PushReport {
     pub dropped: Vec<Dropped>,
     /// The remote branch's head as last seen.
     pub remote_head: Option<Oid>,
-}
-
-/// The journal of one repository.
-#[derive(Debug, Clone)]
-pub struct Journal {
-    dir: PathBuf,
-}
-
-impl Journal {
-    /// The journal of `repo` (`<gitdir>/hexabase/journal`), whether enabled or not.
-    pub fn of(repo: &Repository) -> Self {
-        Self {
-            dir: repo.path().join("hexabase").join("journal"),
-        }
-    }
-
-    /// Turns the journal on for `repo`: from now on every commit the engine makes records
-    /// its action. The folder's existence is the switch, so it holds across restarts and
-    /// for every process writing the repository.
-    pub fn enable(repo: &Repository) -> Result<Self, PushError> {
-        let journal = Self::of(repo);
-        let io = |source| PushError::Journal {
-            path: journal.dir.clone(),
-            source,
-        };
-        if !journal.dir.is_dir() {
-            std::fs::create_dir_all(&journal.dir).map_err(io)?;
-            if let Some(parent) = journal.dir.parent() {
-                sync_dir(parent).map_err(io)?;
-            }
-        }
-        Ok(journal)
-    }
-
-    /// Whether the journal is on.
-    pub fn is_enabled(&self) -> bool {
-        self.dir.is_dir()
-    }
-
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The file of `commit`.
-    pub fn path(&self, commit: Oid) -> PathBuf {
-        self.dir.join(format!("{commit}.json"))
-    }
-
-    /// Writes `entry` for `commit` durably: to a temporary file, fsynced, renamed, and the
-    /// folder fsynced.
-    pub fn write(&self, commit: Oid, entry: &JournalEntry) -> std::io::Result<()> {
-        use std::io::Write as _;
-        let path = self.path(commit);
-        let tmp = self.dir.join(format!("{commit}.json.tmp"));
-        let json = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&json)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        sync_dir(&self.dir)
-    }
-
-    /// The entry of `commit`, `None` when there is none.
-    pub fn read(&self, commit: Oid) -> Result<Option<JournalEntry>, PushError> {
-        let path = self.path(commit);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(PushError::Journal { path, source }),
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| PushError::Corrupt { path, source })
-    }
-
-    /// Forgets `commit` (pushed, or replaced by a re-applied commit).
-    pub fn remove(&self, commit: Oid) -> Result<(), PushError> {
-        let path = self.path(commit);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(PushError::Journal { path, source }),
-        }
-    }
-
-    /// Removes entry and temporary files older than `age` whose commit is not in `keep`;
-    /// returns how many.
-    pub fn prune(&self, keep: &BTreeSet<Oid>, age: Duration) -> Result<usize, PushError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| PushError::Journal { path, source }
-        };
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(source) => {
-                return Err(PushError::Journal {
-                    path: self.dir.clone(),
-                    source,
-                });
-            }
-        };
-        let mut removed = 0;
-        for entry in entries {
-            let entry = entry.map_err(io(&self.dir))?;
-            let name = entry.file_name();
-            let Some(commit) = name
-                .to_str()
-                .and_then(|n| n.split('.').next())
-                .and_then(|id| Oid::from_str(id).ok())
-            else {
-                continue;
-            };
-            let path = entry.path();
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .map_err(io(&path))?
-                .elapsed()
-                .is_ok_and(|elapsed| elapsed >= age);
-            if entry.file_type().is_ok_and(|t| t.is_file()) && old && !keep.contains(&commit) {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(PushError::Journal { path, source }),
-                }
-            }
-        }
-        Ok(removed)
-    }
-
-    /// Moves the entry of a dropped action to `dropped/`, for people to look at.
-    pub fn set_aside(&self, commit: Oid) -> Result<(), PushError> {
-        let dropped = self.dir.join("dropped");
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| PushError::Journal { path, source }
-        };
-        std::fs::create_dir_all(&dropped).map_err(io(&dropped))?;
-        let from = self.path(commit);
-        match std::fs::rename(&from, dropped.join(format!("{commit}.json"))) {
-            Ok(()) => sync_dir(&self.dir).map_err(io(&self.dir)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(PushError::Journal { path: from, source }),
-        }
-    }
-}
-
-/// The engine's hook: records `action` for `commit` when the journal of `repo` is on.
-/// Called after the commit object is written and before any branch points at it.
-pub(crate) fn record(
-    repo: &Repository,
-    commit: Oid,
-    meta: &ActionMeta,
-    action: &Action,
-) -> Result<(), ApplyError> {
-    record_change(repo, commit, meta, || {
-        Change::Action(Box::new(action.clone()))
-    })
-}
-
-/// [`record`] for an import of `files`.
-pub(crate) fn record_import(
-    repo: &Repository,
-    commit: Oid,
-    meta: &ActionMeta,
-    files: &compiler::IntentFiles,
-    subject: &str,
-) -> Result<(), ApplyError> {
-    record_change(repo, commit, meta, || Change::Import {
-        files: files.clone(),
-        subject: subject.to_owned(),
-    })
-}
-
-/// Journals the change `change()` for `commit` when the journal of `repo` is on.
-fn record_change(
-    repo: &Repository,
-    commit: Oid,
-    meta: &ActionMeta,
-    change: impl FnOnce() -> Change,
-) -> Result<(), ApplyError> {
-    let journal = Journal::of(repo);
-    if !journal.is_enabled() {
-        return Ok(());
-    }
-    let entry = JournalEntry {
-        meta: meta.clone(),
-        change: change(),
-    };
-    journal
-        .write(commit, &entry)
-        .map_err(|e| ApplyError::Journal(journal.path(commit).display().to_string(), e))
-}
-
-/// Fsyncs a folder, so that a rename or a new entry in it survives a crash.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Makes a remote branch catch up with the engine's local branch.
@@ -409,7 +165,7 @@ impl Pusher {
             return Ok(Vec::new());
         };
         let tracking = self.remote.tracking(&repo, &self.branch())?;
-        between(&repo, local, tracking)
+        Ok(history::between(&repo, local, tracking)?)
     }
 
     /// Fetches the remote branch and brings the local branch up to it: a fast-forward when
@@ -448,7 +204,7 @@ impl Pusher {
                 tracking = self.remote.fetch(&repo, &branch)?;
             }
             let up_to_date = match tracking {
-                Some(t) => t == local || graph_descends(&repo, t, local)?,
+                Some(t) => t == local || history::descends(&repo, t, local)?,
                 None => false,
             };
             if up_to_date {
@@ -463,7 +219,7 @@ impl Pusher {
             match self.remote.push(&repo, local, &branch) {
                 Ok(()) => {
                     crate::gitops::failpoint!("push-pushed");
-                    let pushed = between(&repo, local, tracking)?;
+                    let pushed = history::between(&repo, local, tracking)?;
                     for commit in &pushed {
                         self.journal.remove(*commit)?;
                     }
@@ -502,10 +258,10 @@ impl Pusher {
                     done => return Ok(done?),
                 }
             };
-            if local == remote || graph_descends(repo, local, remote)? {
+            if local == remote || history::descends(repo, local, remote)? {
                 return Ok(());
             }
-            if graph_descends(repo, remote, local)? {
+            if history::descends(repo, remote, local)? {
                 let reflog = "hexabase: fast-forward to the remote";
                 match gitops.move_ref(repo, &branch_ref, Some(local), remote, reflog) {
                     Err(GitOpsError::Moved { .. }) => continue,
@@ -513,7 +269,7 @@ impl Pusher {
                 }
             }
             // Diverged: our pending actions again, in order, on the remote's head.
-            let pending = between(repo, local, Some(remote))?;
+            let pending = history::between(repo, local, Some(remote))?;
             let mut replay = Replay {
                 head: remote,
                 replayed: Vec::new(),
@@ -640,70 +396,5 @@ fn describe(e: &ApplyError) -> String {
             format!("{e}: {}", details.join("; "))
         }
         e => e.to_string(),
-    }
-}
-
-/// Whether `commit` strictly descends from `ancestor`.
-fn graph_descends(repo: &Repository, commit: Oid, ancestor: Oid) -> Result<bool, PushError> {
-    repo.graph_descendant_of(commit, ancestor)
-        .map_err(|e| GitOpsError::Git(e).into())
-}
-
-/// Commits reachable from `from` and not from `hide`, oldest first.
-fn between(repo: &Repository, from: Oid, hide: Option<Oid>) -> Result<Vec<Oid>, PushError> {
-    let git = |e| PushError::GitOps(GitOpsError::Git(e));
-    let mut walk = repo.revwalk().map_err(git)?;
-    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
-        .map_err(git)?;
-    walk.push(from).map_err(git)?;
-    if let Some(hide) = hide {
-        walk.hide(hide).map_err(git)?;
-    }
-    walk.collect::<Result<Vec<_>, _>>().map_err(git)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn journal_entries_of_actions_and_imports_round_trip_and_old_ones_still_read() {
-        let meta = ActionMeta {
-            actor: crate::gitops::Identity {
-                name: "Ann".into(),
-                email: "ann@example.com".into(),
-            },
-            request_id: "r1".into(),
-            actor_id: None,
-            digest: None,
-        };
-        let action = Action::CreateProject {
-            org: "acme".into(),
-            workspace: "dev".into(),
-            project: "web".into(),
-            display_name: None,
-        };
-        // What the journal held before imports were journaled.
-        let old = serde_json::json!({"meta": meta, "action": action});
-        let entry: JournalEntry = serde_json::from_value(old.clone()).expect("old entry");
-        assert_eq!(entry.change, Change::Action(Box::new(action)));
-        assert_eq!(serde_json::to_value(&entry).expect("json"), old);
-        let import = JournalEntry {
-            meta,
-            change: Change::Import {
-                files: [("platform.yaml".to_owned(), "x: 1\n".to_owned())].into(),
-                subject: "platform: import intent".into(),
-            },
-        };
-        let json = serde_json::to_string(&import).expect("json");
-        let back: JournalEntry = serde_json::from_str(&json).expect("reads");
-        assert_eq!(back.change, import.change);
-        // Neither, or both: refused, not guessed.
-        assert!(
-            serde_json::from_str::<JournalEntry>(
-                r#"{"meta":{"actor":{"name":"a","email":"b"},"request_id":"r"}}"#
-            )
-            .is_err()
-        );
     }
 }

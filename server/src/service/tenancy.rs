@@ -16,7 +16,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::apply::Engine;
 use super::authz::{Permissions, Presets};
 use crate::gitops::audit::AuditRepo;
-use crate::gitops::{GitOpsError, Snapshot, Trailers};
+use crate::gitops::{GitOpsError, Oid, Snapshot, Trailers};
 use crate::settings::Limits;
 use crate::store::{
     DefaultGroupsOf, IndexedWorkspace, OrgRole, Organization, Store, StoreError, User,
@@ -371,7 +371,7 @@ struct SyncState {
     /// A background sync is queued and has not begun yet: see [`request_sync`].
     queued: bool,
     /// The head the last sync brought the index to.
-    synced: Option<git2::Oid>,
+    synced: Option<Oid>,
 }
 
 /// The sync state by repository path: tests run several servers in one process.
@@ -392,7 +392,7 @@ fn begun(engine: &Engine) -> u64 {
 }
 
 /// The head the index was last brought to by this process (`None` before the first sync).
-fn synced_head(engine: &Engine) -> Option<git2::Oid> {
+fn synced_head(engine: &Engine) -> Option<Oid> {
     with_sync_state(engine, |s| s.synced)
 }
 
@@ -470,7 +470,7 @@ async fn sync_locked(
     let tip = snapshot.commit.expect("checked above");
     let walked = tokio::task::spawn_blocking(move || -> Result<_, GitOpsError> {
         let repo = AuditRepo::open(&path, &branch)?.with_tree_cache(trees);
-        let Some(Ok(known)) = known.as_deref().map(git2::Oid::from_str) else {
+        let Some(Ok(known)) = known.as_deref().map(Oid::from_str) else {
             return Ok(None);
         };
         // Who created workspaces: the trailers of the commits since; what changed: one

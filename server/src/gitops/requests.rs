@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 use git2::{Oid, Repository};
 
-use crate::gitops::{CommitMessage, GitOpsError};
+use super::{CommitMessage, GitOpsError};
 
 /// How many of a branch's newest commits the index covers, at least.
 pub const WINDOW: usize = 10_000;
