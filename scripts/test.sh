@@ -13,6 +13,9 @@ cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "clippy: the fuzz targets (fuzz/ is a crate of its own; tests/tests/fuzz_corpus.rs replays its corpora)"
+cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --bins --locked -- -D warnings
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
@@ -21,6 +24,9 @@ if cargo tree -p compiler -e normal --prefix none --locked | grep -E '^(tokio|sq
   echo "compiler must not depend on IO, async, git or SQL crates" >&2
   exit 1
 fi
+
+step "the server keeps its layers (server/tests/architecture, ARCHITECTURE.md)"
+cargo test -p server --test architecture --locked
 
 step "tools for the remote, database and browser tests (sshd, git http-backend, PostgreSQL, Chromium)"
 # server/tests/remote.rs runs a loopback sshd and git http-backend; the store tests need a

@@ -21,6 +21,10 @@ use proptest::test_runner::Config;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use text_rule::refused;
+
+#[path = "support/text_rule.rs"]
+mod text_rule;
 
 // ---------------------------------------------------------------------------------------------
 // The example intent.
@@ -597,23 +601,6 @@ struct FreeText {
     cron_command: Vec<String>,
     cron_args: Vec<String>,
     function_env: String,
-}
-
-/// True when the intent's one rule for text refuses `c`: C0 controls but tab (and newline in
-/// multi-line fields), DEL, C1 controls and Unicode noncharacters. Written out here rather than
-/// taken from the compiler, so the test holds the compiler to the rule.
-fn refused(c: char, multi_line: bool) -> bool {
-    let u = u32::from(c);
-    match c {
-        '\t' => false,
-        '\n' => !multi_line,
-        _ => {
-            u < 0x20
-                || (0x7f..=0x9f).contains(&u)
-                || (0xfdd0..=0xfdef).contains(&u)
-                || u & 0xfffe == 0xfffe
-        }
-    }
 }
 
 /// `text` without the characters the rule refuses.

@@ -1,5 +1,4 @@
-//! Shared by the fuzz targets: the example intent and one compiler.
-#![allow(dead_code)] // each target uses part of it
+//! Shared by the checks: the example intent and one compiler.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -7,7 +6,7 @@ use std::sync::OnceLock;
 use compiler::{Catalog, Compiler, Diagnostic, IntentFiles, Options, Output};
 
 /// The example intent (`gitops-repo-example/intent/`), path relative to `intent/`.
-pub const EXAMPLE: &[(&str, &str)] = &[
+pub(crate) const EXAMPLE: &[(&str, &str)] = &[
     (
         "platform.yaml",
         include_str!("../../gitops-repo-example/intent/platform.yaml"),
@@ -50,14 +49,14 @@ pub const EXAMPLE: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn example_files() -> IntentFiles {
+pub(crate) fn example_files() -> IntentFiles {
     EXAMPLE
         .iter()
         .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
         .collect()
 }
 
-pub fn example(path: &str) -> &'static str {
+pub(crate) fn example(path: &str) -> &'static str {
     EXAMPLE
         .iter()
         .find(|(p, _)| *p == path)
@@ -72,7 +71,7 @@ fn compiler() -> &'static Compiler {
 
 /// What `hb compile` does: load, compile, merge diagnostics. A compiler `Error` is a bug (bad
 /// intent must give diagnostics), so it panics.
-pub fn compile(files: &IntentFiles) -> (Output, Vec<Diagnostic>) {
+pub(crate) fn compile(files: &IntentFiles) -> (Output, Vec<Diagnostic>) {
     let (intent, mut diagnostics) = compiler::intent::load(files);
     let output = compiler()
         .compile(&intent, &Options::default())
@@ -82,7 +81,7 @@ pub fn compile(files: &IntentFiles) -> (Output, Vec<Diagnostic>) {
 }
 
 /// Every rendered path is relative, has no `.`/`..`/empty segment and is one the compiler owns.
-pub fn assert_paths_safe(files: &BTreeMap<String, String>) {
+pub(crate) fn assert_paths_safe(files: &BTreeMap<String, String>) {
     for path in files.keys() {
         let bad = path.starts_with('/')
             || path.contains('\\')
