@@ -6,10 +6,10 @@
 pub mod cli;
 pub mod client;
 pub mod connections;
+pub mod errors;
 pub mod gitops;
 pub mod http;
 pub mod metrics;
-pub mod pusher;
 pub mod serve;
 pub mod service;
 pub mod settings;

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::gitops::{GitOps, Identity, Signing};
 use crate::http::AppState;
 use crate::metrics::Metrics;
-use crate::pusher::Outbox;
+use crate::service::outbox::Outbox;
 use crate::service::accounts::SignIn;
 use crate::service::apply::{ActionMeta, Engine};
 use crate::service::credentials::{generate_token, hash_token};
@@ -107,7 +107,7 @@ pub async fn open(settings: Settings) -> Result<AppState> {
         metrics: Arc::new(Metrics::default()),
         outbox: Arc::new(outbox),
         applying: Arc::new(tokio::sync::Semaphore::new(
-            crate::http::commit::APPLYING_PER_CPU
+            crate::service::submit::APPLYING_PER_CPU
                 * std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         )),
     })
@@ -218,7 +218,7 @@ pub async fn run(
     let store = state.store.clone();
     tokio::spawn(housekeeping(store.clone(), stop_rx.clone()));
     let pushing = state.outbox.pusher().is_some().then(|| {
-        crate::pusher::Background::start(
+        crate::service::outbox::Background::start(
             Arc::clone(&state.outbox),
             Arc::clone(&state.metrics),
             Duration::from_secs(state.settings.git.push_interval_seconds.max(1)),
@@ -259,7 +259,7 @@ async fn housekeeping(store: Store, mut stop: tokio::sync::watch::Receiver<bool>
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "deleted expired sessions and sign-in state"),
             Err(error) => tracing::warn!(
-                error = %crate::http::problem::ErrorChain(&error),
+                error = %crate::errors::ErrorChain(&error),
                 "failed to delete expired sessions and sign-in state"
             ),
         }

@@ -16,9 +16,72 @@ use super::commit::RequestKey;
 use super::json::Json;
 use super::signin::return_to_problem;
 use super::{ApiError, ApiRoute, AppState};
-use crate::service::accounts::{self, NewSession, Signup};
-use crate::service::oidc;
+use crate::service::accounts::{self, AccountError, NewSession, RateLimited, Signup};
+use crate::service::oidc::{self, OidcError};
 use crate::store::{ApiToken, User};
+
+impl From<RateLimited> for ApiError {
+    fn from(RateLimited(seconds): RateLimited) -> Self {
+        ApiError::rate_limited(seconds)
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::RateLimited(seconds) => ApiError::rate_limited(seconds),
+            AccountError::Invalid(problems) => ApiError::invalid_all(problems),
+            AccountError::SetupTokenNeeded => ApiError::forbidden(
+                "no account exists yet: the first sign-up needs the one-time setup token `hb serve` printed",
+            )
+            .field("setupToken"),
+            AccountError::SignupClosed => ApiError::forbidden(
+                "sign-up is closed; ask an organization owner for an invitation and sign in through a provider",
+            ),
+            AccountError::EmailTaken => {
+                ApiError::conflict("an account with this email exists").field("email")
+            }
+            AccountError::NoFreeSlug => {
+                ApiError::conflict("no free organization slug was found for this account")
+            }
+            AccountError::WrongPassword => {
+                ApiError::unauthenticated().detail("the email or password is wrong")
+            }
+            AccountError::NoToken(id) => ApiError::not_found(format!("no token {id}")),
+            AccountError::CreateOrganization(error) => error.into(),
+            AccountError::Store(error) => error.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<OidcError> for ApiError {
+    fn from(error: OidcError) -> Self {
+        match error {
+            OidcError::NoProvider(name) => {
+                ApiError::not_found(format!("no sign-in provider {name}"))
+            }
+            OidcError::Upstream(detail) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider-failed",
+                "The sign-in provider failed",
+            )
+            .detail(detail),
+            OidcError::Refused(detail) => ApiError::unauthenticated().detail(detail),
+            OidcError::BadCallback { detail, field } => ApiError::bad_request(detail).field(field),
+            OidcError::NoAccountYet => ApiError::forbidden(
+                "no account exists yet: the administrator signs up first with the setup token",
+            ),
+            OidcError::NoEmail => {
+                ApiError::forbidden("the provider did not vouch for an email address")
+                    .field("email")
+            }
+            OidcError::RateLimited(seconds) => ApiError::rate_limited(seconds),
+            OidcError::Account(error) => error.into(),
+            OidcError::Store(error) => error.into(),
+        }
+    }
+}
 
 /// The cookie holding the state of a sign-in through an external provider.
 pub const OIDC_STATE_COOKIE: &str = "hb_oidc";

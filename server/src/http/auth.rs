@@ -9,34 +9,14 @@ use axum_extra::extract::cookie::CookieJar;
 
 use super::AppState;
 use super::problem::ApiError;
+pub use crate::service::caller::{Caller, Via};
 use crate::service::credentials::hash_token;
-use crate::store::{StoreError, User};
+use crate::store::StoreError;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "hb_session";
 /// The header carrying the CSRF token of a session.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-
-/// How the caller proved who they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Via {
-    /// A browser session; the hash of its cookie.
-    Session {
-        /// The stored hash of the session cookie.
-        token_hash: String,
-    },
-    /// An API token.
-    Token,
-}
-
-/// A signed-in caller.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The user.
-    pub user: User,
-    /// How they signed in.
-    pub via: Via,
-}
 
 /// The caller, if signed in (for routes open to both).
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::{ApiError, ApiRoute, AppState};
-use crate::pusher::OutboxStatus;
+use crate::service::outbox::OutboxStatus;
 
 /// What `/readyz` checked.
 #[derive(Debug, Serialize, schemars::JsonSchema)]

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod commit;
+pub mod groups;
 pub mod health;
 pub mod issuer;
 pub mod json;
@@ -18,9 +19,8 @@ pub mod orgs;
 pub mod problem;
 pub mod projects;
 pub mod signin;
+pub mod tenancy;
 pub mod workspaces;
-
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -31,34 +31,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::metrics::Metrics;
-use crate::pusher::Outbox;
-use crate::service::apply::Engine;
-use crate::settings::Settings;
-use crate::store::Store;
-
 pub use problem::ApiError;
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The SQL store.
-    pub store: Store,
-    /// The commit engine (blocking: call it through `spawn_blocking`).
-    pub engine: Arc<Engine>,
-    /// The settings in effect.
-    pub settings: Arc<Settings>,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// The push queue: wake it after a commit, ask it for readiness.
-    pub outbox: Arc<Outbox>,
-    /// Sign-in rate limits and the client for external identity providers.
-    pub sign_in: Arc<crate::service::accounts::SignIn>,
-    /// The OpenID Connect issuer every vCluster trusts.
-    pub issuer: Arc<crate::service::issuer::Issuer>,
-    /// Places in the engine: actions running in it at once (see [`commit::apply`]).
-    pub applying: Arc<tokio::sync::Semaphore>,
-}
+/// What every handler can reach: the use cases' [`Services`](crate::service::Services).
+pub type AppState = crate::service::Services;
 
 /// Builds a JSON Schema for one type, for the OpenAPI document.
 pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
@@ -172,6 +148,7 @@ pub fn routes() -> Vec<ApiRoute> {
     routes.extend(accounts::routes());
     routes.extend(orgs::routes());
     routes.extend(workspaces::routes());
+    routes.extend(projects::routes());
     routes.extend(issuer::routes());
     routes
 }

@@ -9,8 +9,47 @@ use super::auth::Caller;
 use super::commit::{CommitAnswer, RequestKey};
 use super::json::Json;
 use super::{ApiError, ApiRoute, AppState};
-use crate::service::orgs;
+use crate::service::orgs::{self, OrgError};
 use crate::store::{Member, OrgRole, Organization, PlanPrice, Subscription};
+
+impl From<OrgError> for ApiError {
+    fn from(error: OrgError) -> Self {
+        match error {
+            OrgError::NotFound(slug) => ApiError::not_found(format!("no organization {slug}")),
+            OrgError::NotOwner(slug) => {
+                ApiError::forbidden(format!("only owners of organization {slug} may do this"))
+            }
+            OrgError::Invalid(problems) => ApiError::invalid_all(problems),
+            OrgError::SlugTaken(slug) => {
+                ApiError::conflict(format!("organization {slug} exists")).field("slug")
+            }
+            OrgError::Private => {
+                ApiError::new(StatusCode::CONFLICT, "refused", "The change is refused")
+                    .detail("a private organization cannot be deleted")
+            }
+            OrgError::NotInvited { user_id, org } => ApiError::not_found(format!(
+                "{user_id} is not a user of organization {org}; invite them"
+            ))
+            .field("userId"),
+            OrgError::RoleConflict(why) => ApiError::conflict(why).field("role"),
+            OrgError::Left { user_id, org } => {
+                ApiError::not_found(format!("{user_id} left organization {org}"))
+            }
+            OrgError::MayNotRemove(slug) => ApiError::forbidden(format!(
+                "only owners of organization {slug} may remove its users"
+            )),
+            OrgError::NotAUser { user_id, org } => {
+                ApiError::not_found(format!("{user_id} is not a user of organization {org}"))
+            }
+            OrgError::LastOwner(why) => ApiError::conflict(why),
+            OrgError::NoInvitation => {
+                ApiError::not_found("no open invitation with this token for your email")
+            }
+            OrgError::Submit(error) => error.into(),
+            OrgError::Store(error) => error.into(),
+        }
+    }
+}
 
 /// An organization, as its users see it.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]

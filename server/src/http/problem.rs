@@ -5,14 +5,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// One problem with one field of the request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct FieldProblem {
-    /// The field, as a path into the request (`quota.cpu`), or the intent file and path.
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
+pub use crate::errors::ErrorChain;
+
+pub use crate::service::FieldProblem;
 
 /// An error answer.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -168,21 +163,6 @@ impl ApiError {
             "Temporarily unavailable",
         )
         .detail(detail)
-    }
-}
-
-/// Displays an error with its sources, `a: b: c`.
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
     }
 }
 

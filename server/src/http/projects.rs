@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::commit::{CommitAnswer, RequestKey};
-use super::workspaces::{check_label, write};
+use super::tenancy::check_label;
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::action::Action;
 use crate::service::authz::{Presets, uncovered};
+use crate::service::submit::submit;
 use crate::service::tenancy::{TenancyError, WorkspaceAccess, workspace_access};
 
 /// The API group of Roles and RoleBindings.
@@ -328,7 +329,7 @@ async fn create_project(
         project: body.name,
         display_name: body.display_name,
     };
-    let answer = write(&state, &caller, &key, &org, action).await?;
+    let answer = submit(&state, &caller, &key, action).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -359,7 +360,7 @@ async fn delete_project(
         workspace: ws,
         project,
     };
-    Ok(Json(write(&state, &caller, &key, &org, action).await?))
+    Ok(Json(submit(&state, &caller, &key, action).await?))
 }
 
 async fn set_quota(
@@ -377,7 +378,7 @@ async fn set_quota(
         project,
         quota,
     };
-    Ok(Json(write(&state, &caller, &key, &org, action).await?))
+    Ok(Json(submit(&state, &caller, &key, action).await?))
 }
 
 async fn list_roles(
@@ -424,7 +425,7 @@ async fn create_role(
         project,
         role,
     };
-    let answer = write(&state, &caller, &key, &org, action).await?;
+    let answer = submit(&state, &caller, &key, action).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -447,7 +448,7 @@ async fn update_role(
             rules: body.rules,
         },
     };
-    Ok(Json(write(&state, &caller, &key, &org, action).await?))
+    Ok(Json(submit(&state, &caller, &key, action).await?))
 }
 
 async fn delete_role(
@@ -464,7 +465,7 @@ async fn delete_role(
         project,
         role,
     };
-    Ok(Json(write(&state, &caller, &key, &org, action).await?))
+    Ok(Json(submit(&state, &caller, &key, action).await?))
 }
 
 async fn list_bindings(
@@ -520,7 +521,7 @@ async fn bind_role(
         project,
         binding,
     };
-    let answer = write(&state, &caller, &key, &org, action).await?;
+    let answer = submit(&state, &caller, &key, action).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -549,7 +550,7 @@ async fn unbind_role(
             cluster_role: query.cluster_role,
         },
     };
-    Ok(Json(write(&state, &caller, &key, &org, action).await?))
+    Ok(Json(submit(&state, &caller, &key, action).await?))
 }
 
 /// Refuses a body whose name differs from the path's.
@@ -769,7 +770,7 @@ async fn create_item<T: Item>(
         workspace: ws,
         project,
     };
-    let answer = write(&state, &caller, &key, &org, T::create(at, item)).await?;
+    let answer = submit(&state, &caller, &key, T::create(at, item)).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -789,7 +790,7 @@ async fn update_item<T: Item>(
         project,
     };
     Ok(Json(
-        write(&state, &caller, &key, &org, T::update(at, item)).await?,
+        submit(&state, &caller, &key, T::update(at, item)).await?,
     ))
 }
 
@@ -807,6 +808,6 @@ async fn delete_item<T: Item>(
         project,
     };
     Ok(Json(
-        write(&state, &caller, &key, &org, T::delete(at, name)).await?,
+        submit(&state, &caller, &key, T::delete(at, name)).await?,
     ))
 }

@@ -369,6 +369,7 @@ pub(super) async fn signin_submit(
     let user = match accounts::login(&state, email, password, client).await {
         Ok(user) => user,
         Err(error) => {
+            let error = ApiError::from(error);
             let status =
                 StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut response = again(status, problem_line(&error));
@@ -382,7 +383,10 @@ pub(super) async fn signin_submit(
     };
     let session = match accounts::start_session(&state, &user).await {
         Ok(session) => session,
-        Err(error) => return again(StatusCode::INTERNAL_SERVER_ERROR, problem_line(&error)),
+        Err(error) => {
+            let error = ApiError::from(error);
+            return again(StatusCode::INTERNAL_SERVER_ERROR, problem_line(&error));
+        }
     };
     let mut response = match return_to {
         Some(path) => redirect(StatusCode::SEE_OTHER, path),

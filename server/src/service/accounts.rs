@@ -1,8 +1,7 @@
 //! Accounts: sign-up (with the private organization every account gets), sign-in with a
 //! password, sessions, API tokens, and the rate limits that guard sign-in.
 //!
-//! Failures are [`ApiError`]s, as from [`commit::apply`]: each is one the client must be able
-//! to tell apart by code and field.
+//! Failures are [`AccountError`]s: each is one the client must be able to tell apart.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -11,9 +10,9 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::http::auth::{Caller, Via};
-use crate::http::commit::{self, RequestKey};
-use crate::http::{ApiError, AppState};
+use super::caller::{Caller, Via};
+use super::submit::{self, RequestKey, SubmitError};
+use super::{FieldProblem, Services};
 use crate::service::action::Action;
 use crate::service::credentials::{
     self, API_TOKEN_PREFIX, dummy_password_hash, generate_token, hash_token,
@@ -90,10 +89,57 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimited(pub u64);
 
-impl From<RateLimited> for ApiError {
+impl From<RateLimited> for AccountError {
     fn from(RateLimited(seconds): RateLimited) -> Self {
-        ApiError::rate_limited(seconds)
+        Self::RateLimited(seconds)
     }
+}
+
+impl From<throttle::Wait> for AccountError {
+    fn from(throttle::Wait(seconds): throttle::Wait) -> Self {
+        Self::RateLimited(seconds)
+    }
+}
+
+/// Why an account use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Too many attempts: retry after this many seconds.
+    #[error("too many attempts; retry after {0} s")]
+    RateLimited(u64),
+    /// Fields of the request are invalid (every problem found).
+    #[error("the request is invalid")]
+    Invalid(Vec<FieldProblem>),
+    /// No account exists yet, and the sign-up did not bring the setup token.
+    #[error("the first sign-up needs the setup token")]
+    SetupTokenNeeded,
+    /// Sign-up is closed (`accounts.open_signup`).
+    #[error("sign-up is closed")]
+    SignupClosed,
+    /// An account with this email exists.
+    #[error("an account with this email exists")]
+    EmailTaken,
+    /// Every private organization slug tried was taken.
+    #[error("no free organization slug was found for this account")]
+    NoFreeSlug,
+    /// The email or the password is wrong (the same answer for both).
+    #[error("the email or password is wrong")]
+    WrongPassword,
+    /// The caller has no API token with this id.
+    #[error("no token {0}")]
+    NoToken(String),
+    /// The private organization's commit failed.
+    #[error("failed to create the private organization")]
+    CreateOrganization(#[source] SubmitError),
+    /// Hashing or checking a password failed.
+    #[error("failed to hash a password")]
+    HashPassword(#[source] PasswordHashError),
+    /// The blocking task hashing or checking a password failed.
+    #[error("the password task failed")]
+    PasswordTask(#[source] tokio::task::JoinError),
+    /// The store failed.
+    #[error("the store failed")]
+    Store(#[from] StoreError),
 }
 
 fn check<K>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), RateLimited>
@@ -219,16 +265,17 @@ pub fn derived_slug(email: &str) -> String {
 }
 
 /// Hashes a password on a blocking thread.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
+pub async fn hash_password(password: String) -> Result<String, AccountError> {
     tokio::task::spawn_blocking(move || credentials::hash_password(&password))
         .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| ApiError::internal(&PasswordHashError(e)))
+        .map_err(AccountError::PasswordTask)?
+        .map_err(|e| AccountError::HashPassword(PasswordHashError(e)))
 }
 
+/// argon2 failed (its error is not a `std::error::Error`).
 #[derive(Debug, thiserror::Error)]
-#[error("failed to hash a password: {0}")]
-struct PasswordHashError(argon2::password_hash::Error);
+#[error("argon2: {0}")]
+pub struct PasswordHashError(argon2::password_hash::Error);
 
 /// What a sign-up asks for.
 #[derive(Debug, Clone)]
@@ -246,17 +293,13 @@ pub struct Signup {
 /// Signs someone up: the first account needs the setup token and becomes the platform
 /// administrator; later ones need `accounts.open_signup`. Makes their private organization.
 pub async fn signup(
-    state: &AppState,
+    state: &Services,
     request: Signup,
     client: Option<IpAddr>,
     key: &RequestKey,
-) -> Result<User, ApiError> {
+) -> Result<User, AccountError> {
     state.sign_in.check_client(client)?;
-    state
-        .sign_in
-        .backoff
-        .admit_client(client)
-        .map_err(|throttle::Wait(seconds)| ApiError::rate_limited(seconds))?;
+    state.sign_in.backoff.admit_client(client)?;
     let email = normalize_email(&request.email);
     let name = request.name.trim().to_owned();
     let mut problems = Vec::new();
@@ -270,7 +313,7 @@ pub async fn signup(
         problems.push(field_problem("password", &p));
     }
     if !problems.is_empty() {
-        return Err(ApiError::invalid_all(problems));
+        return Err(AccountError::Invalid(problems));
     }
     let first = state.store.user_count().await? == 0;
     if first {
@@ -279,15 +322,10 @@ pub async fn signup(
             None => false,
         };
         if !spent {
-            return Err(ApiError::forbidden(
-                "no account exists yet: the first sign-up needs the one-time setup token `hb serve` printed",
-            )
-            .field("setupToken"));
+            return Err(AccountError::SetupTokenNeeded);
         }
     } else if !state.settings.accounts.open_signup {
-        return Err(ApiError::forbidden(
-            "sign-up is closed; ask an organization owner for an invitation and sign in through a provider",
-        ));
+        return Err(AccountError::SignupClosed);
     }
     let password_hash = hash_password(request.password).await?;
     let (user, _) = create_account(
@@ -305,18 +343,15 @@ pub async fn signup(
     .inspect_err(|error| {
         // "An account with this email exists" tells about someone else's account: it counts
         // against the client's back-off like a wrong password.
-        if error.code == "conflict" && error.field.as_deref() == Some("email") {
+        if matches!(error, AccountError::EmailTaken) {
             state.sign_in.backoff.failed_client(client);
         }
     })?;
     Ok(user)
 }
 
-pub(crate) fn field_problem(field: &str, message: &str) -> crate::http::problem::FieldProblem {
-    crate::http::problem::FieldProblem {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }
+pub(crate) fn field_problem(field: &str, message: &str) -> FieldProblem {
+    FieldProblem::new(field, message)
 }
 
 /// A new account before it exists.
@@ -338,12 +373,12 @@ pub struct AccountDraft {
 /// commit authored by the new user), then the user, identity and organization rows in one
 /// transaction. The slug is derived from the email and made unique with a numeric suffix.
 pub async fn create_account(
-    state: &AppState,
+    state: &Services,
     draft: AccountDraft,
     key: &RequestKey,
-) -> Result<(User, Organization), ApiError> {
+) -> Result<(User, Organization), AccountError> {
     if state.store.user_by_email(&draft.email).await.is_ok() {
-        return Err(email_taken());
+        return Err(AccountError::EmailTaken);
     }
     let user = User {
         id: new_id(),
@@ -376,11 +411,11 @@ pub async fn create_account(
             org: slug.clone(),
             display_name: Some(draft.name.clone()),
         };
-        match commit::apply(state, &author, &key.attempt(attempt), action).await {
+        match submit::submit(state, &author, &key.attempt(attempt), action).await {
             Ok(_) => {}
             // The slug exists in Git without a SQL row: take the next one.
-            Err(error) if error.code == "conflict" => continue,
-            Err(error) => return Err(error),
+            Err(error) if error.is_already_exists() => continue,
+            Err(error) => return Err(AccountError::CreateOrganization(error)),
         }
         let account = NewAccount {
             user_id: user.id.clone(),
@@ -397,36 +432,28 @@ pub async fn create_account(
             Err(StoreError::Conflict(_)) => {
                 tracing::warn!(org = %slug, "organization created in Git but its SQL rows lost a race; the next start adopts it (tenancy::adopt_organizations)");
                 if state.store.user_by_email(&draft.email).await.is_ok() {
-                    return Err(email_taken());
+                    return Err(AccountError::EmailTaken);
                 }
             }
             Err(other) => return Err(other.into()),
         }
     }
-    Err(ApiError::conflict(
-        "no free organization slug was found for this account",
-    ))
-}
-
-fn email_taken() -> ApiError {
-    ApiError::conflict("an account with this email exists").field("email")
+    Err(AccountError::NoFreeSlug)
 }
 
 /// Checks an email and password; a wrong email and a wrong password answer the same, take
 /// the same time (the password is checked against a dummy hash) and back off alike (see
 /// [`throttle`]).
 pub async fn login(
-    state: &AppState,
+    state: &Services,
     email: &str,
     password: String,
     client: Option<IpAddr>,
-) -> Result<User, ApiError> {
+) -> Result<User, AccountError> {
     state.sign_in.check_client(client)?;
     let email = normalize_email(email);
     let backoff = &state.sign_in.backoff;
-    backoff
-        .admit(&email, client)
-        .map_err(|throttle::Wait(seconds)| ApiError::rate_limited(seconds))?;
+    backoff.admit(&email, client)?;
     let user = match state.store.user_by_email(&email).await {
         Ok(user) => Some(user),
         Err(StoreError::NotFound) => None,
@@ -439,7 +466,7 @@ pub async fn login(
     let matches =
         tokio::task::spawn_blocking(move || credentials::verify_password(&password, &hash))
             .await
-            .map_err(|e| ApiError::internal(&e))?;
+            .map_err(AccountError::PasswordTask)?;
     match user {
         Some(user) if matches && user.password_hash.is_some() => {
             backoff.succeeded(&email, client);
@@ -447,7 +474,7 @@ pub async fn login(
         }
         _ => {
             backoff.failed(&email, client);
-            Err(ApiError::unauthenticated().detail("the email or password is wrong"))
+            Err(AccountError::WrongPassword)
         }
     }
 }
@@ -464,7 +491,7 @@ pub struct NewSession {
 }
 
 /// Starts a session for `user`.
-pub async fn start_session(state: &AppState, user: &User) -> Result<NewSession, ApiError> {
+pub async fn start_session(state: &Services, user: &User) -> Result<NewSession, AccountError> {
     let cookie = generate_token("hbc_");
     let csrf_token = generate_token("");
     let ttl_seconds = state.settings.sessions.ttl_seconds;
@@ -485,7 +512,7 @@ pub async fn start_session(state: &AppState, user: &User) -> Result<NewSession, 
 }
 
 /// Ends the caller's session (a token caller has none to end).
-pub async fn logout(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+pub async fn logout(state: &Services, caller: &Caller) -> Result<(), AccountError> {
     if let Via::Session { token_hash } = &caller.via {
         state.store.delete_session(token_hash).await?;
     }
@@ -494,11 +521,11 @@ pub async fn logout(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
 
 /// Creates an API token for the caller: the token and its secret, shown once.
 pub async fn create_token(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     name: &str,
     expires_in_days: Option<u32>,
-) -> Result<(ApiToken, String), ApiError> {
+) -> Result<(ApiToken, String), AccountError> {
     let name = name.trim();
     let mut problems = Vec::new();
     if let Some(p) = name_problem(name) {
@@ -508,7 +535,7 @@ pub async fn create_token(
         problems.push(field_problem("expiresInDays", "must be 1 to 3650"));
     }
     if !problems.is_empty() {
-        return Err(ApiError::invalid_all(problems));
+        return Err(AccountError::Invalid(problems));
     }
     let secret = generate_token(API_TOKEN_PREFIX);
     let expires_at = expires_in_days.map(|d| now().saturating_add(i64::from(d) * 86_400));
@@ -520,9 +547,9 @@ pub async fn create_token(
 }
 
 /// Deletes one of the caller's API tokens; someone else's is 404 like a missing one.
-pub async fn delete_token(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+pub async fn delete_token(state: &Services, caller: &Caller, id: &str) -> Result<(), AccountError> {
     match state.store.delete_api_token(&caller.user.id, id).await {
-        Err(StoreError::NotFound) => Err(ApiError::not_found(format!("no token {id}"))),
+        Err(StoreError::NotFound) => Err(AccountError::NoToken(id.to_owned())),
         other => Ok(other?),
     }
 }

@@ -8,7 +8,6 @@
 
 use std::net::IpAddr;
 
-use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
@@ -16,11 +15,55 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::Digest as _;
 
-use super::accounts::{self, AccountDraft};
-use crate::http::{ApiError, AppState};
+use super::Services;
+use super::accounts::{self, AccountDraft, AccountError, RateLimited};
+use super::submit::RequestKey;
 use crate::service::credentials::{generate_token, hash_token};
 use crate::settings::{OidcProvider, ProviderKind};
 use crate::store::{OidcFlow, StoreError, User, now};
+
+/// Why a sign-in through a provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// No provider of this name is configured.
+    #[error("no sign-in provider {0}")]
+    NoProvider(String),
+    /// Talking to the provider failed, or it answered something unusable.
+    #[error("the sign-in provider failed: {0}")]
+    Upstream(String),
+    /// The provider refused the sign-in, or what it sent does not prove who signed in.
+    #[error("{0}")]
+    Refused(String),
+    /// The callback is malformed or not this browser's sign-in.
+    #[error("{detail}")]
+    BadCallback {
+        /// What is wrong.
+        detail: &'static str,
+        /// The query parameter at fault.
+        field: &'static str,
+    },
+    /// No account exists yet: the administrator signs up first.
+    #[error("no account exists yet: the administrator signs up first with the setup token")]
+    NoAccountYet,
+    /// The provider did not vouch for an email address.
+    #[error("the provider did not vouch for an email address")]
+    NoEmail,
+    /// Too many attempts from the client: retry after this many seconds.
+    #[error("too many attempts; retry after {0} s")]
+    RateLimited(u64),
+    /// Creating the account failed.
+    #[error("failed to create the account")]
+    Account(#[from] AccountError),
+    /// The store failed.
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+}
+
+impl From<RateLimited> for OidcError {
+    fn from(RateLimited(seconds): RateLimited) -> Self {
+        Self::RateLimited(seconds)
+    }
+}
 
 /// How long a started sign-in may take, in seconds.
 pub const FLOW_TTL_SECONDS: i64 = 600;
@@ -102,7 +145,7 @@ pub struct Started {
     pub state: String,
 }
 
-fn provider<'a>(state: &'a AppState, name: &str) -> Option<&'a OidcProvider> {
+fn provider<'a>(state: &'a Services, name: &str) -> Option<&'a OidcProvider> {
     state
         .settings
         .oidc_providers
@@ -110,25 +153,20 @@ fn provider<'a>(state: &'a AppState, name: &str) -> Option<&'a OidcProvider> {
         .find(|p| p.name == name)
 }
 
-fn no_provider(name: &str) -> ApiError {
-    ApiError::not_found(format!("no sign-in provider {name}"))
+fn no_provider(name: &str) -> OidcError {
+    OidcError::NoProvider(name.to_owned())
 }
 
 /// The callback URL registered with providers.
-pub fn redirect_uri(state: &AppState, provider: &str) -> String {
+pub fn redirect_uri(state: &Services, provider: &str) -> String {
     format!(
         "{}/api/v1/auth/oidc/{provider}/callback",
         state.settings.public_url()
     )
 }
 
-fn upstream(detail: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "provider-failed",
-        "The sign-in provider failed",
-    )
-    .detail(detail)
+fn upstream(detail: impl Into<String>) -> OidcError {
+    OidcError::Upstream(detail.into())
 }
 
 fn trim_slash(url: &str) -> &str {
@@ -136,10 +174,10 @@ fn trim_slash(url: &str) -> &str {
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(
-    state: &AppState,
+    state: &Services,
     url: &str,
     what: &str,
-) -> Result<T, ApiError> {
+) -> Result<T, OidcError> {
     send_json(state.sign_in.http.get(url), what).await
 }
 
@@ -148,7 +186,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 async fn send_json<T: serde::de::DeserializeOwned>(
     request: reqwest::RequestBuilder,
     what: &str,
-) -> Result<T, ApiError> {
+) -> Result<T, OidcError> {
     let response = request
         .send()
         .await
@@ -166,7 +204,7 @@ async fn send_json<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads the provider's discovery document and checks it names the configured issuer.
-pub async fn discover(state: &AppState, provider: &OidcProvider) -> Result<Discovery, ApiError> {
+pub async fn discover(state: &Services, provider: &OidcProvider) -> Result<Discovery, OidcError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         trim_slash(&provider.issuer)
@@ -184,10 +222,10 @@ pub async fn discover(state: &AppState, provider: &OidcProvider) -> Result<Disco
 /// Starts a sign-in with provider `name`; once it succeeds the browser goes to `return_to`
 /// (checked by the caller to be a path on this server).
 pub async fn start(
-    state: &AppState,
+    state: &Services,
     name: &str,
     return_to: Option<String>,
-) -> Result<Started, ApiError> {
+) -> Result<Started, OidcError> {
     let provider = provider(state, name).ok_or_else(|| no_provider(name))?;
     let (endpoint, scope) = match provider.kind {
         ProviderKind::Oidc => (
@@ -257,37 +295,41 @@ pub struct Callback {
 /// finds the user by (issuer, subject) or creates them with their private organization.
 /// Answers the user and where the sign-in was started to return to.
 pub async fn finish(
-    state: &AppState,
+    state: &Services,
     name: &str,
     callback: Callback,
     client: Option<IpAddr>,
-    key: &crate::http::commit::RequestKey,
-) -> Result<(User, Option<String>), ApiError> {
+    key: &RequestKey,
+) -> Result<(User, Option<String>), OidcError> {
     let provider = provider(state, name).ok_or_else(|| no_provider(name))?;
     state.sign_in.check_client(client)?;
     if let Some(error) = callback.error {
-        return Err(ApiError::unauthenticated()
-            .detail(format!("the provider refused the sign-in: {error}")));
+        return Err(OidcError::Refused(format!(
+            "the provider refused the sign-in: {error}"
+        )));
     }
     let (Some(code), Some(flow_state)) = (callback.code, callback.state) else {
-        return Err(ApiError::bad_request("the callback needs code and state").field("code"));
+        return Err(OidcError::BadCallback {
+            detail: "the callback needs code and state",
+            field: "code",
+        });
     };
     let same = callback
         .cookie_state
         .is_some_and(|c| blake3::hash(c.as_bytes()) == blake3::hash(flow_state.as_bytes()));
     if !same {
-        return Err(ApiError::bad_request(
-            "the state does not match this browser's sign-in; start again",
-        )
-        .field("state"));
+        return Err(OidcError::BadCallback {
+            detail: "the state does not match this browser's sign-in; start again",
+            field: "state",
+        });
     }
     let flow = match state.store.take_oidc_flow(&hash_token(&flow_state)).await {
         Ok(flow) if flow.provider == name => flow,
         Ok(_) | Err(StoreError::NotFound) => {
-            return Err(ApiError::bad_request(
-                "the sign-in expired or was already used; start again",
-            )
-            .field("state"));
+            return Err(OidcError::BadCallback {
+                detail: "the sign-in expired or was already used; start again",
+                field: "state",
+            });
         }
         Err(other) => return Err(other.into()),
     };
@@ -310,18 +352,14 @@ pub async fn finish(
         Err(other) => return Err(other.into()),
     }
     if state.store.user_count().await? == 0 {
-        return Err(ApiError::forbidden(
-            "no account exists yet: the administrator signs up first with the setup token",
-        ));
+        return Err(OidcError::NoAccountYet);
     }
     let email = claims
         .email
         .as_deref()
         .map(accounts::normalize_email)
         .filter(|e| accounts::email_problem(e).is_none() && claims.email_verified != Some(false))
-        .ok_or_else(|| {
-            ApiError::forbidden("the provider did not vouch for an email address").field("email")
-        })?;
+        .ok_or(OidcError::NoEmail)?;
     let name = claims
         .name
         .as_deref()
@@ -347,13 +385,13 @@ pub async fn finish(
 }
 
 async fn exchange(
-    state: &AppState,
+    state: &Services,
     provider: &OidcProvider,
     discovery: &Discovery,
     name: &str,
     code: &str,
     flow: &OidcFlow,
-) -> Result<String, ApiError> {
+) -> Result<String, OidcError> {
     let redirect = redirect_uri(state, name);
     let mut form = vec![
         ("grant_type", "authorization_code"),
@@ -389,12 +427,12 @@ async fn exchange(
 /// Exchanges the code at GitHub and reads who signed in: their numeric id (the subject:
 /// logins can be renamed and reused), name or login, and their verified primary email.
 async fn github_user(
-    state: &AppState,
+    state: &Services,
     provider: &OidcProvider,
     name: &str,
     code: &str,
     flow: &OidcFlow,
-) -> Result<IdClaims, ApiError> {
+) -> Result<IdClaims, OidcError> {
     let redirect = redirect_uri(state, name);
     let secret = provider.client_secret.as_ref().map(|s| s.expose());
     let mut form = vec![
@@ -417,9 +455,9 @@ async fn github_user(
         let detail = token
             .error_description
             .map_or(error.clone(), |d| format!("{error}: {d}"));
-        return Err(
-            ApiError::unauthenticated().detail(format!("GitHub refused the sign-in: {detail}"))
-        );
+        return Err(OidcError::Refused(format!(
+            "GitHub refused the sign-in: {detail}"
+        )));
     };
     let api = provider.github_api();
     let get = |path: &str| {
@@ -470,15 +508,13 @@ const SIGNATURE_ALGORITHMS: &[Algorithm] = &[
 ];
 
 async fn verify(
-    state: &AppState,
+    state: &Services,
     provider: &OidcProvider,
     discovery: &Discovery,
     id_token: &str,
     nonce: &str,
-) -> Result<IdClaims, ApiError> {
-    let invalid = |why: String| {
-        ApiError::unauthenticated().detail(format!("the ID token is not valid: {why}"))
-    };
+) -> Result<IdClaims, OidcError> {
+    let invalid = |why: String| OidcError::Refused(format!("the ID token is not valid: {why}"));
     let header = jsonwebtoken::decode_header(id_token).map_err(|e| invalid(e.to_string()))?;
     if !SIGNATURE_ALGORITHMS.contains(&header.alg) {
         return Err(invalid(format!(

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
+use crate::errors::ErrorChain;
 use crate::gitops::remote::{Remote, RemoteConfig};
-use crate::http::problem::ErrorChain;
 use crate::metrics::Metrics;
 use crate::service::apply::Engine;
 use crate::service::push::{PushError, PushReport, Pusher};
