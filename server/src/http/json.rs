@@ -5,7 +5,7 @@
 //! Every body is a JSON object, and so is every struct inside it: serde would otherwise read
 //! a struct from an array (`[]` is a `Quota` with every field unset, `[["batch"], …]` a
 //! policy rule), so anything else at the top is refused before parsing, and the parser is
-//! wrapped in [`strict::Objects`], which reads every struct from an object only.
+//! wrapped in `strict::Objects`, which reads every struct from an object only.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
