@@ -22,6 +22,7 @@ pub mod intent;
 mod plan;
 mod policy;
 mod render;
+pub mod slug;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +31,7 @@ use rayon::prelude::*;
 pub use catalog::Catalog;
 pub use diagnostic::{Diagnostic, Severity};
 pub use intent::{Intent, IntentFiles};
+pub use slug::{Slug, SlugError};
 
 use plan::PlatformModel;
 use policy::PolicyDocument;

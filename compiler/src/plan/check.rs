@@ -3,26 +3,9 @@
 
 use std::cmp::Ordering;
 
-/// A DNS-1123 label: lowercase alphanumerics and `-`, starting and ending alphanumeric.
+/// A DNS-1123 label of at most `max` characters: the rules of [`crate::Slug`].
 pub(crate) fn dns_label(value: &str, max: usize) -> Result<(), String> {
-    if value.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if value.len() > max {
-        return Err(format!(
-            "must be at most {max} characters, is {}",
-            value.len()
-        ));
-    }
-    let bytes = value.as_bytes();
-    let ok_char = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-';
-    if !bytes.iter().all(ok_char) {
-        return Err("may contain only lowercase letters, digits and '-'".into());
-    }
-    if !bytes[0].is_ascii_alphanumeric() || !bytes[bytes.len() - 1].is_ascii_alphanumeric() {
-        return Err("must start and end with a letter or digit".into());
-    }
-    Ok(())
+    crate::Slug::check(value, max).map_err(|e| e.to_string())
 }
 
 /// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.

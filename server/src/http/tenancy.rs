@@ -22,23 +22,11 @@ impl From<TenancyError> for ApiError {
     }
 }
 
-/// Whether `name` is a DNS label (what workspaces and projects are named with).
+/// Whether `name` is a DNS label (what workspaces and projects are named with), by the
+/// compiler's rules ([`compiler::Slug`]).
 pub(super) fn check_label(field: &str, name: &str) -> Result<(), TenancyError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(TenancyError::invalid(
-            field,
-            "must be a DNS label: 1 to 63 lowercase letters, digits or '-', starting with a letter and not ending with '-'",
-        ))
-    }
+    compiler::Slug::check(name, compiler::Slug::MAX)
+        .map_err(|reason| TenancyError::invalid(field, reason.to_string()))
 }
 
 /// The caller's access to workspace `ws` of `org`; 404 for what they may not know exists.

@@ -225,21 +225,12 @@ pub fn password_problem(password: &str) -> Option<String> {
     None
 }
 
-/// Problems with an organization slug, if any: a DNS label of at most [`ORG_SLUG_MAX`].
+/// Problems with an organization slug, if any: a DNS label ([`compiler::Slug`]) of at most
+/// [`ORG_SLUG_MAX`].
 pub fn slug_problem(slug: &str) -> Option<String> {
-    let ok = !slug.is_empty()
-        && slug.len() <= ORG_SLUG_MAX
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !slug.starts_with('-')
-        && !slug.ends_with('-');
-    (!ok).then(|| {
-        format!(
-            "must be 1 to {ORG_SLUG_MAX} lowercase letters, digits and '-', starting and ending \
-             with a letter or digit"
-        )
-    })
+    compiler::Slug::check(slug, ORG_SLUG_MAX)
+        .err()
+        .map(|reason| reason.to_string())
 }
 
 /// The base of a private organization's slug: the email's local part as a DNS label.
