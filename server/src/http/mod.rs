@@ -13,6 +13,7 @@ pub mod groups;
 pub mod health;
 pub mod issuer;
 pub mod json;
+pub mod oauth;
 pub mod observe;
 pub mod openapi;
 pub mod orgs;
