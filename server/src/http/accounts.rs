@@ -1,10 +1,7 @@
 //! Accounts: sign-up, sign-in (password or an external OpenID Connect provider), sign-out,
 //! the caller's own account, and API tokens.
 
-use std::net::{IpAddr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -14,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::{Caller, SESSION_COOKIE};
 use super::commit::RequestKey;
 use super::json::Json;
-use super::signin::return_to_problem;
+use super::session::{ClientAddr, cookie, return_to_problem, session_cookie};
 use super::{ApiError, ApiRoute, AppState};
-use crate::service::accounts::{self, AccountError, NewSession, RateLimited, Signup};
+use crate::service::accounts::{self, AccountError, RateLimited, Signup};
 use crate::service::oidc::{self, OidcError};
 use crate::store::{ApiToken, User};
 
@@ -86,23 +83,6 @@ impl From<OidcError> for ApiError {
 /// The cookie holding the state of a sign-in through an external provider.
 pub const OIDC_STATE_COOKIE: &str = "hb_oidc";
 const OIDC_COOKIE_PATH: &str = "/api/v1/auth/oidc";
-
-/// The client's address: the socket peer, never a header a client can set.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
-        ))
-    }
-}
 
 /// A sign-up.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -293,40 +273,6 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         )
         .empty(StatusCode::NO_CONTENT),
     ]
-}
-
-fn secure(state: &AppState) -> &'static str {
-    if state.settings.public_url().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    }
-}
-
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure when the public URL is https.
-pub(super) fn cookie(
-    state: &AppState,
-    name: &str,
-    value: &str,
-    path: &str,
-    max_age: i64,
-) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        secure(state)
-    ))
-    .expect("cookie values are base64url tokens")
-}
-
-/// The `Set-Cookie` value of a new session.
-pub(super) fn session_cookie(state: &AppState, session: &NewSession) -> HeaderValue {
-    cookie(
-        state,
-        SESSION_COOKIE,
-        &session.cookie,
-        "/",
-        session.ttl_seconds,
-    )
 }
 
 async fn signed_in(state: &AppState, user: User, status: StatusCode) -> Result<Response, ApiError> {

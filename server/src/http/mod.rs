@@ -12,6 +12,7 @@ pub mod commit;
 pub mod groups;
 pub mod health;
 pub mod issuer;
+pub mod items;
 pub mod json;
 pub mod oauth;
 pub mod observe;
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod problem;
 pub mod projects;
+pub mod session;
 pub mod signin;
 pub mod tenancy;
 pub mod workspaces;
@@ -150,6 +152,7 @@ pub fn routes() -> Vec<ApiRoute> {
     routes.extend(orgs::routes());
     routes.extend(workspaces::routes());
     routes.extend(projects::routes());
+    routes.extend(items::routes());
     routes.extend(issuer::routes());
     routes
 }

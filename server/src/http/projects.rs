@@ -1,14 +1,13 @@
-//! Projects of a workspace and what is inside them: quota, custom Roles, RoleBindings,
-//! CronJobs and Functions. Each change is one action, one commit; each request is allowed or
-//! refused by the RBAC the intent renders for the caller's groups (`service::authz`).
+//! Projects of a workspace and what is inside them: quota, custom Roles and RoleBindings
+//! (CronJobs and Functions are in [`super::items`]). Each change is one action, one commit;
+//! each request is allowed or refused by the RBAC the intent renders for the caller's groups
+//! (`service::authz`).
 
 use super::json::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post, put};
-use compiler::intent::{
-    CronJob, Function, PolicyRule, PresetClusterRole, ProjectSpec, Quota, Role, RoleBinding,
-};
+use compiler::intent::{PolicyRule, PresetClusterRole, ProjectSpec, Quota, Role, RoleBinding};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
@@ -22,11 +21,6 @@ use crate::service::tenancy::{TenancyError, WorkspaceAccess, workspace_access};
 
 /// The API group of Roles and RoleBindings.
 const RBAC: &str = "rbac.authorization.k8s.io";
-/// The API group of CronJobs.
-const BATCH: &str = "batch";
-/// The API group of Knative Services (Functions).
-const KNATIVE: &str = "serving.knative.dev";
-
 /// A project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -76,13 +70,8 @@ const QUOTA: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/quota
 const ROLES: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/roles";
 const ROLE: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/roles/{role}";
 const BINDINGS: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/rolebindings";
-const CRONJOBS: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/cronjobs";
-const CRONJOB: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/cronjobs/{name}";
-const FUNCTIONS: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/functions";
-const FUNCTION: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/functions/{name}";
-
 pub(super) fn routes() -> Vec<ApiRoute> {
-    let mut routes = vec![
+    vec![
         ApiRoute::new(
             Method::GET,
             PROJECTS,
@@ -200,61 +189,17 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         )
         .response::<CommitAnswer>(StatusCode::OK)
         .mutates(),
-    ];
-    routes.extend(item_routes::<CronJob>());
-    routes.extend(item_routes::<Function>());
-    routes
-}
-
-/// The five routes of an [`Item`] kind: list, create, get, replace, delete.
-fn item_routes<T: Item + schemars::JsonSchema>() -> Vec<ApiRoute> {
-    let [list, create, get_one, update, remove] = T::OPERATIONS;
-    let [list_s, create_s, get_s, update_s, remove_s] = T::SUMMARIES;
-    vec![
-        ApiRoute::new(Method::GET, T::PATHS.0, list, list_s, get(list_items::<T>))
-            .response::<Vec<T>>(StatusCode::OK),
-        ApiRoute::new(
-            Method::POST,
-            T::PATHS.0,
-            create,
-            create_s,
-            post(create_item::<T>),
-        )
-        .request::<T>()
-        .response::<CommitAnswer>(StatusCode::CREATED)
-        .mutates(),
-        ApiRoute::new(Method::GET, T::PATHS.1, get_one, get_s, get(get_item::<T>))
-            .response::<T>(StatusCode::OK),
-        ApiRoute::new(
-            Method::PUT,
-            T::PATHS.1,
-            update,
-            update_s,
-            put(update_item::<T>),
-        )
-        .request::<T>()
-        .response::<CommitAnswer>(StatusCode::OK)
-        .mutates(),
-        ApiRoute::new(
-            Method::DELETE,
-            T::PATHS.1,
-            remove,
-            remove_s,
-            delete(delete_item::<T>),
-        )
-        .response::<CommitAnswer>(StatusCode::OK)
-        .mutates(),
     ]
 }
 
 type WsPath = Path<(String, String)>;
-type ProjectPath = Path<(String, String, String)>;
-type ItemPath = Path<(String, String, String, String)>;
+pub(super) type ProjectPath = Path<(String, String, String)>;
+pub(super) type ItemPath = Path<(String, String, String, String)>;
 
 /// The workspace as the caller sees it, with `project` required to exist in it. Who is in
 /// no group (an organization owner) is refused before the project is looked up: they see
 /// that the workspace exists, not which projects it has.
-async fn in_project(
+pub(super) async fn in_project(
     state: &AppState,
     caller: &Caller,
     org: &str,
@@ -551,263 +496,4 @@ async fn unbind_role(
         },
     };
     Ok(Json(submit(&state, &caller, &key, action).await?))
-}
-
-/// Refuses a body whose name differs from the path's.
-fn same_name(path: &str, body: &str) -> Result<(), TenancyError> {
-    if path == body {
-        Ok(())
-    } else {
-        Err(TenancyError::invalid(
-            "name",
-            format!("must be {path:?}, the name in the path; renaming is delete and create"),
-        ))
-    }
-}
-
-/// Something kept in a list of a project by name, with its own actions: CronJobs and
-/// Functions are served by the same handlers through this.
-trait Item: Clone + Serialize + serde::de::DeserializeOwned + Send + 'static {
-    /// The API group RBAC checks.
-    const API_GROUP: &'static str;
-    /// The resource RBAC checks.
-    const RESOURCE: &'static str;
-    /// How errors name it.
-    const KIND: &'static str;
-    /// The collection's path and one item's path.
-    const PATHS: (&'static str, &'static str);
-    /// Operation ids of list, create, get, replace and delete.
-    const OPERATIONS: [&'static str; 5];
-    /// Their summaries.
-    const SUMMARIES: [&'static str; 5];
-    /// Its name.
-    fn name(&self) -> &str;
-    /// The project's items of this kind.
-    fn items(spec: &ProjectSpec) -> &[Self];
-    /// The action creating it.
-    fn create(at: At, item: Self) -> Action;
-    /// The action replacing it.
-    fn update(at: At, item: Self) -> Action;
-    /// The action deleting the one named `name`.
-    fn delete(at: At, name: String) -> Action;
-}
-
-/// Where an item is: organization, workspace, project.
-struct At {
-    org: String,
-    workspace: String,
-    project: String,
-}
-
-impl Item for CronJob {
-    const API_GROUP: &'static str = BATCH;
-    const RESOURCE: &'static str = "cronjobs";
-    const KIND: &'static str = "cron job";
-    const PATHS: (&'static str, &'static str) = (CRONJOBS, CRONJOB);
-    const OPERATIONS: [&'static str; 5] = [
-        "listCronJobs",
-        "createCronJob",
-        "getCronJob",
-        "updateCronJob",
-        "deleteCronJob",
-    ];
-    const SUMMARIES: [&'static str; 5] = [
-        "List a project's CronJobs",
-        "Create a CronJob",
-        "Get a CronJob",
-        "Replace a CronJob",
-        "Delete a CronJob",
-    ];
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn items(spec: &ProjectSpec) -> &[Self] {
-        &spec.cron_jobs
-    }
-    fn create(at: At, cron_job: Self) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::CreateCronJob {
-            org,
-            workspace,
-            project,
-            cron_job,
-        }
-    }
-    fn update(at: At, cron_job: Self) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::UpdateCronJob {
-            org,
-            workspace,
-            project,
-            cron_job,
-        }
-    }
-    fn delete(at: At, name: String) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::DeleteCronJob {
-            org,
-            workspace,
-            project,
-            name,
-        }
-    }
-}
-
-impl Item for Function {
-    const API_GROUP: &'static str = KNATIVE;
-    const RESOURCE: &'static str = "services";
-    const KIND: &'static str = "function";
-    const PATHS: (&'static str, &'static str) = (FUNCTIONS, FUNCTION);
-    const OPERATIONS: [&'static str; 5] = [
-        "listFunctions",
-        "createFunction",
-        "getFunction",
-        "updateFunction",
-        "deleteFunction",
-    ];
-    const SUMMARIES: [&'static str; 5] = [
-        "List a project's Functions",
-        "Create a Function",
-        "Get a Function",
-        "Replace a Function",
-        "Delete a Function",
-    ];
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn items(spec: &ProjectSpec) -> &[Self] {
-        &spec.functions
-    }
-    fn create(at: At, function: Self) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::CreateFunction {
-            org,
-            workspace,
-            project,
-            function,
-        }
-    }
-    fn update(at: At, function: Self) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::UpdateFunction {
-            org,
-            workspace,
-            project,
-            function,
-        }
-    }
-    fn delete(at: At, name: String) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::DeleteFunction {
-            org,
-            workspace,
-            project,
-            name,
-        }
-    }
-}
-
-async fn list_items<T: Item>(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((org, ws, project)): ProjectPath,
-) -> Result<Json<Vec<T>>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("list", T::API_GROUP, T::RESOURCE, &project)?;
-    Ok(Json(T::items(&access.project(&project)?.spec).to_vec()))
-}
-
-async fn get_item<T: Item>(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((org, ws, project, name)): ItemPath,
-) -> Result<Json<T>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("get", T::API_GROUP, T::RESOURCE, &project)?;
-    T::items(&access.project(&project)?.spec)
-        .iter()
-        .find(|i| i.name() == name)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("{} {name} does not exist", T::KIND)))
-}
-
-async fn create_item<T: Item>(
-    State(state): State<AppState>,
-    caller: Caller,
-    key: RequestKey,
-    Path((org, ws, project)): ProjectPath,
-    Json(item): Json<T>,
-) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("create", T::API_GROUP, T::RESOURCE, &project)?;
-    let at = At {
-        org: org.clone(),
-        workspace: ws,
-        project,
-    };
-    let answer = submit(&state, &caller, &key, T::create(at, item)).await?;
-    Ok((StatusCode::CREATED, Json(answer)))
-}
-
-async fn update_item<T: Item>(
-    State(state): State<AppState>,
-    caller: Caller,
-    key: RequestKey,
-    Path((org, ws, project, name)): ItemPath,
-    Json(item): Json<T>,
-) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("update", T::API_GROUP, T::RESOURCE, &project)?;
-    same_name(&name, item.name())?;
-    let at = At {
-        org: org.clone(),
-        workspace: ws,
-        project,
-    };
-    Ok(Json(
-        submit(&state, &caller, &key, T::update(at, item)).await?,
-    ))
-}
-
-async fn delete_item<T: Item>(
-    State(state): State<AppState>,
-    caller: Caller,
-    key: RequestKey,
-    Path((org, ws, project, name)): ItemPath,
-) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("delete", T::API_GROUP, T::RESOURCE, &project)?;
-    let at = At {
-        org: org.clone(),
-        workspace: ws,
-        project,
-    };
-    Ok(Json(
-        submit(&state, &caller, &key, T::delete(at, name)).await?,
-    ))
 }
