@@ -5,7 +5,7 @@
 mod support;
 
 use axum::http::{Method, StatusCode, header};
-use serde_json::json;
+use serde_json::{Value, json};
 use server::service::action::Action;
 use server::service::apply::ActionMeta;
 use support::{Client, TestServer, server, server_with, sign_up};
@@ -659,6 +659,8 @@ mod provider {
         codes: Arc<Mutex<HashMap<String, Grant>>>,
         /// Sign ID tokens with a key that is not in the JWKS.
         pub(crate) forge: Arc<Mutex<bool>>,
+        /// Claims of the next ID tokens replaced by these (removed where `null`).
+        pub(crate) claims: Arc<Mutex<serde_json::Map<String, serde_json::Value>>>,
     }
 
     fn rsa() -> (EncodingKey, serde_json::Value) {
@@ -686,6 +688,7 @@ mod provider {
             jwks: json!({"keys": [jwk]}),
             codes: Arc::default(),
             forge: Arc::default(),
+            claims: Arc::default(),
         };
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -785,11 +788,20 @@ mod provider {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let claims = json!({
+        let mut claims = json!({
             "iss": p.issuer, "sub": "248289761001", "aud": CLIENT_ID,
             "exp": now + 300, "iat": now, "nonce": nonce,
             "email": "Jane.Doe@Example.com", "email_verified": true, "name": "Jane Doe",
         });
+        for (name, value) in p.claims.lock().unwrap().iter() {
+            match value {
+                serde_json::Value::Null => claims.as_object_mut().unwrap().remove(name),
+                value => claims
+                    .as_object_mut()
+                    .unwrap()
+                    .insert(name.clone(), value.clone()),
+            };
+        }
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("test-key".to_owned());
         let key = if *p.forge.lock().unwrap() {
@@ -1098,6 +1110,93 @@ async fn browser_sign_in(state: &server::http::AppState) -> support::Answer {
     browser_sign_in_from(state, "/api/v1/auth/oidc/idp/start").await
 }
 
+/// A server that signs in through `provider` (named `idp`).
+async fn with_provider(name: &str, provider: &provider::Provider) -> TestServer {
+    let issuer = provider.issuer.clone();
+    server_with(name, move |s| {
+        s.oidc_providers = vec![server::settings::OidcProvider {
+            name: "idp".into(),
+            kind: server::settings::ProviderKind::Oidc,
+            api_url: None,
+            issuer,
+            client_id: provider::CLIENT_ID.into(),
+            client_secret_file: None,
+            client_secret: Some(server::settings::Secret::new(provider::CLIENT_SECRET)),
+        }];
+    })
+    .await
+}
+
+/// An ID token is refused when any claim the provider vouches with is not what this
+/// sign-in expects: another issuer, another audience, another or no nonce, an expiry in the
+/// past; and an email the provider says is unverified makes no account. Each refusal makes
+/// no user, and the same provider signs the untampered token in afterwards.
+#[tokio::test]
+async fn an_id_token_with_a_wrong_claim_is_refused() {
+    let provider = provider::start().await;
+    let server = with_provider("oidc-claims", &provider).await;
+    let state = &server.state;
+    sign_up(state, "root@example.com", "Root", Some(&server.setup_token)).await;
+    let users = state.store.user_count().await.unwrap();
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    let cases = [
+        (
+            "iss",
+            json!("https://evil.example"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("iss", Value::Null, StatusCode::UNAUTHORIZED),
+        ("aud", json!("another-client"), StatusCode::UNAUTHORIZED),
+        ("aud", Value::Null, StatusCode::UNAUTHORIZED),
+        (
+            "nonce",
+            json!("someone-elses-nonce"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("nonce", Value::Null, StatusCode::UNAUTHORIZED),
+        ("exp", json!(past), StatusCode::UNAUTHORIZED),
+        ("exp", Value::Null, StatusCode::UNAUTHORIZED),
+        ("email_verified", json!(false), StatusCode::FORBIDDEN),
+    ];
+    for (claim, value, status) in cases {
+        *provider.claims.lock().unwrap() =
+            serde_json::Map::from_iter([(claim.to_owned(), value.clone())]);
+        let answer = browser_sign_in(state).await;
+        assert_eq!(answer.status, status, "{claim}: {value}: {:?}", answer.body);
+        assert!(
+            answer.set_cookie("hb_session").is_none(),
+            "{claim}: {value} started a session"
+        );
+        assert_eq!(
+            state.store.user_count().await.unwrap(),
+            users,
+            "{claim}: {value} made an account"
+        );
+    }
+    provider.claims.lock().unwrap().clear();
+    let answer = browser_sign_in(state).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{:?}", answer.body);
+    // The claims are not only checked when the account is made.
+    let users = state.store.user_count().await.unwrap();
+    for (claim, value) in [("aud", json!("another-client")), ("nonce", Value::Null)] {
+        *provider.claims.lock().unwrap() =
+            serde_json::Map::from_iter([(claim.to_owned(), value.clone())]);
+        let answer = browser_sign_in(state).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{claim}: {value}: {:?}",
+            answer.body
+        );
+        assert!(answer.set_cookie("hb_session").is_none());
+    }
+    assert_eq!(state.store.user_count().await.unwrap(), users);
+}
+
 /// [`browser_sign_in`], started at `start`.
 async fn browser_sign_in_from(state: &server::http::AppState, start: &str) -> support::Answer {
     let (cookie, callback) = authorize_from(state, start).await;
@@ -1112,19 +1211,7 @@ async fn browser_sign_in_from(state: &server::http::AppState, start: &str) -> su
 #[tokio::test]
 async fn sign_in_through_an_external_provider_creates_the_account_once() {
     let provider = provider::start().await;
-    let issuer = provider.issuer.clone();
-    let server = server_with("oidc", move |s| {
-        s.oidc_providers = vec![server::settings::OidcProvider {
-            name: "idp".into(),
-            kind: server::settings::ProviderKind::Oidc,
-            api_url: None,
-            issuer,
-            client_id: provider::CLIENT_ID.into(),
-            client_secret_file: None,
-            client_secret: Some(server::settings::Secret::new(provider::CLIENT_SECRET)),
-        }];
-    })
-    .await;
+    let server = with_provider("oidc", &provider).await;
     let state = &server.state;
 
     // Before the administrator exists, no account is made this way.

@@ -273,17 +273,11 @@ async fn organization_owners_see_a_workspace_but_nothing_inside() {
         .await
         .expect("org");
     // A second owner, added straight in SQL (the accounts slice serves organization users).
-    let url = format!("sqlite://{}", env.state.settings.database_url().expose());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
-    sqlx::query(
+    env.execute_sql(
         "INSERT INTO organization_members (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', 0)",
+        &[&org.id, &co_owner.user.id],
     )
-    .bind(&org.id)
-    .bind(&co_owner.user.id)
-    .execute(&pool)
-    .await
-    .expect("add the owner");
-    pool.close().await;
+    .await;
 
     let listed = env
         .call(

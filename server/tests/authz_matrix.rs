@@ -19,12 +19,12 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::http::AppState;
 use server::settings::Settings;
+use support::routes::{BODIES, Operation, QUERIES, is_safe, operations};
 use support::{Client, Person, TempDir, TestServer, commits, server_with};
 
 /// The personas, in the column order of [`EXPECTED`].
@@ -122,82 +122,16 @@ const EXPECTED: &[(&str, [u16; 6])] = &[
     ("deleteFunction",          [403, 404, 200, 403, 404, 401]),
 ];
 
-/// A valid example body for every operation that takes one. `{who}` becomes the persona's
-/// name (so two personas' creations do not collide); `{param}` a value of
-/// [`World::params`].
-#[rustfmt::skip]
-const BODIES: &[(&str, &str)] = &[
-    ("signup", r#"{"email": "new-{who}@example.test", "name": "New {who}", "password": "correct horse battery"}"#),
-    ("login", r#"{"email": "owner@acme.test", "password": "correct horse battery"}"#),
-    ("createToken", r#"{"name": "cli"}"#),
-    ("createOrg", r#"{"slug": "new-{who}", "name": "New"}"#),
-    ("setOrgMemberRole", r#"{"userId": "{user}", "role": "owner"}"#),
-    ("inviteToOrg", r#"{"email": "invitee-{who}@example.test", "role": "billing"}"#),
-    ("createWorkspace", r#"{"name": "ws-{who}", "plan": "shared-small"}"#),
-    ("changePlan", r#"{"plan": "dedicated-large"}"#),
-    ("createGroup", r#"{"name": "g-{who}", "parent": "WorkspaceMembers"}"#),
-    ("updateGroup", r#"{"parent": "WSUsers"}"#),
-    ("addGroupMember", r#"{"user": "billing@acme.test"}"#),
-    ("bindClusterRole", r#"{"group": "ops", "clusterRole": "hexabase:workspace-viewer"}"#),
-    ("createProject", r#"{"name": "p-{who}"}"#),
-    ("setProjectQuota", r#"{"pods": "20"}"#),
-    ("createRole", r#"{"name": "r-{who}", "rules": [{"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "list"]}]}"#),
-    ("updateRole", r#"{"rules": [{"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get"]}]}"#),
-    ("bindRole", r#"{"group": "ops", "role": "cron-editor"}"#),
-    ("createCronJob", r#"{"name": "c-{who}", "schedule": "0 3 * * *", "image": "busybox:1.36"}"#),
-    ("updateCronJob", r#"{"name": "tick", "schedule": "0 4 * * *", "image": "busybox:1.37"}"#),
-    ("createFunction", r#"{"name": "f-{who}", "image": "ghcr.io/x/hello:1"}"#),
-    ("updateFunction", r#"{"name": "tick", "image": "ghcr.io/x/hello:2"}"#),
-];
-
-/// Query strings of the operations that need one.
-const QUERIES: &[(&str, &str)] = &[
-    (
-        "unbindClusterRole",
-        "group=WSUsers&clusterRole=hexabase:workspace-viewer",
-    ),
-    ("unbindRole", "group=WSUsers&role=cron-editor"),
-    ("oidcCallback", "code=c0de&state=5tate"),
-];
-
 /// The path parameters naming something inside a workspace, which callers who may not see
 /// inside must not learn exists.
 const INSIDE: [&str; 4] = ["project", "role", "group", "name"];
 
-/// One operation of the document.
-struct Operation {
-    method: Method,
-    path: String,
-    id: String,
-    public: bool,
-    commits: bool,
-    body: bool,
-}
-
-fn operations(document: &Value) -> Vec<Operation> {
-    let mut out = Vec::new();
-    for (path, item) in document["paths"].as_object().expect("paths") {
-        for (method, op) in item.as_object().expect("a path item") {
-            out.push(Operation {
-                method: method.to_uppercase().parse().expect("an HTTP method"),
-                path: path.clone(),
-                id: op["operationId"]
-                    .as_str()
-                    .expect("an operationId")
-                    .to_owned(),
-                public: op.get("security") == Some(&json!([])),
-                commits: op.get("x-hexabase-commit") == Some(&json!(true)),
-                body: op.get("requestBody").is_some(),
-            });
-        }
-    }
-    out
-}
+/// What a copy of the prepared server keeps: its data folder, and its database on PostgreSQL.
+type Kept = (TempDir, Option<support::postgres::TestDatabase>);
 
 /// The prepared server (its data folder is copied for every row) and what names its objects.
 struct World {
     base: TestServer,
-    settings: Settings,
     people: Vec<Option<Person>>,
     params: BTreeMap<&'static str, String>,
     session: Client,
@@ -340,11 +274,9 @@ impl World {
             ),
             ("provider", "github".to_owned()),
         ]);
-        let settings = (*base.state.settings).clone();
         base.state.store.close().await;
         Self {
             base,
-            settings,
             people: vec![
                 Some(owner),
                 Some(billing),
@@ -358,69 +290,27 @@ impl World {
         }
     }
 
-    /// A fresh server: a copy of the prepared one.
-    async fn fresh(&self) -> (AppState, TempDir) {
+    /// A fresh server: a copy of the prepared one (its folder, and its database on
+    /// PostgreSQL), kept while the second half lives.
+    async fn fresh(&self) -> (AppState, Kept) {
         let dir = TempDir::new("authz-row");
-        copy_dir(&self.base.dir.0, &dir.0);
-        let settings = Settings {
-            data_dir: dir.0.clone(),
-            ..self.settings.clone()
-        };
+        let (settings, database) = self.base.copy_into(&dir).await;
         let state = server::serve::open(settings).await.expect("open the copy");
-        (state, dir)
+        (state, (dir, database))
     }
 
     /// The operation's path with the victim's objects (`ghost` replaces the last parameter,
     /// when it names something inside a workspace), and its query.
     fn uri(&self, op: &Operation, ghost: bool) -> Option<String> {
-        let names: Vec<&str> = op
-            .path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-            .collect();
-        let last = names.last().copied();
-        if ghost && !last.is_some_and(|l| INSIDE.contains(&l)) {
+        let inside = op.parameters().last().is_some_and(|l| INSIDE.contains(l));
+        if ghost && !inside {
             return None;
         }
-        let mut uri = op.path.clone();
-        for name in &names {
-            let value = self.params.get(name).unwrap_or_else(|| {
-                panic!(
-                    "{} {} has a path parameter {{{name}}} the matrix does not know: add a \
-                     value of the victim's to World::params",
-                    op.method, op.path
-                )
-            });
-            let value = if ghost && Some(*name) == last {
-                "ghost"
-            } else {
-                value.as_str()
-            };
-            uri = uri.replace(&format!("{{{name}}}"), value);
-        }
-        if let Some((_, query)) = QUERIES.iter().find(|(id, _)| *id == op.id) {
-            uri = format!("{uri}?{query}");
-        }
-        Some(uri)
+        Some(op.uri(&self.params, ghost.then_some("ghost")))
     }
 
     fn body(&self, op: &Operation, who: &str) -> Option<Value> {
-        let example = BODIES.iter().find(|(id, _)| *id == op.id);
-        match (op.body, example) {
-            (false, None) => None,
-            (false, Some(_)) => panic!("{} takes no body, but BODIES has one", op.id),
-            (true, None) => panic!(
-                "{} {} ({}) takes a request body the matrix has no example of: add one to BODIES",
-                op.method, op.path, op.id
-            ),
-            (true, Some((_, template))) => {
-                let mut text = template.replace("{who}", who);
-                for (name, value) in &self.params {
-                    text = text.replace(&format!("{{{name}}}"), value);
-                }
-                Some(serde_json::from_str(&text).expect("BODIES holds JSON"))
-            }
-        }
+        op.body(who, &self.params)
     }
 }
 
@@ -435,23 +325,6 @@ async fn person_with_password(server: &TestServer, email: &str, is_admin: bool) 
     .await
     .expect("join");
     support::person_as(&server.state, email, Some(&hash), is_admin).await
-}
-
-fn is_safe(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create a folder");
-    for entry in std::fs::read_dir(from).expect("read a folder") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy a file");
-        }
-    }
 }
 
 fn expected(op: &Operation) -> [u16; 6] {
@@ -472,7 +345,7 @@ fn expected(op: &Operation) -> [u16; 6] {
 /// method), so every row meets the victim's objects as prepared.
 struct Current {
     state: AppState,
-    _dir: TempDir,
+    _dir: Kept,
     dirty: bool,
 }
 

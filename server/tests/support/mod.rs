@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod postgres;
+pub(crate) mod routes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,12 +54,36 @@ pub(crate) struct TestServer {
     pub(crate) state: AppState,
     pub(crate) setup_token: String,
     pub(crate) dir: TempDir,
+    /// Its PostgreSQL database, when it runs on one ([`on_postgres`]).
+    pub(crate) database: Option<postgres::TestDatabase>,
+}
+
+/// Whether this test binary runs on PostgreSQL: `server/tests/on_postgres.rs` includes
+/// other test files as modules, whose `support` then sits under `on_postgres::`, and every
+/// server [`server_with`] opens there gets a fresh PostgreSQL database instead of SQLite in
+/// its data folder.
+pub(crate) fn on_postgres() -> bool {
+    module_path!().starts_with("on_postgres::")
+}
+
+/// A fresh PostgreSQL database when [`on_postgres`] (`None` on SQLite, and when no
+/// PostgreSQL answers outside CI: then SQLite, after [`postgres::fresh_database`] said so).
+pub(crate) async fn database() -> Option<postgres::TestDatabase> {
+    if on_postgres() {
+        postgres::fresh_database().await
+    } else {
+        None
+    }
 }
 
 /// Opens a server on a fresh data folder with `settings` changed by `change`.
 pub(crate) async fn server_with(name: &str, change: impl FnOnce(&mut Settings)) -> TestServer {
     let dir = TempDir::new(name);
+    let database = database().await;
     let mut settings = settings(&dir);
+    settings.database_url = database
+        .as_ref()
+        .map(|d| server::settings::Secret::new(d.url.clone()));
     change(&mut settings);
     let state = server::serve::open(settings)
         .await
@@ -71,6 +96,7 @@ pub(crate) async fn server_with(name: &str, change: impl FnOnce(&mut Settings)) 
         state,
         setup_token,
         dir,
+        database,
     }
 }
 
@@ -198,6 +224,65 @@ impl TestServer {
     /// The commits on `main`, newest first.
     pub(crate) fn commits(&self) -> Vec<Commit> {
         commits(&self.state)
+    }
+
+    /// A copy of what this server keeps, for another server: its data folder copied into
+    /// `dir`, and its PostgreSQL database, if any, copied too (close the store first: a
+    /// database is copied only while no one is connected). Answers the copy's settings.
+    pub(crate) async fn copy_into(
+        &self,
+        dir: &TempDir,
+    ) -> (Settings, Option<postgres::TestDatabase>) {
+        copy_dir(&self.dir.0, &dir.0);
+        let database = match &self.database {
+            Some(database) => Some(database.copy().await),
+            None => None,
+        };
+        let mut settings = (*self.state.settings).clone();
+        settings.data_dir = dir.0.clone();
+        if let Some(copy) = &database {
+            settings.database_url = Some(server::settings::Secret::new(copy.url.clone()));
+        }
+        (settings, database)
+    }
+
+    /// Runs one SQL statement on the server's database, binding `values` as text to `$1`,
+    /// `$2`, …, on SQLite or PostgreSQL alike.
+    pub(crate) async fn execute_sql(&self, statement: &str, values: &[&str]) {
+        let url = self.state.settings.database_url().expose().to_owned();
+        if url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()));
+            for value in values {
+                query = query.bind(value.to_string());
+            }
+            query.execute(&pool).await.expect("the statement runs");
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{url}"))
+                .await
+                .expect("connect");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()));
+            for value in values {
+                query = query.bind(value.to_string());
+            }
+            query.execute(&pool).await.expect("the statement runs");
+            pool.close().await;
+        }
+    }
+}
+
+/// Copies the folder `from` into `to`, recursively.
+pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create a folder");
+    for entry in std::fs::read_dir(from).expect("read a folder") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
     }
 }
 

@@ -64,6 +64,30 @@ pub(crate) async fn fresh_database() -> Option<TestDatabase> {
     })
 }
 
+impl TestDatabase {
+    /// A new database holding what this one holds (`CREATE DATABASE … TEMPLATE`: nobody may
+    /// be connected to this one meanwhile).
+    pub(crate) async fn copy(&self) -> TestDatabase {
+        let mut admin = PgConnection::connect(&self.admin_url)
+            .await
+            .expect("connect to PostgreSQL");
+        let name = format!("hb_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {}",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("copy a test database");
+        let _ = admin.close().await;
+        TestDatabase {
+            url: with_database(&self.admin_url, &name),
+            name,
+            admin_url: self.admin_url.clone(),
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
