@@ -2,7 +2,7 @@
 //!
 //! We emit the CEL-based `policies.kyverno.io/v1` kinds (ValidatingPolicy, GeneratingPolicy):
 //! they are GA in Kyverno 1.19 and follow Kubernetes' ValidatingAdmissionPolicy model, where
-//! Kyverno is moving; see ARCHITECTURE.md.
+//! Kyverno is moving; see docs/rendered-repository.md, "Kyverno API".
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! The SQL store: users, organizations, groups, tokens, sessions, billing and the workspace
-//! index (DESIGN.md §2); the outbox is Git's (ARCHITECTURE.md, "Pushing, and the outbox").
+//! index (DESIGN.md §2); the outbox is Git's (docs/engine.md, "Pushing, and the outbox").
 //! PostgreSQL in production, SQLite as the embedded default.
 //!
 //! One `Store` type serves both backends. Every query is written once, in the SQL both
