@@ -1,5 +1,9 @@
 //! Workspaces and what SQL holds about them: the index of workspaces (rebuilt from Git, which
 //! is the truth), workspace groups with their hierarchy and members, and subscriptions.
+//!
+//! Size: one index sync (`sync_workspace_index`) writes the index, drops the groups of workspaces
+//! gone from Git and follows subscriptions in one transaction; groups and subscriptions are the
+//! parts to move out when this grows.
 
 use std::collections::{BTreeMap, BTreeSet};
 
