@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -27,7 +26,10 @@ use tower::ServiceExt as _;
 
 use super::auth::{Caller, MaybeCaller};
 use super::json::Json;
-use super::oauth::{OAuthError, client_id_of, form};
+use super::oauth::{
+    AUTHORIZE, DEVICE_AUTHORIZATION, DEVICE_PAGE, DISCOVERY, IssuerPrefix, JWKS, OAuthError,
+    REVOKE, TOKEN, USERINFO, client_id_of, form,
+};
 use super::signin::{self, SIGNIN, browser_session, escape, page, to_sign_in};
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::issuer::{
@@ -35,23 +37,6 @@ use crate::service::issuer::{
     IssuerContext, Kubeconfig, OAuthCode, Rotation, issuer_path, kubeconfig, platform_oidc,
 };
 use crate::service::tenancy;
-
-/// The discovery document, relative to the issuer.
-pub const DISCOVERY: &str = "/.well-known/openid-configuration";
-/// The key set.
-pub const JWKS: &str = "/oauth2/keys";
-/// The authorization endpoint.
-pub const AUTHORIZE: &str = "/oauth2/authorize";
-/// The token endpoint.
-pub const TOKEN: &str = "/oauth2/token";
-/// The device authorization endpoint.
-pub const DEVICE_AUTHORIZATION: &str = "/oauth2/device_authorization";
-/// The userinfo endpoint.
-pub const USERINFO: &str = "/oauth2/userinfo";
-/// The revocation endpoint.
-pub const REVOKE: &str = "/oauth2/revoke";
-/// The page where people approve a device (the verification URI).
-pub const DEVICE_PAGE: &str = "/device";
 
 /// Every endpoint, relative to the issuer.
 pub const ENDPOINTS: [&str; 9] = [
@@ -169,20 +154,6 @@ async fn get_kubeconfig(
 /// The issuer at the head, or the OAuth error that says why there is none.
 async fn context(state: &AppState) -> Result<IssuerContext, OAuthError> {
     Ok(issuer::context(&state.engine).await?)
-}
-
-/// The path of the issuer URL on this server (`/oidc` for `https://h.example.com/oidc`, `""`
-/// at the root), as `dispatch` found it: what the browser endpoints put before their own
-/// paths when they send a browser on.
-#[derive(Debug, Clone, Default)]
-pub struct IssuerPrefix(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for IssuerPrefix {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
-    }
 }
 
 /// The router of the protocol endpoints, relative to the issuer's path.

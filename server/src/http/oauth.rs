@@ -1,11 +1,14 @@
 //! OAuth's side of the issuer's protocol endpoints in HTTP terms: the error JSON of RFC 6749
 //! §5.2 (`error`, `error_description`) with its status and headers, and how a public client
-//! names itself (the form, or HTTP Basic with an empty secret).
+//! names itself (the form, or HTTP Basic with an empty secret); the endpoints' paths relative
+//! to the issuer, and the issuer's path on this server ([`IssuerPrefix`]).
 
 use std::collections::BTreeMap;
 
 use axum::extract::Form;
+use axum::extract::FromRequestParts;
 use axum::extract::rejection::FormRejection;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -16,6 +19,37 @@ use super::ApiError;
 use crate::service::issuer::{GrantError, IssuerError, OAuthCode};
 use crate::service::tenancy;
 use crate::store::StoreError;
+
+/// The discovery document, relative to the issuer.
+pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+/// The key set.
+pub const JWKS: &str = "/oauth2/keys";
+/// The authorization endpoint.
+pub const AUTHORIZE: &str = "/oauth2/authorize";
+/// The token endpoint.
+pub const TOKEN: &str = "/oauth2/token";
+/// The device authorization endpoint.
+pub const DEVICE_AUTHORIZATION: &str = "/oauth2/device_authorization";
+/// The userinfo endpoint.
+pub const USERINFO: &str = "/oauth2/userinfo";
+/// The revocation endpoint.
+pub const REVOKE: &str = "/oauth2/revoke";
+/// The page where people approve a device (the verification URI).
+pub const DEVICE_PAGE: &str = "/device";
+
+/// The path of the issuer URL on this server (`/oidc` for `https://h.example.com/oidc`, `""`
+/// at the root), as `dispatch` found it: what the browser endpoints put before their own
+/// paths when they send a browser on.
+#[derive(Debug, Clone, Default)]
+pub struct IssuerPrefix(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IssuerPrefix {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    }
+}
 
 /// An OAuth error answer (RFC 6749 §5.2).
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use super::auth::SESSION_COOKIE;
-use super::issuer::{AUTHORIZE, IssuerPrefix};
+use super::oauth::{AUTHORIZE, IssuerPrefix};
 use super::session::{ClientAddr, cookie, return_to_problem, session_cookie};
 use super::{ApiError, AppState};
 use crate::service::accounts;

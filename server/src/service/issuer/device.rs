@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::grants::{Form, Grant, GrantError, IssuerContext, OAuthCode, field, issue, requested};
+use super::grants::{Form, Grant, IssuerContext, field, issue, requested};
+use super::refusal::{GrantError, OAuthCode};
 use super::{Issuer, OidcClient, scopes};
 use crate::service::credentials::{generate_token, hash_token};
 use crate::store::{DeviceGrant, Store, StoreError, User};

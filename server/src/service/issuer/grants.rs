@@ -12,15 +12,15 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::Issuer;
-use super::device;
+use super::refusal::{GrantError, OAuthCode};
 use super::{
-    IdentityClaims, IssuerError, NO_WORKSPACE_ACCESS, OidcClient, is_loopback_redirect,
-    pkce_matches, platform_oidc, requested_client, resolve_client, scopes, token_groups,
+    IdentityClaims, NO_WORKSPACE_ACCESS, OidcClient, is_loopback_redirect, pkce_matches,
+    platform_oidc, requested_client, resolve_client, scopes, token_groups,
 };
 use crate::gitops::Snapshot;
 use crate::service::apply::Engine;
 use crate::service::credentials::{API_TOKEN_PREFIX, generate_token, hash_token};
-use crate::service::tenancy::{self, TenancyError};
+use crate::service::tenancy;
 use crate::store::{AuthCode, RefreshToken, RefreshUse, Store, StoreError, User};
 
 /// The fields of a form-encoded request (token, device authorization, revocation), or the
@@ -29,102 +29,6 @@ pub type Form = BTreeMap<String, String>;
 
 /// The grant type of the device flow (RFC 8628 §3.4).
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// An OAuth error code (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 8628 §3.5, OpenID
-/// Connect Core §3.1.2.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OAuthCode {
-    /// `invalid_request`.
-    InvalidRequest,
-    /// `invalid_client`.
-    InvalidClient,
-    /// `invalid_grant`.
-    InvalidGrant,
-    /// `invalid_scope`.
-    InvalidScope,
-    /// `invalid_token` (userinfo).
-    InvalidToken,
-    /// `unauthorized_client`.
-    UnauthorizedClient,
-    /// `unsupported_grant_type`.
-    UnsupportedGrantType,
-    /// `unsupported_response_type`.
-    UnsupportedResponseType,
-    /// `access_denied`.
-    AccessDenied,
-    /// `login_required`.
-    LoginRequired,
-    /// `authorization_pending`.
-    AuthorizationPending,
-    /// `slow_down`.
-    SlowDown,
-    /// `expired_token`.
-    ExpiredToken,
-    /// `temporarily_unavailable`.
-    TemporarilyUnavailable,
-}
-
-impl OAuthCode {
-    /// The code as OAuth spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::InvalidScope => "invalid_scope",
-            Self::InvalidToken => "invalid_token",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::AccessDenied => "access_denied",
-            Self::LoginRequired => "login_required",
-            Self::AuthorizationPending => "authorization_pending",
-            Self::SlowDown => "slow_down",
-            Self::ExpiredToken => "expired_token",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-        }
-    }
-}
-
-/// Why a grant was not made.
-#[derive(Debug, thiserror::Error)]
-pub enum GrantError {
-    /// The request is refused; the description is for the client.
-    #[error("{}: {description}", .code.as_str())]
-    Refused {
-        /// The OAuth error code.
-        code: OAuthCode,
-        /// What is wrong, naming the field.
-        description: String,
-    },
-    /// Reading or writing a grant, a user or a token failed.
-    #[error("failed to read or write a grant")]
-    Store(#[from] StoreError),
-    /// Signing a token failed.
-    #[error("failed to make the tokens")]
-    Tokens(#[from] IssuerError),
-    /// Reading the branch head or the groups index failed.
-    #[error("failed to read the branch head")]
-    Head(#[from] TenancyError),
-}
-
-impl GrantError {
-    /// A refusal with `code`.
-    pub fn refused(code: OAuthCode, description: impl Into<String>) -> Self {
-        Self::Refused {
-            code,
-            description: description.into(),
-        }
-    }
-
-    fn invalid_request(description: impl Into<String>) -> Self {
-        Self::refused(OAuthCode::InvalidRequest, description)
-    }
-
-    pub(super) fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::refused(OAuthCode::InvalidGrant, description)
-    }
-}
 
 /// What every endpoint needs: the head, and the issuer URL and settings it names.
 #[derive(Debug)]
@@ -352,27 +256,8 @@ pub async fn grant_code(
     }
 }
 
-/// The token endpoint: the grant `form` names for the client `client_id`.
-pub async fn token(
-    store: &Store,
-    issuer: &Issuer,
-    ctx: &IssuerContext,
-    client_id: &str,
-    form: &Form,
-) -> Result<Value, GrantError> {
-    let client = requested(ctx, client_id)?;
-    match field(form, "grant_type")?.as_str() {
-        "authorization_code" => code_grant(store, issuer, ctx, &client, form).await,
-        "refresh_token" => refresh_grant(store, issuer, ctx, &client, form).await,
-        DEVICE_GRANT => device::device_grant(store, issuer, ctx, &client, form).await,
-        other => Err(GrantError::refused(
-            OAuthCode::UnsupportedGrantType,
-            format!("grant_type: {other:?} is not supported"),
-        )),
-    }
-}
-
-async fn code_grant(
+/// The authorization code grant: the tokens for the code in `form`.
+pub(super) async fn code_grant(
     store: &Store,
     issuer: &Issuer,
     ctx: &IssuerContext,
@@ -422,7 +307,8 @@ async fn code_grant(
     .await
 }
 
-async fn refresh_grant(
+/// The refresh token grant: new tokens for the refresh token in `form`, in its family.
+pub(super) async fn refresh_grant(
     store: &Store,
     issuer: &Issuer,
     ctx: &IssuerContext,

@@ -17,12 +17,14 @@ mod device;
 mod grants;
 mod keys;
 mod kubeconfig;
+mod refusal;
 mod tokens;
 
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
 use sha2::Digest as _;
 
 use crate::gitops::Snapshot;
@@ -30,8 +32,8 @@ use crate::store::{Store, StoreError};
 
 pub use device::{DeviceDecision, decide_device, start_device};
 pub use grants::{
-    Authorization, AuthorizeError, DEVICE_GRANT, Form, GrantError, IssuerContext, OAuthCode,
-    authorize, context, grant_code, revoke, token, userinfo,
+    Authorization, AuthorizeError, DEVICE_GRANT, Form, IssuerContext, authorize, context,
+    grant_code, revoke, userinfo,
 };
 pub use keys::{
     Clock, Issuer, IssuerError, ManualClock, PublishedKey, RETIRE_MARGIN_SECONDS, Rotation,
@@ -41,6 +43,7 @@ pub use kubeconfig::{
     ClusterEntry, ContextEntry, ExecConfig, Kubeconfig, NamedCluster, NamedContext, NamedUser,
     UserEntry, kubeconfig,
 };
+pub use refusal::{GrantError, OAuthCode};
 pub use tokens::{IdentityClaims, InvalidToken};
 
 /// The client id of the `hb` CLI (device flow only).
@@ -187,6 +190,26 @@ pub fn is_loopback_redirect(uri: &str) -> bool {
 /// A set of scope values, as given.
 pub fn scopes(scope: &str) -> BTreeSet<&str> {
     scope.split(' ').filter(|s| !s.is_empty()).collect()
+}
+
+/// The token endpoint: the grant `form` names for the client `client_id`.
+pub async fn token(
+    store: &Store,
+    issuer: &Issuer,
+    ctx: &IssuerContext,
+    client_id: &str,
+    form: &Form,
+) -> Result<Value, GrantError> {
+    let client = grants::requested(ctx, client_id)?;
+    match grants::field(form, "grant_type")?.as_str() {
+        "authorization_code" => grants::code_grant(store, issuer, ctx, &client, form).await,
+        "refresh_token" => grants::refresh_grant(store, issuer, ctx, &client, form).await,
+        DEVICE_GRANT => device::device_grant(store, issuer, ctx, &client, form).await,
+        other => Err(GrantError::refused(
+            OAuthCode::UnsupportedGrantType,
+            format!("grant_type: {other:?} is not supported"),
+        )),
+    }
 }
 
 #[cfg(test)]
