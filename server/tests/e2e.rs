@@ -1,7 +1,10 @@
 //! End to end: the real `hb serve` on a free port with a temp data folder and a remote to
 //! push to, the first sign-up with the printed setup token through `hb login --signup`, a
 //! workspace and a project through the `hb` CLI, the commits with the right author and
-//! trailers in the repository, pushed, and a clean exit on SIGTERM.
+//! trailers in the repository, pushed, and a clean exit on SIGTERM. On SQLite here, and on
+//! PostgreSQL in `on_postgres.rs`.
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -24,10 +27,11 @@ fn temp_dir() -> PathBuf {
 }
 
 /// Starts `hb serve` on free ports and reads what it prints until the setup token.
-fn start(dir: &Path, remote: &str) -> Server {
+fn start(dir: &Path, remote: &str, database: Option<&str>) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hb"))
         .arg("serve")
         .env_clear()
+        .envs(database.map(|url| ("HEXABASE_DATABASE_URL", url)))
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HEXABASE_LISTEN", "127.0.0.1:0")
         .env("HEXABASE_METRICS_LISTEN", "127.0.0.1:0")
@@ -115,7 +119,16 @@ fn sign_up_create_a_workspace_and_a_project_through_the_cli_and_find_the_commits
     let dir = temp_dir();
     let remote = dir.join("remote.git");
     git2::Repository::init_bare(&remote).expect("bare remote");
-    let mut server = start(&dir, &format!("file://{}", remote.display()));
+    let database = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(support::database());
+    let mut server = start(
+        &dir,
+        &format!("file://{}", remote.display()),
+        database.as_ref().map(|d| d.url.as_str()),
+    );
     let config = dir.join("config.toml");
     let repo = dir.join("data").join("gitops.git");
 
