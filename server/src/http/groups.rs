@@ -9,11 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::json::Json;
-use super::tenancy::access;
 use super::{ApiError, ApiRoute, AppState};
-use crate::service::authz::Presets;
-use crate::service::tenancy::{TenancyError, admit_write};
-use crate::store::{ADMINS_GROUP, GroupMember, StoreError, User};
+use crate::service::groups::{self, GroupError};
+use crate::store::{GroupMember, WorkspaceGroup};
 
 /// A workspace group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -164,40 +162,37 @@ pub(super) fn routes() -> Vec<ApiRoute> {
     ]
 }
 
+impl From<GroupError> for ApiError {
+    fn from(error: GroupError) -> Self {
+        match error {
+            GroupError::Tenancy(error) => error.into(),
+            GroupError::Exists(name) => {
+                ApiError::conflict(format!("group {name} already exists")).field("name")
+            }
+            GroupError::NotInGroup { who, group } => {
+                ApiError::not_found(format!("{who} is not in group {group}"))
+            }
+            GroupError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<WorkspaceGroup> for GroupView {
+    fn from(group: WorkspaceGroup) -> Self {
+        Self {
+            name: group.name,
+            parent: group.parent,
+        }
+    }
+}
+
 async fn list_groups(
     State(state): State<AppState>,
     caller: Caller,
     Path((org, ws)): Path<(String, String)>,
 ) -> Result<Json<Vec<GroupView>>, ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.require_member()?;
-    let groups = state.store.workspace_groups(&org, &ws).await?;
-    Ok(Json(
-        groups
-            .into_iter()
-            .map(|g| GroupView {
-                name: g.name,
-                parent: g.parent,
-            })
-            .collect(),
-    ))
-}
-
-fn check_group_name(name: &str) -> Result<(), TenancyError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(TenancyError::invalid(
-            "name",
-            "must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit",
-        ))
-    }
+    let groups = groups::list(&state, &caller, &org, &ws).await?;
+    Ok(Json(groups.into_iter().map(GroupView::from).collect()))
 }
 
 async fn create_group(
@@ -206,39 +201,16 @@ async fn create_group(
     Path((org, ws)): Path<(String, String)>,
     Json(body): Json<CreateGroup>,
 ) -> Result<(StatusCode, Json<GroupView>), ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.require_admin("manage groups")?;
-    check_group_name(&body.name)?;
-    if let Some(parent) = &body.parent {
-        access.require_group("parent", parent)?;
-    }
-    admit_write(&state.settings.limits, &org)?;
-    let group = match state
-        .store
-        .create_group(&org, &ws, &body.name, body.parent.as_deref())
-        .await
-    {
-        Ok(group) => group,
-        Err(StoreError::Conflict(_)) => {
-            return Err(
-                ApiError::conflict(format!("group {} already exists", body.name)).field("name"),
-            );
-        }
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::invalid(
-                "parent",
-                "the parent group no longer exists",
-            ));
-        }
-        Err(other) => return Err(other.into()),
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(GroupView {
-            name: group.name,
-            parent: group.parent,
-        }),
-    ))
+    let group = groups::create(
+        &state,
+        &caller,
+        &org,
+        &ws,
+        &body.name,
+        body.parent.as_deref(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(group.into())))
 }
 
 async fn get_group(
@@ -246,19 +218,9 @@ async fn get_group(
     caller: Caller,
     Path((org, ws, group)): Path<(String, String, String)>,
 ) -> Result<Json<GroupDetail>, ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.require_member()?;
-    let groups = state.store.workspace_groups(&org, &ws).await?;
-    let found = groups
-        .into_iter()
-        .find(|g| g.name == group)
-        .ok_or_else(|| ApiError::not_found(format!("group {group} does not exist")))?;
-    let members = state.store.group_members(&org, &ws, &group).await?;
+    let (group, members) = groups::get(&state, &caller, &org, &ws, &group).await?;
     Ok(Json(GroupDetail {
-        group: GroupView {
-            name: found.name,
-            parent: found.parent,
-        },
+        group: group.into(),
         members: members.into_iter().map(MemberView::from).collect(),
     }))
 }
@@ -269,42 +231,11 @@ async fn update_group(
     Path((org, ws, group)): Path<(String, String, String)>,
     Json(body): Json<UpdateGroup>,
 ) -> Result<Json<GroupView>, ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.require_admin("manage groups")?;
-    if !access.all_groups.contains(&group) {
-        return Err(ApiError::not_found(format!("group {group} does not exist")));
-    }
-    if let Some(parent) = &body.parent {
-        access.require_group("parent", parent)?;
-    }
-    admit_write(&state.settings.limits, &org)?;
-    match state
-        .store
-        .set_group_parent(&org, &ws, &group, body.parent.as_deref())
-        .await
-    {
-        Ok(()) => Ok(Json(GroupView {
-            name: group,
-            parent: body.parent,
-        })),
-        Err(StoreError::Conflict(why)) => Err(ApiError::invalid(
-            "parent",
-            why.strip_prefix("parent: ").unwrap_or(&why).to_owned(),
-        )),
-        Err(StoreError::NotFound) => Err(ApiError::not_found(format!(
-            "group {group} or its new parent does not exist"
-        ))),
-        Err(other) => Err(other.into()),
-    }
-}
-
-/// Groups the default bindings name: deleting one would leave the workspace without the
-/// administrators its RBAC expects.
-fn is_default_bound(group: &str) -> bool {
-    Presets::builtin()
-        .default_bindings
-        .iter()
-        .any(|b| b.group == group)
+    groups::set_parent(&state, &caller, &org, &ws, &group, body.parent.as_deref()).await?;
+    Ok(Json(GroupView {
+        name: group,
+        parent: body.parent,
+    }))
 }
 
 async fn delete_group(
@@ -312,21 +243,8 @@ async fn delete_group(
     caller: Caller,
     Path((org, ws, group)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.require_admin("manage groups")?;
-    if is_default_bound(&group) {
-        return Err(ApiError::conflict(format!(
-            "group {group} holds the workspace's default administrator binding and cannot be deleted"
-        )));
-    }
-    admit_write(&state.settings.limits, &org)?;
-    match state.store.delete_group(&org, &ws, &group).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(StoreError::NotFound) => {
-            Err(ApiError::not_found(format!("group {group} does not exist")))
-        }
-        Err(other) => Err(other.into()),
-    }
+    groups::delete(&state, &caller, &org, &ws, &group).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_members(
@@ -334,29 +252,8 @@ async fn list_members(
     caller: Caller,
     Path((org, ws, group)): Path<(String, String, String)>,
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.require_member()?;
-    match state.store.group_members(&org, &ws, &group).await {
-        Ok(members) => Ok(Json(members.into_iter().map(MemberView::from).collect())),
-        Err(StoreError::NotFound) => {
-            Err(ApiError::not_found(format!("group {group} does not exist")))
-        }
-        Err(other) => Err(other.into()),
-    }
-}
-
-/// A user by id, or by email when `who` has an `@`.
-async fn find_user(state: &AppState, who: &str) -> Result<Option<User>, ApiError> {
-    let found = if who.contains('@') {
-        state.store.user_by_email(&who.trim().to_lowercase()).await
-    } else {
-        state.store.user(who).await
-    };
-    match found {
-        Ok(user) => Ok(Some(user)),
-        Err(StoreError::NotFound) => Ok(None),
-        Err(other) => Err(other.into()),
-    }
+    let members = groups::members(&state, &caller, &org, &ws, &group).await?;
+    Ok(Json(members.into_iter().map(MemberView::from).collect()))
 }
 
 async fn add_member(
@@ -365,33 +262,15 @@ async fn add_member(
     Path((org, ws, group)): Path<(String, String, String)>,
     Json(body): Json<AddMember>,
 ) -> Result<(StatusCode, Json<MemberView>), ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.require_admin("manage group members")?;
-    if !access.all_groups.contains(&group) {
-        return Err(ApiError::not_found(format!("group {group} does not exist")));
-    }
-    let user = find_user(&state, &body.user)
-        .await?
-        .ok_or_else(|| ApiError::invalid("user", "no user has this id or email"))?;
-    admit_write(&state.settings.limits, &org)?;
-    match state
-        .store
-        .add_group_member(&org, &ws, &group, &user.id)
-        .await
-    {
-        Ok(_) => Ok((
-            StatusCode::CREATED,
-            Json(MemberView {
-                user_id: user.id,
-                email: user.email,
-                name: user.name,
-            }),
-        )),
-        Err(StoreError::NotFound) => {
-            Err(ApiError::not_found(format!("group {group} does not exist")))
-        }
-        Err(other) => Err(other.into()),
-    }
+    let user = groups::add_member(&state, &caller, &org, &ws, &group, &body.user).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(MemberView {
+            user_id: user.id,
+            email: user.email,
+            name: user.name,
+        }),
+    ))
 }
 
 async fn remove_member(
@@ -399,26 +278,6 @@ async fn remove_member(
     caller: Caller,
     Path((org, ws, group, who)): Path<(String, String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.require_admin("manage group members")?;
-    let missing = || ApiError::not_found(format!("{who} is not in group {group}"));
-    let user = find_user(&state, &who).await?.ok_or_else(missing)?;
-    if group == ADMINS_GROUP {
-        let admins = state.store.group_members(&org, &ws, &group).await?;
-        if admins.len() == 1 && admins[0].user_id == user.id {
-            return Err(ApiError::conflict(format!(
-                "{who} is the last member of {ADMINS_GROUP}; add another administrator first"
-            )));
-        }
-    }
-    admit_write(&state.settings.limits, &org)?;
-    match state
-        .store
-        .remove_group_member(&org, &ws, &group, &user.id)
-        .await
-    {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(StoreError::NotFound) => Err(missing()),
-        Err(other) => Err(other.into()),
-    }
+    groups::remove_member(&state, &caller, &org, &ws, &group, &who).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

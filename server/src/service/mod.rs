@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authz;
 pub mod caller;
 pub mod credentials;
+pub mod groups;
 pub mod issuer;
 pub mod journal;
 pub mod oidc;
