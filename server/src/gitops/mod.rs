@@ -4,6 +4,8 @@
 pub mod audit;
 mod global;
 pub mod history;
+mod identity;
+mod locks;
 mod message;
 pub mod objects;
 mod pack;
@@ -11,6 +13,9 @@ pub mod refs;
 pub mod remote;
 pub mod requests;
 pub mod revision;
+mod rollup;
+mod signing;
+mod snapshot;
 pub mod tree;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -25,8 +30,15 @@ use git2::{ErrorCode, Tree};
 /// which calls no libgit2 function of its own: every operation is a function of this module.
 pub use git2::{Oid, Repository};
 pub use global::bound_pack_mappings;
+pub use identity::Identity;
+pub use locks::PROCESS_LOCK;
+use locks::process_lock;
 pub use message::{CommitMessage, Trailers, sanitize_line};
 pub use objects::{Edit, NewObjects};
+use rollup::Maintenance;
+pub use rollup::PACKS_BEFORE_ROLLUP;
+pub use signing::Signing;
+pub use snapshot::Snapshot;
 
 // --- Failpoints (tests/crash.rs) ---------------------------------------------------------
 // With the `failpoints` cargo feature, `failpoint!("name")` is a fail-rs failpoint that the
@@ -142,70 +154,6 @@ pub fn git_dir(repo: &Repository) -> &Path {
     repo.path()
 }
 
-/// A person or bot, as Git records them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Identity {
-    /// Display name.
-    pub name: String,
-    /// Email address.
-    pub email: String,
-}
-
-/// Whether Git trims `c` from the ends of a signature's name or email (libgit2's "crud").
-fn is_crud(c: char) -> bool {
-    c <= ' ' || matches!(c, '.' | ',' | ':' | ';' | '<' | '>' | '"' | '\\' | '\'')
-}
-
-impl Identity {
-    /// This identity as a Git signature dated now. Any name or email becomes one Git takes
-    /// and that keeps the author line whole: control characters and line breaks become
-    /// spaces, `<` and `>` are dropped (and whitespace from the email), and a name with
-    /// nothing left once Git trims its ends (`'`, `""`, `<>`, `;`) is written as the
-    /// email's local part, or `unnamed`. The display form is never read back for identity
-    /// (the `Hexabase-Actor-Id` trailer carries the user's id).
-    pub fn signature(&self) -> Result<git2::Signature<'static>, GitOpsError> {
-        let email: String = sanitize_line(&self.email, 254)
-            .chars()
-            .filter(|c| !matches!(c, '<' | '>') && !c.is_whitespace())
-            .collect();
-        let email = match email.trim_matches(is_crud) {
-            "" => "unknown@invalid",
-            email => email,
-        };
-        let name = sanitize_line(&self.name, 100).replace(['<', '>'], "");
-        let name = match name.trim_matches(is_crud) {
-            "" => match email.split('@').next().unwrap_or("").trim_matches(is_crud) {
-                "" => "unnamed",
-                local => local,
-            },
-            name => name,
-        };
-        git2::Signature::now(name, email).map_err(GitOpsError::Git)
-    }
-}
-
-/// The intent at one commit, with the problems of its files.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// The commit, `None` for an unborn branch.
-    pub commit: Option<Oid>,
-    /// The commit's root tree.
-    pub tree: Option<Oid>,
-    /// The `intent/` tree.
-    pub intent_tree: Option<Oid>,
-    /// The intent.
-    pub intent: Intent,
-    /// Problems per intent file (path relative to `intent/`); files without problems are absent.
-    pub problems: BTreeMap<String, Vec<Diagnostic>>,
-}
-
-impl Snapshot {
-    /// Every problem in the intent.
-    pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.problems.values().flatten()
-    }
-}
-
 /// A repository and the branch Hexabase writes.
 pub struct GitOps {
     path: PathBuf,
@@ -228,45 +176,6 @@ pub struct GitOps {
     /// The thread that rolls packs up, started when first asked (see
     /// [`GitOps::request_roll_up`]).
     maintenance: Mutex<Option<Maintenance>>,
-}
-
-/// A thread that rolls packs up in the background, off every request's way: a roll-up that
-/// merges large packs reads, writes and fsyncs all of them.
-struct Maintenance {
-    shared: Arc<MaintenanceState>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct MaintenanceState {
-    state: Mutex<MaintenanceFlags>,
-    /// Wakes the thread.
-    wake: std::sync::Condvar,
-    /// Signalled when the thread has nothing to do.
-    idle: std::sync::Condvar,
-}
-
-#[derive(Default)]
-struct MaintenanceFlags {
-    requested: bool,
-    busy: bool,
-    stop: bool,
-}
-
-impl Drop for Maintenance {
-    /// Lets a roll-up under way finish (a process exiting is then never in the middle of
-    /// one), then ends the thread.
-    fn drop(&mut self) {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .stop = true;
-        self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// A repository handle kept for reuse, and how often it was used.
@@ -312,74 +221,6 @@ impl Drop for CachedRepo<'_> {
                 pool.push(kept);
             }
         }
-    }
-}
-
-/// How commits are signed: the way `git` itself does it, by the standard tools.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Signing {
-    /// An SSH key (`ssh-keygen -Y sign -n git`).
-    Ssh {
-        /// The private key file.
-        key: PathBuf,
-    },
-    /// An OpenPGP key in a GnuPG home (`gpg --detach-sign --armor`).
-    OpenPgp {
-        /// The key id or fingerprint.
-        key_id: String,
-        /// The GnuPG home; the default one when `None`.
-        home: Option<PathBuf>,
-    },
-}
-
-impl Signing {
-    /// An armored detached signature of `content`.
-    fn sign(&self, content: &[u8]) -> Result<String, GitOpsError> {
-        let mut command = match self {
-            Self::Ssh { key } => {
-                let mut c = std::process::Command::new("ssh-keygen");
-                c.args(["-Y", "sign", "-n", "git", "-f"]).arg(key);
-                c
-            }
-            Self::OpenPgp { key_id, home } => {
-                let mut c = std::process::Command::new("gpg");
-                if let Some(home) = home {
-                    c.arg("--homedir").arg(home);
-                }
-                c.args([
-                    "--batch",
-                    "--yes",
-                    "--detach-sign",
-                    "--armor",
-                    "--local-user",
-                    key_id,
-                ]);
-                c
-            }
-        };
-        let failed = |reason: String| GitOpsError::Signing { reason };
-        let mut child = command
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| failed(format!("cannot run the signing tool: {e}")))?;
-        {
-            use std::io::Write as _;
-            let mut stdin = child.stdin.take().expect("stdin is piped");
-            stdin
-                .write_all(content)
-                .map_err(|e| failed(format!("cannot feed the signing tool: {e}")))?;
-        }
-        let output = child
-            .wait_with_output()
-            .map_err(|e| failed(format!("the signing tool failed: {e}")))?;
-        if !output.status.success() {
-            return Err(failed(
-                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            ));
-        }
-        String::from_utf8(output.stdout).map_err(|_| failed("the signature is not text".into()))
     }
 }
 
@@ -534,123 +375,12 @@ impl GitOps {
         }
     }
 
-    /// Asks the maintenance thread to roll packs up (see [`GitOps::roll_up_packs`]) and
-    /// returns at once; the thread is started on first use. Requests made while one waits
-    /// are one request. A roll-up that fails leaves more packs, and the next one tries again.
-    pub fn request_roll_up(&self) {
-        let mut maintenance = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
-        if maintenance.is_none() {
-            let shared = Arc::new(MaintenanceState::default());
-            let thread = std::thread::Builder::new()
-                .name("hb-roll-up".to_owned())
-                .spawn({
-                    let (shared, path) = (Arc::clone(&shared), self.path.clone());
-                    move || maintain(&shared, &path)
-                })
-                .ok();
-            *maintenance = Some(Maintenance { shared, thread });
-        }
-        let Some(maintenance) = maintenance.as_ref() else {
-            return;
-        };
-        maintenance
-            .shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .requested = true;
-        maintenance.shared.wake.notify_one();
-    }
-
-    /// Waits until the maintenance thread has nothing left to do (for tests and tools that
-    /// look at the packs).
-    pub fn wait_for_maintenance(&self) {
-        let maintenance = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(maintenance) = maintenance.as_ref() else {
-            return;
-        };
-        let shared = &maintenance.shared;
-        let mut flags = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        while (flags.requested || flags.busy) && maintenance.thread.is_some() {
-            flags = shared.idle.wait(flags).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// Rolls small packs up into one when there are more than [`PACKS_BEFORE_ROLLUP`], so
-    /// that a pack per commit batch does not slow reads down over time (every object lookup
-    /// that misses the last pack used searches the others' indexes). Packs are taken
-    /// smallest first while each is smaller than twice the ones taken so far, as
-    /// `git repack --geometric=2` does: the large base pack is left alone, and pack sizes
-    /// stay a geometric progression, so there are O(log n) packs and each object is
-    /// rewritten O(log n) times. Whole objects are copied as they are (no inflating, no
-    /// delta search); deltas (from `git repack` or a fetch) are read and stored whole. The
-    /// new pack is fsynced before the old ones are removed; readers that still map an old
-    /// one keep it until they let go (POSIX unlink), and libgit2 rescans the folder when a
-    /// lookup misses. Returns how many packs were merged.
-    pub fn roll_up_packs(&self, repo: &Repository) -> Result<usize, GitOpsError> {
-        roll_up_packs(repo)
-    }
-
     /// The branch head, `None` while the branch has no commit.
     pub fn head(&self, repo: &Repository) -> Result<Option<Oid>, GitOpsError> {
         match repo.refname_to_id(&self.branch_ref()) {
             Ok(id) => Ok(Some(id)),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(GitOpsError::Git(e)),
-        }
-    }
-
-    /// The intent at `commit`: one of the recent snapshots, or derived from the newest of
-    /// them by a tree diff. Single-flight: while one caller derives a snapshot, the others
-    /// wait for it and share the result rather than diffing the same trees again.
-    pub fn snapshot(
-        &self,
-        repo: &Repository,
-        commit: Option<Oid>,
-    ) -> Result<Arc<Snapshot>, GitOpsError> {
-        if let Some(found) = self.recent_snapshot(commit) {
-            return Ok(found);
-        }
-        let _computing = self.computing.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = self.recent_snapshot(commit) {
-            return Ok(found);
-        }
-        let last = self.recent_lock().back().cloned();
-        let next = Arc::new(derive(&self.reader(repo, Vec::new()), last, commit)?);
-        self.remember(&next);
-        Ok(next)
-    }
-
-    /// The snapshot of the branch head when it is one of the recent ones (`None` when it
-    /// would have to be derived): a read of the reference and a lookup, cheap enough for an
-    /// async task, so readers answer without waiting for a blocking thread.
-    pub fn known_head_snapshot(&self) -> Result<Option<Arc<Snapshot>>, GitOpsError> {
-        let repo = self.cached_repo()?;
-        let head = self.head(&repo)?;
-        Ok(self.recent_snapshot(head))
-    }
-
-    fn recent_lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Snapshot>>> {
-        self.recent
-            .lock()
-            .expect("snapshot lock is never poisoned: nothing panics under it")
-    }
-
-    fn recent_snapshot(&self, commit: Option<Oid>) -> Option<Arc<Snapshot>> {
-        self.recent_lock()
-            .iter()
-            .rev()
-            .find(|s| s.commit == commit)
-            .cloned()
-    }
-
-    /// Makes `snapshot` the newest recent one, the base for the next diff.
-    pub fn remember(&self, snapshot: &Arc<Snapshot>) {
-        let mut recent = self.recent_lock();
-        recent.retain(|s| s.commit != snapshot.commit);
-        recent.push_back(Arc::clone(snapshot));
-        while recent.len() > SNAPSHOTS_KEPT {
-            recent.pop_front();
         }
     }
 
@@ -834,124 +564,6 @@ impl GitOps {
     }
 }
 
-/// How many packs may pile up before [`GitOps::roll_up_packs`] merges the small ones.
-pub const PACKS_BEFORE_ROLLUP: usize = 24;
-
-/// The object count of a version 2 pack index (`.idx`): after the 8-byte header comes a
-/// 256-entry fan-out table whose last entry is the count.
-fn pack_index_count(path: &Path) -> std::io::Result<usize> {
-    use std::io::Read as _;
-    let mut head = [0u8; 8 + 256 * 4];
-    File::open(path)?.read_exact(&mut head)?;
-    if head[..8] != *b"\xfftOc\0\0\0\x02" {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not a v2 pack index",
-        ));
-    }
-    let last: [u8; 4] = head[8 + 255 * 4..].try_into().expect("four bytes");
-    Ok(u32::from_be_bytes(last) as usize)
-}
-
-// --- Stale lock recovery ------------------------------------------------------------------
-//
-// Git guards each ref, HEAD, packed-refs and config with a `<file>.lock` created with O_EXCL
-// and renamed over the file when the update is complete. A process killed between the two
-// leaves the `.lock` behind, and every later update of that ref fails with "locked" until
-// someone deletes it. Deleting one is only safe when its owner is dead, which a lock file
-// cannot tell. So every Hexabase process holds a *shared* advisory lock (flock) on
-// `<gitdir>/hexabase.lock` from before its first write until it exits; the kernel drops it
-// when the process dies, also on SIGKILL. If a process opening the repository gets the lock
-// *exclusively*, no other Hexabase process has the repository open, so no live Hexabase
-// writer owns any `.lock` file: they are all stale, and are removed before the lock is
-// downgraded to shared (release, then wait for shared; a process that slips in between
-// takes the exclusive lock itself, and this one waits for it to finish its own clean-up).
-// A process that cannot get it exclusively removes nothing: the owner may be alive.
-//
-// What this assumes: the repository is Hexabase's own (the server's clone, or the bare
-// repository of `hb`); a person or tool running git in it while no Hexabase process is
-// alive does not take our lock, and a lock file of theirs could be removed under them. And
-// flock must work on the file system (local disks do; some network file systems do not).
-// `hexabase.lock` itself is never removed: a process could hold a lock on an unlinked file.
-
-/// The file every Hexabase process locks while it has the repository open.
-pub const PROCESS_LOCK: &str = "hexabase.lock";
-
-/// Takes the shared process lock of the repository at `gitdir`, first removing stale lock
-/// files if this is the only Hexabase process there.
-fn process_lock(gitdir: &Path) -> Result<File, GitOpsError> {
-    let path = gitdir.join(PROCESS_LOCK);
-    let lock_err = |source| GitOpsError::Lock {
-        path: path.clone(),
-        source,
-    };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(lock_err)?;
-    match file.try_lock() {
-        Ok(()) => {
-            remove_stale_locks(gitdir)?;
-            file.unlock().map_err(lock_err)?;
-        }
-        Err(std::fs::TryLockError::WouldBlock) => {}
-        Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e)),
-    }
-    file.lock_shared().map_err(lock_err)?;
-    Ok(file)
-}
-
-/// Removes `refs/**/*.lock`, `packed-refs.lock`, `HEAD.lock`, `config.lock` and what a pack
-/// write leaves when killed. Only call with the process lock held exclusively.
-fn remove_stale_locks(gitdir: &Path) -> Result<(), GitOpsError> {
-    let mut stale: Vec<PathBuf> = ["packed-refs.lock", "HEAD.lock", "config.lock"]
-        .iter()
-        .map(|name| gitdir.join(name))
-        .collect();
-    let mut dirs = vec![gitdir.join("refs")];
-    while let Some(dir) = dirs.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(GitOpsError::Lock { path: dir, source }),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|source| GitOpsError::Lock {
-                path: dir.clone(),
-                source,
-            })?;
-            let path = entry.path();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "lock") {
-                stale.push(path);
-            }
-        }
-    }
-    // A pack write killed half way leaves its temporaries (`pack_hb_*` from ours, and
-    // `pack_XXXXXX` and `pack-<hash>.idx.lock` from libgit2's); no reference can need them.
-    let packs = gitdir.join("objects").join("pack");
-    if let Ok(entries) = std::fs::read_dir(&packs) {
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with("pack_") || name.ends_with(".lock") {
-                stale.push(entry.path());
-            }
-        }
-    }
-    for path in stale {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(GitOpsError::Lock { path, source }),
-        }
-    }
-    Ok(())
-}
-
 fn walk(
     repo: &Repository,
     tree: &Tree<'_>,
@@ -977,204 +589,6 @@ fn walk(
         }
     }
     Ok(())
-}
-
-/// The intent at `commit`, derived from `last` (when it has an intent tree, or is of an
-/// unborn branch) by a diff of the two `intent/` trees, read through `reader`.
-fn derive(
-    reader: &objects::Reader<'_>,
-    last: Option<Arc<Snapshot>>,
-    commit: Option<Oid>,
-) -> Result<Snapshot, GitOpsError> {
-    let tree = commit
-        .map(|c| reader.repo().find_commit(c).map(|c| c.tree_id()))
-        .transpose()
-        .map_err(GitOpsError::Git)?;
-    let intent_tree = match tree {
-        Some(t) => reader
-            .entry(t, "intent")?
-            .filter(objects::TreeEntry::is_tree)
-            .map(|e| e.id),
-        None => None,
-    };
-    let base = last
-        .filter(|l| l.intent_tree.is_some() || l.commit.is_none())
-        .unwrap_or_default();
-    let mut next = Snapshot {
-        commit,
-        tree,
-        intent_tree,
-        intent: base.intent.clone(),
-        problems: base.problems.clone(),
-    };
-    if base.intent_tree != intent_tree {
-        reader.diff(base.intent_tree, intent_tree, &mut |path, _, after| {
-            let problems = match after {
-                // A symbolic link (to a file or a folder) is refused, never followed.
-                Some(entry) if entry.mode & 0o170_000 == 0o120_000 => next.intent.set_link(path),
-                Some(entry) => {
-                    let text = String::from_utf8_lossy(&reader.blob(entry.id)?).into_owned();
-                    next.intent.set_file(path, Some(&text))
-                }
-                None => next.intent.set_file(path, None),
-            };
-            if problems.is_empty() {
-                next.problems.remove(path);
-            } else {
-                next.problems.insert(path.to_owned(), problems);
-            }
-            Ok(())
-        })?;
-    }
-    Ok(next)
-}
-
-/// The maintenance thread: a roll-up per request, until asked to stop.
-fn maintain(shared: &MaintenanceState, path: &Path) {
-    loop {
-        {
-            let mut flags = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            while !flags.requested && !flags.stop {
-                flags = shared.wake.wait(flags).unwrap_or_else(|e| e.into_inner());
-            }
-            if !flags.requested {
-                return;
-            }
-            flags.requested = false;
-            flags.busy = true;
-        }
-        if let Ok(repo) = Repository::open(path) {
-            let _ = roll_up_packs(&repo);
-        }
-        shared.state.lock().unwrap_or_else(|e| e.into_inner()).busy = false;
-        shared.idle.notify_all();
-    }
-}
-
-/// See [`GitOps::roll_up_packs`].
-fn roll_up_packs(repo: &Repository) -> Result<usize, GitOpsError> {
-    let dir = repo.path().join("objects").join("pack");
-    let io = |source| GitOpsError::Pack {
-        path: dir.clone(),
-        source,
-    };
-    let mut indexes = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|e| e == "idx")
-            && path.with_extension("pack").exists()
-            && !path.with_extension("keep").exists()
-        {
-            indexes.push(path);
-        }
-    }
-    if indexes.len() <= PACKS_BEFORE_ROLLUP {
-        return Ok(0);
-    }
-    // A pack whose index cannot be read is left alone.
-    let mut packs: Vec<(usize, PathBuf)> = indexes
-        .into_iter()
-        .filter_map(|path| Some((pack_index_count(&path).ok()?, path)))
-        .collect();
-    if packs.len() <= PACKS_BEFORE_ROLLUP {
-        return Ok(0);
-    }
-    packs.sort();
-    let mut taken = 0;
-    let mut objects = 0;
-    for (n, _) in &packs {
-        if taken >= 2 && *n >= 2 * objects {
-            break;
-        }
-        taken += 1;
-        objects += n;
-    }
-    if taken < 2 {
-        return Ok(0);
-    }
-    let odb = repo.odb().map_err(GitOpsError::Git)?;
-    // Streamed: one entry in memory at a time, however large the packs.
-    let mut indexes = Vec::with_capacity(taken);
-    let mut unique = BTreeSet::new();
-    for (_, idx) in &packs[..taken] {
-        let entries = pack::read_index(idx).map_err(io)?;
-        unique.extend(entries.iter().map(|e| e.id));
-        indexes.push((idx, entries));
-    }
-    let count = u32::try_from(unique.len()).map_err(|_| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "too many objects to roll up",
-        ))
-    })?;
-    let mut writer = pack::PackWriter::to_file(&dir, count).map_err(io)?;
-    // Commits first, then the rest: whoever walks history (the index sync, the audit, a
-    // reference update checking its target) then reads the first pages of the pack
-    // instead of a page every few dozen kilobytes all through it (and the kernel maps
-    // the pages around each one read).
-    for commits in [true, false] {
-        for (idx, entries) in &indexes {
-            use std::os::unix::fs::FileExt as _;
-            let file = File::open(idx.with_extension("pack")).map_err(io)?;
-            let len = file.metadata().map_err(io)?.len();
-            let mut raw = Vec::new();
-            for (entry, (start, stop)) in entries
-                .iter()
-                .zip(pack::entry_spans(len, entries).map_err(io)?)
-            {
-                if writer.contains(entry.id) {
-                    continue;
-                }
-                if commits {
-                    let mut first = [0u8];
-                    file.read_exact_at(&mut first, start).map_err(io)?;
-                    if !pack::is_commit(&first) {
-                        continue;
-                    }
-                }
-                let size = usize::try_from(stop - start).map_err(|_| {
-                    io(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "pack entry too large",
-                    ))
-                })?;
-                raw.resize(size, 0);
-                file.read_exact_at(&mut raw, start).map_err(io)?;
-                let mut crc = flate2::Crc::new();
-                crc.update(&raw);
-                if crc.sum() != entry.crc {
-                    return Err(io(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{} does not match its index", idx.display()),
-                    )));
-                }
-                if pack::is_whole(&raw) {
-                    writer.add_raw(entry.id, &raw, entry.crc).map_err(io)?;
-                } else {
-                    let object = odb.read(entry.id).map_err(GitOpsError::Git)?;
-                    writer
-                        .add(entry.id, object.kind(), object.data())
-                        .map_err(io)?;
-                }
-            }
-        }
-    }
-    debug_assert!(writer.len() <= objects);
-    let new = format!("{}.idx", writer.finish(&dir).map_err(io)?);
-    for (_, idx) in &packs[..taken] {
-        // Same objects, same name: the new pack may have replaced this one.
-        if idx.file_name().and_then(|n| n.to_str()) == Some(new.as_str()) {
-            continue;
-        }
-        for path in [idx.clone(), idx.with_extension("pack")] {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
-    }
-    Ok(taken)
 }
 
 #[cfg(test)]
