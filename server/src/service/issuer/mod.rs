@@ -10,8 +10,10 @@
 //!
 //! Where each part lives: `keys` (the key ring and its rotation), `tokens` (signing and the
 //! own validator), `grants` (authorization code with PKCE, refresh token, revocation,
-//! userinfo), `device` (the device flow, RFC 8628) and `kubeconfig`. The protocol endpoints
-//! in `http::issuer` only extract a request, call one function here and map the answer.
+//! userinfo), `device` (the device flow, RFC 8628), `refusal` (`GrantError`, `OAuthCode`) and
+//! `kubeconfig`; this file resolves clients and dispatches the token endpoint's grants
+//! ([`token`]). The protocol endpoints in `http::issuer` only extract a request, call one
+//! function here and map the answer.
 
 mod device;
 mod grants;
