@@ -189,6 +189,32 @@ fn an_action_that_changes_nothing_makes_no_commit_and_a_bad_one_none_either() {
 }
 
 #[test]
+fn a_batch_that_fails_gives_each_action_the_batch_error_as_its_source() {
+    let (path, engine) = seeded("batch-fails");
+    let before = commits(&path);
+    // A lock file nobody releases: every compare-and-swap of the branch fails as if the
+    // branch had moved, until the batch gives up.
+    let lock = path.join("refs/heads/main.lock");
+    std::fs::write(&lock, "").expect("lock");
+    let error = engine
+        .apply(
+            &meta("alice", "locked"),
+            &create_project("acme", "dev", "locked"),
+        )
+        .expect_err("the branch cannot move");
+    match &error {
+        ApplyError::Batch(source) => {
+            assert!(matches!(**source, ApplyError::Contention(_)), "{source:?}");
+        }
+        other => panic!("expected the batch's own error as the source, got {other:?}"),
+    }
+    let source = std::error::Error::source(&error).expect("the batch's error");
+    assert!(source.to_string().contains("kept moving"), "{source}");
+    std::fs::remove_file(&lock).expect("unlock");
+    assert_eq!(commits(&path), before, "nothing landed");
+}
+
+#[test]
 fn concurrent_writers_get_one_commit_each_on_a_linear_history() {
     let (path, engine) = seeded("threads");
     let engine = Arc::new(engine);
