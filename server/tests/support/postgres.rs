@@ -10,7 +10,12 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); `scripts/test.sh` starts a throwaway one and
 //! sets it when nothing answers there. Each test gets its own database (`hb_<random>`), so
 //! tests run in parallel. When the server does not answer, the test is skipped with a loud
-//! message, except in CI (`CI` set), where it fails.
+//! message ([`skip::missing`]), except in CI (`CI` set), where it fails; and the
+//! suite's own `support::postgres::postgresql_answers` test fails in CI too.
+
+// Here rather than in `support/mod.rs`: the API bench includes this file alone.
+#[path = "skip.rs"]
+pub(crate) mod skip;
 
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
@@ -39,14 +44,7 @@ pub(crate) async fn fresh_database() -> Option<TestDatabase> {
     let mut admin = match PgConnection::connect(&admin_url).await {
         Ok(connection) => connection,
         Err(error) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI needs PostgreSQL at {admin_url} (HEXABASE_TEST_POSTGRES): {error}"
-            );
-            eprintln!(
-                "\n*** SKIPPED the PostgreSQL half: no PostgreSQL answers at {admin_url} \
-                 ({error}); run `make test`, which starts one, or set HEXABASE_TEST_POSTGRES ***\n"
-            );
+            skip::missing("the PostgreSQL half", &no_answer(&admin_url, &error));
             return None;
         }
     };
@@ -85,6 +83,31 @@ impl TestDatabase {
             name,
             admin_url: self.admin_url.clone(),
         }
+    }
+}
+
+fn no_answer(url: &str, error: &sqlx::Error) -> String {
+    format!(
+        "no PostgreSQL answers at {url} (HEXABASE_TEST_POSTGRES): {error}; run `make test`, \
+         which starts one, or set HEXABASE_TEST_POSTGRES"
+    )
+}
+
+/// A test of its own in every suite that includes `support`, so that a missing PostgreSQL
+/// shows in the summary under its own name (`support::postgres::postgresql_answers`) rather
+/// than only inside the tests that skip their PostgreSQL half: in CI it fails.
+#[test]
+fn postgresql_answers() {
+    let url = server_url();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match runtime.block_on(PgConnection::connect(&url)) {
+        Ok(connection) => {
+            let _ = runtime.block_on(connection.close());
+        }
+        Err(error) => skip::missing("PostgreSQL", &no_answer(&url, &error)),
     }
 }
 
