@@ -34,7 +34,8 @@ use super::signin::{self, SIGNIN, browser_session, escape, page, to_sign_in};
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::issuer::{
     self, AuthorizeError, DEVICE_GRANT, DeviceDecision, Form as OAuthForm, GrantError,
-    IssuerContext, Kubeconfig, OAuthCode, Rotation, issuer_path, kubeconfig, platform_oidc,
+    IssuerContext, Kubeconfig, OAuthCode, RotateError, Rotation, issuer_path, kubeconfig,
+    platform_oidc,
 };
 use crate::service::tenancy;
 
@@ -102,24 +103,14 @@ async fn rotate_keys(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Rotation>, ApiError> {
-    // The platform administrator is the first account (`users.is_admin`).
-    if !caller.user.is_admin {
-        return Err(ApiError::forbidden(
-            "only the platform administrator may rotate the issuer's signing keys",
-        ));
-    }
     let rotation = state
         .issuer
-        .rotate_now()
+        .rotate_for(&caller.user)
         .await
-        .map_err(|e| ApiError::internal(&e))?;
-    tracing::info!(
-        kid = %rotation.kid,
-        created = rotation.created,
-        activates_at = rotation.activates_at,
-        by = %caller.user.email,
-        "rotation of the issuer's signing key requested"
-    );
+        .map_err(|error| match error {
+            RotateError::Forbidden => ApiError::forbidden(error.to_string()),
+            RotateError::Failed(_) => ApiError::internal(&error),
+        })?;
     Ok(Json(rotation))
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::settings::{IssuerSettings, SigningAlg};
-use crate::store::{SigningKey, Store, StoreError};
+use crate::store::{SigningKey, Store, StoreError, User};
 
 /// Seconds a retired key stays published beyond the token lifetime (clock skew of verifiers).
 pub const RETIRE_MARGIN_SECONDS: i64 = 300;
@@ -96,6 +96,17 @@ fn key_error(
     step: &'static str,
 ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> IssuerError {
     move |source| IssuerError::Key { step, source }
+}
+
+/// Why an operator's rotation did not happen ([`Issuer::rotate_for`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// The person asking is not the platform administrator.
+    #[error("only the platform administrator may rotate the issuer's signing keys")]
+    Forbidden,
+    /// Making or storing the new key failed.
+    #[error("failed to rotate the signing keys")]
+    Failed(#[from] IssuerError),
 }
 
 /// What an operator's rotation did ([`Issuer::rotate_now`]).
@@ -494,6 +505,23 @@ impl Issuer {
                 })
                 .collect(),
         })
+    }
+
+    /// `user`'s rotation ([`Issuer::rotate_now`]): only the platform administrator (the first
+    /// account, `users.is_admin`) may ask for one.
+    pub async fn rotate_for(&self, user: &User) -> Result<Rotation, RotateError> {
+        if !user.is_admin {
+            return Err(RotateError::Forbidden);
+        }
+        let rotation = self.rotate_now().await?;
+        tracing::info!(
+            kid = %rotation.kid,
+            created = rotation.created,
+            activates_at = rotation.activates_at,
+            by = %user.email,
+            "rotation of the issuer's signing key requested"
+        );
+        Ok(rotation)
     }
 
     /// The published keys (JWKS).

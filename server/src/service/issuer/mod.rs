@@ -38,8 +38,8 @@ pub use grants::{
     grant_code, revoke, userinfo,
 };
 pub use keys::{
-    Clock, Issuer, IssuerError, ManualClock, PublishedKey, RETIRE_MARGIN_SECONDS, Rotation,
-    SystemClock, generate_key,
+    Clock, Issuer, IssuerError, ManualClock, PublishedKey, RETIRE_MARGIN_SECONDS, RotateError,
+    Rotation, SystemClock, generate_key,
 };
 pub use kubeconfig::{
     ClusterEntry, ContextEntry, ExecConfig, Kubeconfig, NamedCluster, NamedContext, NamedUser,
