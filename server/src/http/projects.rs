@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::commit::{CommitAnswer, RequestKey};
-use super::tenancy::check_label;
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::action::Action;
 use crate::service::authz::{Presets, uncovered};
 use crate::service::submit::submit;
 use crate::service::tenancy::{TenancyError, WorkspaceAccess, workspace_access};
+use crate::service::workspaces::check_label;
 
 /// The API group of Roles and RoleBindings.
 const RBAC: &str = "rbac.authorization.k8s.io";

@@ -1,9 +1,20 @@
-//! Tenancy answers shared by the workspace, group and project routes: [`TenancyError`]s as
-//! problems, and the rule for the names people give workspaces and projects.
+//! Tenancy answers shared by the workspace and project routes: [`TenancyError`]s and
+//! [`WorkspaceError`]s as problems, and the caller's access to a workspace.
 
 use super::auth::Caller;
 use super::{ApiError, AppState};
 use crate::service::tenancy::{TenancyError, WorkspaceAccess, workspace_access};
+use crate::service::workspaces::WorkspaceError;
+
+impl From<WorkspaceError> for ApiError {
+    fn from(error: WorkspaceError) -> Self {
+        match error {
+            WorkspaceError::Tenancy(error) => error.into(),
+            WorkspaceError::Submit(error) => error.into(),
+            WorkspaceError::Store(error) => error.into(),
+        }
+    }
+}
 
 impl From<TenancyError> for ApiError {
     fn from(error: TenancyError) -> Self {
@@ -20,13 +31,6 @@ impl From<TenancyError> for ApiError {
             other => ApiError::internal(&other),
         }
     }
-}
-
-/// Whether `name` is a DNS label (what workspaces and projects are named with), by the
-/// compiler's rules ([`compiler::Slug`]).
-pub(super) fn check_label(field: &str, name: &str) -> Result<(), TenancyError> {
-    compiler::Slug::check(name, compiler::Slug::MAX)
-        .map_err(|reason| TenancyError::invalid(field, reason.to_string()))
 }
 
 /// The caller's access to workspace `ws` of `org`; 404 for what they may not know exists.

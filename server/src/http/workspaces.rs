@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::commit::{CommitAnswer, RequestKey};
-use super::tenancy::{access, check_label};
+use super::tenancy::access;
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::action::Action;
 use crate::service::authz::{Presets, uncovered};
 use crate::service::submit::submit;
-use crate::service::tenancy::{self, OrgAccess, TenancyError, org_access, visible_workspaces};
+use crate::service::tenancy::{org_access, visible_workspaces};
+use crate::service::workspaces::{self, NewWorkspace};
 use crate::store::IndexedWorkspace;
 
 /// A workspace, as listed.
@@ -206,33 +207,6 @@ async fn list_workspaces(
     Ok(Json(rows.into_iter().map(WorkspaceView::from).collect()))
 }
 
-/// Names the plan's field when the platform does not offer it.
-fn check_plan(platform: &PlatformOf<'_>, plan: &str) -> Result<(), TenancyError> {
-    let plans: Vec<&str> = platform
-        .platform()
-        .map(|p| p.spec.plans.iter().map(|x| x.name.as_str()).collect())
-        .unwrap_or_default();
-    if plans.contains(&plan) {
-        return Ok(());
-    }
-    Err(TenancyError::invalid(
-        "plan",
-        format!(
-            "the platform offers no plan {plan:?}; it offers {}",
-            plans.join(", ")
-        ),
-    ))
-}
-
-/// The platform as the head has it, for checking plans and clusters.
-struct PlatformOf<'a>(&'a crate::gitops::Snapshot);
-
-impl PlatformOf<'_> {
-    fn platform(&self) -> Option<&compiler::intent::Platform> {
-        self.0.intent.platform.as_deref()
-    }
-}
-
 async fn create_workspace(
     State(state): State<AppState>,
     caller: Caller,
@@ -240,49 +214,13 @@ async fn create_workspace(
     Path(org): Path<String>,
     Json(body): Json<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
-    let access: OrgAccess = org_access(&state.store, &caller.user, &org).await?;
-    access.require_owner("create workspaces")?;
-    check_label("name", &body.name)?;
-    let snapshot = tenancy::head(&state.engine).await?;
-    let platform = PlatformOf(&snapshot);
-    check_plan(&platform, &body.plan)?;
-    let clusters: Vec<&str> = platform
-        .platform()
-        .map(|p| p.spec.clusters.iter().map(|c| c.name.as_str()).collect())
-        .unwrap_or_default();
-    let cluster = match body.cluster {
-        Some(cluster) if clusters.contains(&cluster.as_str()) => cluster,
-        Some(cluster) => {
-            return Err(ApiError::invalid(
-                "cluster",
-                format!(
-                    "the platform has no cluster {cluster:?}; it has {}",
-                    clusters.join(", ")
-                ),
-            ));
-        }
-        None => clusters
-            .first()
-            .map(|c| (*c).to_owned())
-            .ok_or_else(|| ApiError::invalid("cluster", "the platform has no cluster"))?,
+    let new = NewWorkspace {
+        name: body.name,
+        plan: body.plan,
+        cluster: body.cluster,
+        display_name: body.display_name,
     };
-    let answer = submit(
-        &state,
-        &caller,
-        &key,
-        Action::CreateWorkspace {
-            org: org.clone(),
-            workspace: body.name.clone(),
-            plan: body.plan.clone(),
-            cluster,
-            display_name: body.display_name,
-        },
-    )
-    .await?;
-    state
-        .store
-        .create_default_groups(&org, &body.name, Some(&caller.user.id))
-        .await?;
+    let answer = workspaces::create(&state, &caller, &key, &org, new).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -316,19 +254,9 @@ async fn delete_workspace(
     key: RequestKey,
     Path((org, ws)): Path<(String, String)>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.org.require_owner("delete workspaces")?;
-    let answer = submit(
-        &state,
-        &caller,
-        &key,
-        Action::DeleteWorkspace {
-            org: org.clone(),
-            workspace: ws.clone(),
-        },
-    )
-    .await?;
-    Ok(Json(answer))
+    Ok(Json(
+        workspaces::delete(&state, &caller, &key, &org, &ws).await?,
+    ))
 }
 
 async fn change_plan(
@@ -338,21 +266,9 @@ async fn change_plan(
     Path((org, ws)): Path<(String, String)>,
     Json(body): Json<ChangePlan>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = access(&state, &caller, &org, &ws).await?;
-    access.org.require_owner("change plans")?;
-    check_plan(&PlatformOf(&access.snapshot), &body.plan)?;
-    let answer = submit(
-        &state,
-        &caller,
-        &key,
-        Action::ChangePlan {
-            org: org.clone(),
-            workspace: ws.clone(),
-            plan: body.plan.clone(),
-        },
-    )
-    .await?;
-    Ok(Json(answer))
+    Ok(Json(
+        workspaces::change_plan(&state, &caller, &key, &org, &ws, &body.plan).await?,
+    ))
 }
 
 async fn list_crbs(

@@ -20,6 +20,7 @@ pub mod push;
 pub mod submit;
 pub mod tenancy;
 pub mod throttle;
+pub mod workspaces;
 
 use std::sync::Arc;
 
