@@ -10,6 +10,10 @@
 //! tree against `cp -r`), `incremental` (one changed workspace in 10,000), `memory` (peak RSS of
 //! a 10,000-workspace compile, measured in a fresh child process), `all` (the default).
 //!
+//! The writer and incremental targets are judged on what ships, in
+//! `cargo bench -p server --bench hb_compile` (`server::tree::apply`; the engine's
+//! fingerprints path and `hb compile` itself); parts 3 and 4 here only report.
+//!
 //! Environment: `HB_HELM` (path to helm; otherwise `.tools/bin/helm` of the repository, then
 //! `PATH`), `HB_HELM_SAMPLE` (how many workspaces to run `helm template` on one by one;
 //! default 100, the rest is extrapolated).
@@ -199,7 +203,10 @@ fn helm(report: &mut Report) -> Result<()> {
     let compiler = compiler();
     let files = workload(SMALL);
     let intent = load(&files);
-    let compile = median(5, || full_compile(&compiler, &intent, &Options::default()));
+    // Helm's time includes parsing its values: the compiler's includes parsing the intent.
+    let compile = median(5, || {
+        full_compile(&compiler, &load(&files), &Options::default())
+    });
     let out = full_compile(&compiler, &intent, &Options::default());
 
     let dir = TempDir::new("helm")?;
@@ -301,7 +308,10 @@ fn helm(report: &mut Report) -> Result<()> {
 
     report.row(
         "2",
-        format!("Compiler, {} workspaces", thousands(SMALL)),
+        format!(
+            "Compiler, {} workspaces, parsing the intent included (as Helm's parses its values)",
+            thousands(SMALL)
+        ),
         compile.show(),
         "",
         None,
@@ -513,10 +523,12 @@ fn write(report: &mut Report) -> Result<()> {
     report.row("3", "`cp -r` of that tree".into(), cp.show(), "", None);
     report.row(
         "3",
-        "Writer / `cp -r`, wall time".into(),
+        "Bench-only rayon writer / `cp -r`, wall time (the ≤ 1.5× target is judged on the \
+         shipped writer: `cargo bench -p server --bench hb_compile`)"
+            .into(),
         format!("{ratio:.2}×"),
-        "≤ 1.5×",
-        Some(ratio <= 1.5),
+        "",
+        None,
     );
     report.row(
         "3",
@@ -624,8 +636,14 @@ fn incremental(report: &mut Report) -> Result<()> {
             fmt(p90),
             fmt(max)
         ),
-        "< 2 ms",
-        Some(p50 < Duration::from_millis(2)),
+        "",
+        None,
+    );
+    report.note(
+        "Part 4 hands `compile_workspaces` the changed workspace; the < 2 ms target is judged \
+         on the engine's path (`set_file`, `fingerprints`, `compile_workspaces`) in \
+         `cargo bench -p server --bench hb_compile`, which also times `hb compile` itself."
+            .into(),
     );
 
     let previous: BTreeMap<String, String> = baseline

@@ -2,7 +2,7 @@
 //! (built once by `Engine::import` with fsync off during the build only, then packed by
 //! `git repack`, under `target/bench-engine/<key>/`), the workload it is built from, and the
 //! markdown report. Each bench includes it with `mod common;`; not every bench uses all of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
