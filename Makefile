@@ -18,3 +18,4 @@ bench:
 	cargo bench -p server --bench engine
 	cargo bench -p server --bench audit
 	cargo bench -p server --bench api
+	cargo bench -p server --bench hb_compile
