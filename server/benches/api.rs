@@ -51,6 +51,8 @@
 //! server.
 
 mod common;
+// The tests' PostgreSQL helpers; the bench uses only some of them.
+#[allow(dead_code)]
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
 

@@ -11,11 +11,11 @@ use tokio::net::TcpListener;
 use crate::gitops::{GitOps, Identity, Signing};
 use crate::http::AppState;
 use crate::metrics::Metrics;
-use crate::service::outbox::Outbox;
 use crate::service::accounts::SignIn;
 use crate::service::apply::{ActionMeta, Engine};
 use crate::service::credentials::{generate_token, hash_token};
 use crate::service::issuer::Issuer;
+use crate::service::outbox::Outbox;
 use crate::settings::Settings;
 use crate::store::{PlanPrice, Store};
 

@@ -11,7 +11,7 @@ const PACK_WINDOW: usize = 4 << 20;
 /// resident memory.
 const PACK_MAPPED_LIMIT: usize = 32 << 20;
 
-/// Sets libgit2's pack mapping bounds ([`PACK_WINDOW`], [`PACK_MAPPED_LIMIT`]). Must run
+/// Sets libgit2's pack mapping bounds (`PACK_WINDOW`, `PACK_MAPPED_LIMIT`). Must run
 /// before any other thread starts (`hb serve` calls it first thing on the main thread).
 #[allow(unsafe_code)]
 pub fn bound_pack_mappings() -> Result<(), GitOpsError> {

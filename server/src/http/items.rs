@@ -1,5 +1,5 @@
 //! CronJobs and Functions of a project: kept in a list by name, each served by the same
-//! five routes and handlers through [`Item`]. Each change is one action, one commit; each
+//! five routes and handlers through `Item`. Each change is one action, one commit; each
 //! request is allowed or refused by the RBAC the intent renders (`service::authz`).
 
 use axum::extract::{Path, State};

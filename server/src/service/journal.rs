@@ -1,7 +1,7 @@
 //! The push journal: each commit's change (an action or an import), kept durably beside the
 //! repository (`<gitdir>/hexabase/journal/<commit-id>.json`) so that a push the remote
 //! refuses can make it again on the remote's new head ([`super::push`]). The engine writes an
-//! entry after the commit object and before the branch moves ([`record`]).
+//! entry after the commit object and before the branch moves (`record`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -47,9 +47,9 @@ pub struct JournalEntry {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Change {
-    /// An action ([`Engine::apply`]), boxed: actions are large, imports larger still.
+    /// An action ([`Engine::apply`](crate::service::apply::Engine::apply)), boxed: actions are large, imports larger still.
     Action(Box<Action>),
-    /// A whole intent ([`Engine::import`]).
+    /// A whole intent ([`Engine::import`](crate::service::apply::Engine::import)).
     Import {
         /// The intent files, relative to `intent/`.
         files: compiler::IntentFiles,
