@@ -12,6 +12,7 @@
 
 mod oidc_support;
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -32,7 +33,9 @@ fn chromium() -> bool {
         "CI needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver; \
          scripts/test.sh does)"
     );
-    eprintln!(
+    // Written to the stderr handle: the harness hides `eprintln!` output of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n*** SKIPPED the browser sign-in: no {CHROMIUM} or {CHROMEDRIVER}; apt-get install \
          chromium chromium-driver (make test does) ***\n"
     );
