@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod cron;
 pub mod diagnostic;
 mod images;
 pub mod intent;
@@ -31,6 +32,7 @@ use rayon::prelude::*;
 pub use catalog::Catalog;
 pub use diagnostic::{Diagnostic, Severity};
 pub use intent::{Intent, IntentFiles};
+pub use plan::access::{check_group_name, check_user_id};
 pub use slug::{Slug, SlugError};
 
 use plan::PlatformModel;
