@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod client;
 pub mod connections;
+pub mod console;
 pub mod errors;
 pub mod gitops;
 pub mod http;

@@ -226,7 +226,7 @@ pub async fn run(
     });
     let drain_bound = Duration::from_secs(state.settings.git.shutdown_push_seconds);
     let limits = state.settings.limits.connections();
-    let app = crate::http::app(state);
+    let app = crate::console::app(state);
     crate::connections::serve(listener, app, limits, async move {
         shutdown.await;
         tracing::info!("shutting down: finishing requests in flight");

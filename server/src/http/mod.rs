@@ -173,11 +173,18 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
 /// [`ApiError::internal`], inside the request's span), request metrics, the body limit (413
 /// before parsing) and panics turned into 500s.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// [`app`] with `pages` (the web console, `crate::console::router`) mounted beside the API,
+/// under the same layers.
+pub fn app_with(state: AppState, pages: Router<AppState>) -> Router {
     let limit = state.settings.limits.body_bytes;
     let mut router = Router::new();
     for route in routes() {
         router = router.route(route.path, route.handler);
     }
+    router = router.merge(pages);
     let request_id = HeaderName::from_static("x-request-id");
     let oidc = issuer::router(state.clone());
     router

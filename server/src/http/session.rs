@@ -40,7 +40,7 @@ fn secure(state: &AppState) -> &'static str {
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure when the public URL is https.
-pub(super) fn cookie(
+pub fn cookie(
     state: &AppState,
     name: &str,
     value: &str,
@@ -55,7 +55,7 @@ pub(super) fn cookie(
 }
 
 /// The `Set-Cookie` value of a new session.
-pub(super) fn session_cookie(state: &AppState, session: &NewSession) -> HeaderValue {
+pub fn session_cookie(state: &AppState, session: &NewSession) -> HeaderValue {
     cookie(
         state,
         SESSION_COOKIE,

@@ -29,8 +29,11 @@ use syn::visit::Visit;
 /// Files with more non-test lines than this need a `//! Size: <reason>` line at their top.
 pub(crate) const SIZE_LIMIT: usize = 600;
 
-/// Folders whose modules must not import `crate::http`.
+/// Folders whose modules must not import a front door.
 const BELOW_HTTP: [&str; 3] = ["service", "store", "gitops"];
+
+/// The front doors: the API (`http`) and the web console (`console`).
+const FRONT_DOORS: [&str; 2] = ["http", "console"];
 
 /// External crates each confined to one folder of `server/src`.
 const CONFINED: [(&str, &str); 2] = [("git2", "gitops"), ("sqlx", "store")];
@@ -73,7 +76,7 @@ impl fmt::Display for Violation {
             Violation::ImportsHttp { file, line, path } => write!(
                 f,
                 "{file}:{line}: names `{path}`, but service/, store/ and gitops/ must not import \
-                 crate::http (move what they need below http, or map it in http/)"
+                 crate::http or crate::console (move what they need below them, or map it there)"
             ),
             Violation::Confined {
                 file,
@@ -195,7 +198,9 @@ pub(crate) fn check(src: &Path, label: &str) -> Vec<Violation> {
                 .map(|abs| longest_module(&modules, abs));
             if let (Some(folder), Some(target)) = (&folder, &target)
                 && BELOW_HTTP.contains(&folder.as_str())
-                && target.first().map(String::as_str) == Some("http")
+                && target
+                    .first()
+                    .is_some_and(|door| FRONT_DOORS.contains(&door.as_str()))
             {
                 violations.push(Violation::ImportsHttp {
                     file: file.shown.clone(),
