@@ -20,3 +20,6 @@ pub mod tree;
 
 /// The server's version, as the API reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Git commit `hb` was built from (`server/build.rs`), or `unknown`.
+pub const COMMIT: &str = env!("HEXABASE_COMMIT");

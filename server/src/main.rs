@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 
 /// Hexabase: GitOps-native control plane for multi-tenant Kubernetes.
 #[derive(Parser)]
-#[command(name = "hb", version)]
+#[command(
+    name = "hb",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HEXABASE_COMMIT"), ")")
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
