@@ -143,7 +143,12 @@ fn seed(engine: &Engine, settings: &Settings) -> Result<()> {
     let repo = engine.gitops().repo()?;
     if engine.gitops().head(&repo)?.is_none() {
         let public_url = settings.public_url();
-        let platform = if public_url.starts_with("https://") {
+        // The issuer is this server: at its public URL, or on one machine at its loopback
+        // listen address; anything else keeps the placeholder to replace.
+        let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+        let on_one_machine =
+            loopback.iter().any(|p| public_url.starts_with(p)) && !public_url.ends_with(":0");
+        let platform = if public_url.starts_with("https://") || on_one_machine {
             STARTER_PLATFORM.replace(STARTER_ISSUER, &public_url)
         } else {
             STARTER_PLATFORM.to_owned()

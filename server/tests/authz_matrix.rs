@@ -86,6 +86,11 @@ const EXPECTED: &[(&str, [u16; 6])] = &[
     ("changePlan",              [200, 404, 403, 403, 404, 401]),
     ("getKubeconfig",           [403, 404, 200, 200, 404, 401]),
     ("rotateSigningKeys",       [200, 403, 403, 403, 403, 401]),
+    ("getPlatform",             [200, 403, 403, 403, 403, 401]),
+    ("setPlatform",             [200, 403, 403, 403, 403, 401]),
+    ("setPlatformCluster",      [200, 403, 403, 403, 403, 401]),
+    ("setPlatformPlan",         [200, 403, 403, 403, 403, 401]),
+    ("listPlans",               [200, 200, 200, 200, 200, 401]),
     ("listGroups",              [403, 404, 200, 200, 404, 401]),
     ("createGroup",             [403, 404, 201, 403, 404, 401]),
     ("getGroup",                [403, 404, 200, 200, 404, 401]),
@@ -273,6 +278,8 @@ impl World {
                 invitation["token"].as_str().expect("a token").to_owned(),
             ),
             ("provider", "github".to_owned()),
+            ("cluster", "lab".to_owned()),
+            ("plan", "lab".to_owned()),
         ]);
         base.state.store.close().await;
         Self {

@@ -191,12 +191,19 @@ pub(crate) fn platform(intent: &Intent, out: &mut Vec<Diagnostic>) -> Option<Pla
             "must name a read-only credential, not the platform's own secretName: it is copied into every tenant namespace",
         );
     }
-    url(
-        &mut sink,
-        "spec.oidc.issuerUrl",
-        &spec.oidc.issuer_url,
-        &["https://"],
-    );
+    // A server on one machine (`hb serve` with no public URL) is its own issuer at its
+    // loopback address; anything a cluster or another machine reaches must be https.
+    let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+    if loopback.iter().any(|p| spec.oidc.issuer_url.starts_with(p)) {
+        url(&mut sink, "spec.oidc.issuerUrl", &spec.oidc.issuer_url, &loopback);
+    } else {
+        url(
+            &mut sink,
+            "spec.oidc.issuerUrl",
+            &spec.oidc.issuer_url,
+            &["https://"],
+        );
+    }
     if spec.oidc.issuer_url.contains(['?', '#']) {
         sink.error(
             "spec.oidc.issuerUrl",

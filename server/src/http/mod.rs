@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod observe;
 pub mod openapi;
 pub mod orgs;
+pub mod platform;
 pub mod problem;
 pub mod projects;
 pub mod session;
@@ -154,6 +155,7 @@ pub fn routes() -> Vec<ApiRoute> {
     routes.extend(projects::routes());
     routes.extend(items::routes());
     routes.extend(issuer::routes());
+    routes.extend(platform::routes());
     routes
 }
 

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod oidc;
 pub mod orgs;
 pub mod outbox;
+pub mod platform;
 pub mod push;
 pub mod submit;
 pub mod tenancy;

@@ -174,7 +174,7 @@ impl RequestKey {
 
     /// Who acts and with which request, for the engine: `caller` as the author, the key
     /// scoped to them, their user id and the request's digest.
-    fn meta(&self, caller: &Caller) -> ActionMeta {
+    pub(crate) fn meta(&self, caller: &Caller) -> ActionMeta {
         ActionMeta {
             actor: Identity {
                 name: caller.user.name.clone(),

@@ -12,14 +12,31 @@ impl Engine {
         files: &compiler::IntentFiles,
         subject: &str,
     ) -> Result<Outcome, ApplyError> {
+        let output = self.compile_import(files)?;
+        self.import_from(meta, subject, |_, _| Ok((files.clone(), output.clone())))
+    }
+
+    /// [`Engine::import`] of the files `files_at` makes from the repository and the head,
+    /// with the commit lock held (so nothing else commits between the read and the commit),
+    /// compiled: a change to one intent file that renders everything.
+    pub(super) fn import_from(
+        &self,
+        meta: &ActionMeta,
+        subject: &str,
+        files_at: impl Fn(
+            &Repository,
+            Option<Oid>,
+        ) -> Result<(compiler::IntentFiles, compiler::Output), ApplyError>,
+    ) -> Result<Outcome, ApplyError> {
         let repo = self.gitops.repo()?;
         let _guard = lock(&self.commit_lock);
-        let output = self.compile_import(files)?;
         for _ in 0..MAX_ATTEMPTS {
             let head = self.gitops.head(&repo)?;
             if let Some(done) = self.already_applied(&repo, head, meta)? {
                 return Ok(done);
             }
+            let (files, output) = files_at(&repo, head)?;
+            let files = &files;
             let mut objects = NewObjects::default();
             let Some(tree) = self.import_tree(&repo, head, files, &output, &mut objects)? else {
                 return Ok(Outcome::Unchanged);
@@ -75,7 +92,7 @@ impl Engine {
     }
 
     /// Compiles a whole intent; its problems are [`ApplyError::Invalid`].
-    fn compile_import(
+    pub(super) fn compile_import(
         &self,
         files: &compiler::IntentFiles,
     ) -> Result<compiler::Output, ApplyError> {

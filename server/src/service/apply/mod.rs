@@ -19,6 +19,7 @@ use compiler::{Catalog, Compiler, Diagnostic};
 
 mod batch;
 mod import;
+mod platform;
 mod prepare;
 mod review;
 mod written;
