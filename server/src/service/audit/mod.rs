@@ -78,7 +78,9 @@ use serde::{Deserialize, Serialize};
 use crate::gitops::audit::{AuditRepo, CommitFacts, peek_tip};
 use crate::gitops::{GitOpsError, Oid};
 
+pub mod commit;
 mod index;
+pub mod scoped;
 mod time;
 
 use index::*;
