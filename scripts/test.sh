@@ -39,6 +39,10 @@ missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+# The image test (scripts/image.sh) builds and starts the Containerfile's runtime without an engine.
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -98,6 +102,17 @@ PY
 # shellcheck disable=SC2046 # one word per variable
 env $(echo "$chart_env" | xargs) cargo run --locked --quiet -p server --bin hb -- serve --print-config >/dev/null
 rm -rf "$chart_out"
+
+step "the image: the Containerfile's runtime from Debian packages, as an OCI layout, answering /readyz"
+# scripts/image.sh: mmdebstrap, umoci and bwrap as uid 10001, with the release hb (README, "Install").
+cargo build --locked --release --quiet -p server --bin hb
+image_status=0
+bash scripts/image.sh target/release/hb || image_status=$?
+if [ "$image_status" = 3 ] && [ -z "${CI:-}" ]; then
+  echo "SKIPPED: the image test needs mmdebstrap, umoci, bwrap and root (CI fails instead)"
+elif [ "$image_status" != 0 ]; then
+  exit "$image_status"
+fi
 
 step "PostgreSQL for the storage tests"
 # The test suites read HEXABASE_TEST_POSTGRES (see server/tests/support/postgres.rs); each test

@@ -80,6 +80,16 @@ enum Command {
     Kubeconfig(server::client::KubeconfigArgs),
     /// What only the platform administrator may do: `hb admin rotate-keys`.
     Admin(server::client::AdminArgs),
+    /// Ask a server's health endpoint once: exit 0 when it answers 2xx, 1 on another status,
+    /// 2 when nothing answers (the container image's HEALTHCHECK; no curl needed).
+    Health {
+        /// The URL to GET (`/healthz`: the process answers; `/readyz`: it can serve).
+        #[arg(long, default_value = server::client::DEFAULT_HEALTH_URL)]
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout_seconds: u64,
+    },
     /// Run the control plane: the API, sign-in, and every change as a commit.
     Serve {
         /// A TOML settings file (also `HEXABASE_CONFIG`).
@@ -106,6 +116,13 @@ fn main() -> ExitCode {
         Command::Delete(args) => return server::client::delete(&args, &env()),
         Command::Kubeconfig(args) => return server::client::kubeconfig(&args, &env()),
         Command::Admin(args) => return server::client::admin(&args, &env()),
+        Command::Health {
+            url,
+            timeout_seconds,
+        } => {
+            let timeout = std::time::Duration::from_secs(timeout_seconds);
+            return server::client::health(&url, timeout);
+        }
         Command::Compile { intent, out, check } => server::cli::compile(&intent, &out, check),
         Command::Validate { intent, json } => server::cli::validate(&intent, json),
         Command::Schema => server::cli::schema(),

@@ -77,3 +77,34 @@ fn the_changelog_starts_with_this_version() {
 fn the_compiler_trailer_carries_the_release_version() {
     assert_eq!(compiler::VERSION, VERSION);
 }
+
+#[test]
+fn the_image_script_builds_what_the_containerfile_does() {
+    let containerfile = read("Containerfile");
+    let script = read("scripts/image.sh");
+    let runtime: Vec<&str> = containerfile
+        .lines()
+        .find_map(|l| l.split("--no-install-recommends ").nth(1))
+        .expect("the runtime apt-get install")
+        .split_whitespace()
+        .take_while(|w| *w != "\\" && *w != "&&")
+        .collect();
+    let packages = format!("packages=\"{}\"", runtime.join(","));
+    assert!(
+        script.contains(&packages),
+        "image.sh must install {runtime:?}"
+    );
+    for same in [
+        "bookworm",
+        "10001",
+        "HEXABASE_LISTEN=0.0.0.0:8080",
+        "HEXABASE_DATA_DIR=/data",
+    ] {
+        assert!(
+            containerfile.contains(same) && script.contains(same),
+            "{same} in both"
+        );
+    }
+    assert!(containerfile.contains("ghcr.io/hexabase/hexabase:"));
+    assert!(containerfile.contains(r#"CMD ["serve"]"#));
+}

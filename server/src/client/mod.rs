@@ -18,6 +18,7 @@ mod args;
 pub mod kinds;
 mod login;
 pub mod output;
+mod probe;
 mod resources;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ pub use self::args::{
     LoginArgs, TargetArgs,
 };
 pub use self::login::{admin, kubeconfig, login};
+pub use self::probe::{DEFAULT_HEALTH_URL, health};
 pub use self::resources::{audit, create, delete, get};
 use crate::settings::Secret;
 
