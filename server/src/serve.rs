@@ -83,6 +83,16 @@ pub async fn open(settings: Settings) -> Result<AppState> {
     let synced = crate::service::tenancy::sync_index(&store, &engine)
         .await
         .context("failed to index the workspaces")?;
+    let bot = Identity {
+        name: settings.git.bot_name.clone(),
+        email: settings.git.bot_email.clone(),
+    };
+    let moved = crate::service::groups::move_access_to_git(&store, &engine, bot)
+        .await
+        .context("failed to move the workspaces' groups to Git")?;
+    if moved > 0 {
+        tracing::info!(workspaces = moved, "moved groups and members to Git");
+    }
     tracing::info!(
         written = synced.written,
         defaulted = synced.defaulted,

@@ -593,6 +593,7 @@ async fn organizations_their_users_invitations_and_billing() {
             plan: "shared-small".into(),
             cluster: "home".into(),
             display_name: None,
+            admin: None,
         },
     )
     .await;

@@ -81,6 +81,7 @@ fn create_workspace(org: &str, ws: &str) -> Action {
         plan: "shared-small".to_owned(),
         cluster: "home".to_owned(),
         display_name: None,
+        admin: None,
     }
 }
 

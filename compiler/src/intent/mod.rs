@@ -549,6 +549,26 @@ pub struct WorkspaceSpec {
     /// Dedicated-node selection for this workspace; needs a `Dedicated` plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedicated_nodes: Option<DedicatedNodes>,
+    /// Who may access the workspace: its groups, their nesting and their members (by opaque
+    /// user id, never an email or a name). Empty in a workspace whose groups are still only
+    /// in the server's SQL index (before the server's first start with access in Git).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+}
+
+/// A workspace group: an OIDC group (after the platform's prefix) in the `groups` claim of
+/// its members and, flattened through the nesting, of the members of its descendants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Group {
+    /// Group name, unique in the workspace.
+    pub name: String,
+    /// The parent group: members of this group are members of the parent too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Direct members, by the server's stable opaque user id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 /// A preset ClusterRole bound to a workspace group.

@@ -3,6 +3,7 @@
 //! Every problem is collected, with the file and the path inside the document.
 //! The model is what templates see; it is internal and holds only validated values.
 
+pub(crate) mod access;
 pub(crate) mod check;
 mod text;
 
@@ -694,6 +695,7 @@ pub(crate) fn workspace(
             );
         }
     }
+    access::groups(&mut sink, &spec.groups);
     if let Some(dedicated) = &spec.dedicated_nodes {
         if plan.is_some_and(|p| p.source.placement.mode != PlacementMode::Dedicated) {
             sink.error(

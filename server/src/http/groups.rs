@@ -173,6 +173,7 @@ impl From<GroupError> for ApiError {
                 ApiError::not_found(format!("{who} is not in group {group}"))
             }
             GroupError::Store(error) => error.into(),
+            GroupError::Submit(error) => error.into(),
         }
     }
 }

@@ -144,7 +144,7 @@ async fn get_kubeconfig(
 
 /// The issuer at the head, or the OAuth error that says why there is none.
 async fn context(state: &AppState) -> Result<IssuerContext, OAuthError> {
-    Ok(issuer::context(&state.engine).await?)
+    Ok(issuer::context(&state.store, &state.engine).await?)
 }
 
 /// The router of the protocol endpoints, relative to the issuer's path.

@@ -1,7 +1,7 @@
 //! Typed actions: every change a user can make, as data. An action applied to an intent gives
 //! the intent files to write and the workspaces to render again; it never touches Git.
 //!
-//! Size: one `Action` enum (21 kinds, also the format of the push journal and of reviews) and
+//! Size: one `Action` enum (22 kinds, also the format of the push journal and of reviews) and
 //! the one match that applies each to the intent; split, what an action means would scatter.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +13,9 @@ use compiler::intent::{
     PresetClusterRole, Project, ProjectSpec, Quota, Role, RoleBinding, Workspace, WorkspaceSpec,
 };
 use serde::{Deserialize, Serialize};
+
+mod access;
+pub use access::{AccessChange, default_groups};
 
 /// Who asked for an action, and the request it came with.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -62,6 +65,9 @@ pub enum Action {
         /// Display name.
         #[serde(default)]
         display_name: Option<String>,
+        /// The creator's user id: the first member of `WSAdmins`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        admin: Option<String>,
     },
     /// Delete a workspace and all its projects.
     DeleteWorkspace {
@@ -254,6 +260,15 @@ pub enum Action {
         /// Function name.
         name: String,
     },
+    /// Change who may access a workspace: its groups, nesting or members.
+    ChangeAccess {
+        /// Organization slug.
+        org: String,
+        /// Workspace slug.
+        workspace: String,
+        /// The change.
+        change: AccessChange,
+    },
 }
 
 /// Why an action does not apply to the current intent.
@@ -304,6 +319,7 @@ impl Action {
             Self::CreateFunction { .. } => "create-function",
             Self::UpdateFunction { .. } => "update-function",
             Self::DeleteFunction { .. } => "delete-function",
+            Self::ChangeAccess { change, .. } => change.kind(),
         }
     }
 
@@ -329,7 +345,8 @@ impl Action {
             | Self::DeleteCronJob { org, workspace, .. }
             | Self::CreateFunction { org, workspace, .. }
             | Self::UpdateFunction { org, workspace, .. }
-            | Self::DeleteFunction { org, workspace, .. } => (org, Some(workspace)),
+            | Self::DeleteFunction { org, workspace, .. }
+            | Self::ChangeAccess { org, workspace, .. } => (org, Some(workspace)),
         }
     }
 
@@ -405,6 +422,7 @@ impl Action {
             Self::DeleteFunction { project, name, .. } => {
                 format!("delete function {name} in project {project}")
             }
+            Self::ChangeAccess { change, .. } => change.subject(),
         };
         format!("{at}: {what}")
     }
@@ -458,6 +476,7 @@ impl Action {
                 plan,
                 cluster,
                 display_name,
+                admin,
             } => {
                 if intent
                     .organizations
@@ -484,6 +503,12 @@ impl Action {
                         cluster: cluster.clone(),
                         cluster_role_bindings: Vec::new(),
                         dedicated_nodes: None,
+                        // Without a known creator, the server's index gives the default
+                        // groups later (from the commit's actor id) and writes them here.
+                        groups: admin
+                            .as_deref()
+                            .map(|id| default_groups(Some(id)))
+                            .unwrap_or_default(),
                     },
                 };
                 change.files.insert(
@@ -779,6 +804,15 @@ impl Action {
                         return Err(ActionError::NotFound(format!("function {name}")));
                     }
                     Ok(())
+                })?;
+            }
+            Self::ChangeAccess {
+                org,
+                workspace,
+                change: access,
+            } => {
+                edit_workspace(intent, org, workspace, &mut change, |w| {
+                    access.apply(&mut w.spec.groups)
                 })?;
             }
         }

@@ -568,6 +568,7 @@ mod tests {
                     cluster: "c".into(),
                     cluster_role_bindings: bindings,
                     dedicated_nodes: None,
+                    groups: Vec::new(),
                 },
             }),
             projects: projects

@@ -1,13 +1,22 @@
-//! A workspace's groups and their members, kept in SQL as the index the issuer reads. Any
+//! A workspace's groups and their members. Git holds them (`spec.groups` of the workspace's
+//! `workspace.yaml`, members by user id): every change is an action through
+//! [`submit`](super::submit::submit), so one commit authored by the person who made it, and
+//! the SQL index the issuer reads follows the branch head (docs/access-in-git.md). Any
 //! member of the workspace may look; its administrators change them, within the
 //! organization's write rate limit. Who may not know the workspace exists gets the same
 //! "not found" as for a missing one (see [`tenancy::workspace_access`]).
 
+use std::sync::Arc;
+
 use super::Services;
+use super::action::{AccessChange, Action, ActionMeta};
+use super::apply::{ApplyError, Engine};
 use super::authz::Presets;
 use super::caller::Caller;
-use super::tenancy::{self, TenancyError, WorkspaceAccess, admit_write};
-use crate::store::{ADMINS_GROUP, GroupMember, StoreError, User, WorkspaceGroup};
+use super::submit::{RequestKey, SubmitError, submit};
+use super::tenancy::{self, TenancyError, WorkspaceAccess};
+use crate::gitops::Identity;
+use crate::store::{ADMINS_GROUP, GroupMember, Store, StoreError, User, WorkspaceGroup};
 
 /// Why a group use case failed, beyond what [`TenancyError`] says.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +38,9 @@ pub enum GroupError {
     /// The store failed.
     #[error("the store failed")]
     Store(#[from] StoreError),
+    /// The commit was refused or failed.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
 }
 
 type GroupResult<T> = Result<T, GroupError>;
@@ -51,25 +63,64 @@ async fn access(
     org: &str,
     ws: &str,
 ) -> Result<WorkspaceAccess, TenancyError> {
+    // The index follows the head: a merged pull request counts at once.
+    tenancy::sync_if_behind(&services.store, &services.engine).await?;
     tenancy::workspace_access(&services.store, &services.engine, &caller.user, org, ws).await
 }
 
-/// Whether `name` may name a group.
+/// Whether `name` may name a group (the compiler's rule, for the intent too).
 fn check_name(name: &str) -> Result<(), TenancyError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(TenancyError::invalid(
-            "name",
-            "must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit",
-        ))
+    compiler::check_group_name(name).map_err(|why| TenancyError::invalid("name", why))
+}
+
+/// A fresh retry key for one group change: these use cases take none from the request.
+fn fresh_key(route: &str, what: &str) -> RequestKey {
+    RequestKey::new(
+        "x-request-id",
+        uuid::Uuid::now_v7().to_string(),
+        "POST",
+        route,
+        route,
+        blake3::hash(what.as_bytes()),
+    )
+}
+
+/// Commits `change` to workspace `ws` of `org` as `caller`, first writing the groups the SQL
+/// index holds into Git when the workspace has none there yet (see
+/// [`move_access_to_git`]).
+async fn commit(
+    services: &Services,
+    caller: &Caller,
+    access: &WorkspaceAccess,
+    change: AccessChange,
+) -> GroupResult<()> {
+    let org = access.org.org.slug.clone();
+    let ws = access.name.clone();
+    let route = format!("/api/v1/orgs/{org}/workspaces/{ws}/groups");
+    let in_git = access
+        .intent()
+        .workspace
+        .as_ref()
+        .is_some_and(|w| !w.spec.groups.is_empty());
+    if !in_git {
+        let groups = services.store.workspace_groups_as_intent(&org, &ws).await?;
+        if !groups.is_empty() {
+            let migrate = Action::ChangeAccess {
+                org: org.clone(),
+                workspace: ws.clone(),
+                change: AccessChange::Migrate { groups },
+            };
+            submit(services, caller, &fresh_key(&route, "migrate"), migrate).await?;
+        }
     }
+    let what = format!("{change:?}");
+    let action = Action::ChangeAccess {
+        org,
+        workspace: ws,
+        change,
+    };
+    submit(services, caller, &fresh_key(&route, &what), action).await?;
+    Ok(())
 }
 
 /// The workspace's groups (members of the workspace).
@@ -92,18 +143,27 @@ pub async fn get(
     group: &str,
 ) -> GroupResult<(WorkspaceGroup, Vec<GroupMember>)> {
     access(services, caller, org, ws).await?.require_member()?;
-    let found = services
+    let found = find_group(services, org, ws, group).await?;
+    let members = services.store.group_members(org, ws, group).await?;
+    Ok((found, members))
+}
+
+async fn find_group(
+    services: &Services,
+    org: &str,
+    ws: &str,
+    group: &str,
+) -> GroupResult<WorkspaceGroup> {
+    services
         .store
         .workspace_groups(org, ws)
         .await?
         .into_iter()
         .find(|g| g.name == group)
-        .ok_or_else(|| no_group(group))?;
-    let members = services.store.group_members(org, ws, group).await?;
-    Ok((found, members))
+        .ok_or_else(|| no_group(group))
 }
 
-/// Creates group `name` under `parent` (administrators).
+/// Creates group `name` under `parent` (administrators): one commit.
 pub async fn create(
     services: &Services,
     caller: &Caller,
@@ -118,18 +178,26 @@ pub async fn create(
     if let Some(parent) = parent {
         access.require_group("parent", parent)?;
     }
-    admit_write(&services.settings.limits, org)?;
-    match services.store.create_group(org, ws, name, parent).await {
-        Ok(group) => Ok(group),
-        Err(StoreError::Conflict(_)) => Err(GroupError::Exists(name.to_owned())),
-        Err(StoreError::NotFound) => {
-            Err(TenancyError::invalid("parent", "the parent group no longer exists").into())
+    let change = AccessChange::CreateGroup {
+        group: name.to_owned(),
+        parent: parent.map(str::to_owned),
+    };
+    match commit(services, caller, &access, change).await {
+        Ok(()) => {}
+        Err(GroupError::Submit(e)) if e.is_already_exists() => {
+            return Err(GroupError::Exists(name.to_owned()));
         }
-        Err(other) => Err(other.into()),
+        Err(GroupError::Submit(e)) if e.is_not_found() => {
+            return Err(
+                TenancyError::invalid("parent", "the parent group no longer exists").into(),
+            );
+        }
+        Err(other) => return Err(other),
     }
+    find_group(services, org, ws, name).await
 }
 
-/// Moves `group` under `parent`, or to the top (administrators).
+/// Moves `group` under `parent`, or to the top (administrators): one commit.
 pub async fn set_parent(
     services: &Services,
     caller: &Caller,
@@ -146,22 +214,22 @@ pub async fn set_parent(
     if let Some(parent) = parent {
         access.require_group("parent", parent)?;
     }
-    admit_write(&services.settings.limits, org)?;
-    match services
-        .store
-        .set_group_parent(org, ws, group, parent)
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(StoreError::Conflict(why)) => Err(TenancyError::invalid(
+    let change = AccessChange::SetGroupParent {
+        group: group.to_owned(),
+        parent: parent.map(str::to_owned),
+    };
+    match commit(services, caller, &access, change).await {
+        Err(GroupError::Submit(SubmitError::Apply(ApplyError::Action(
+            super::action::ActionError::Refused(why),
+        )))) => Err(TenancyError::invalid(
             "parent",
             why.strip_prefix("parent: ").unwrap_or(&why).to_owned(),
         )
         .into()),
-        Err(StoreError::NotFound) => {
+        Err(GroupError::Submit(e)) if e.is_not_found() => {
             Err(TenancyError::NotFound(format!("group {group} or its new parent")).into())
         }
-        Err(other) => Err(other.into()),
+        other => other,
     }
 }
 
@@ -174,7 +242,8 @@ fn is_default_bound(group: &str) -> bool {
         .any(|b| b.group == group)
 }
 
-/// Deletes `group` (administrators); never one the default bindings name.
+/// Deletes `group` and the groups nested in it (administrators): one commit; never one
+/// the default bindings name.
 pub async fn delete(
     services: &Services,
     caller: &Caller,
@@ -182,17 +251,24 @@ pub async fn delete(
     ws: &str,
     group: &str,
 ) -> GroupResult<()> {
-    access(services, caller, org, ws)
-        .await?
-        .require_admin("manage groups")?;
+    let access = access(services, caller, org, ws).await?;
+    access.require_admin("manage groups")?;
     if is_default_bound(group) {
         return Err(TenancyError::Conflict(format!(
             "group {group} holds the workspace's default administrator binding and cannot be deleted"
         ))
         .into());
     }
-    admit_write(&services.settings.limits, org)?;
-    of_group(services.store.delete_group(org, ws, group).await, group)
+    if !access.all_groups.contains(group) {
+        return Err(no_group(group));
+    }
+    let change = AccessChange::DeleteGroup {
+        group: group.to_owned(),
+    };
+    match commit(services, caller, &access, change).await {
+        Err(GroupError::Submit(e)) if e.is_not_found() => Err(no_group(group)),
+        other => other,
+    }
 }
 
 /// The direct members of `group` (members of the workspace).
@@ -224,7 +300,8 @@ async fn find_user(services: &Services, who: &str) -> GroupResult<Option<User>> 
     }
 }
 
-/// Adds the user `who` (an id or an email) to `group` (administrators).
+/// Adds the user `who` (an id or an email) to `group` (administrators): one commit naming
+/// them by id.
 pub async fn add_member(
     services: &Services,
     caller: &Caller,
@@ -241,19 +318,19 @@ pub async fn add_member(
     let user = find_user(services, who)
         .await?
         .ok_or_else(|| TenancyError::invalid("user", "no user has this id or email"))?;
-    admit_write(&services.settings.limits, org)?;
-    of_group(
-        services
-            .store
-            .add_group_member(org, ws, group, &user.id)
-            .await,
-        group,
-    )?;
-    Ok(user)
+    let change = AccessChange::AddMember {
+        group: group.to_owned(),
+        user: user.id.clone(),
+    };
+    match commit(services, caller, &access, change).await {
+        Err(GroupError::Submit(e)) if e.is_not_found() => Err(no_group(group)),
+        Err(other) => Err(other),
+        Ok(()) => Ok(user),
+    }
 }
 
-/// Removes the user `who` (an id or an email) from `group` (administrators); never the last
-/// member of the administrators' group.
+/// Removes the user `who` (an id or an email) from `group` (administrators): one commit;
+/// never the last member of the administrators' group.
 pub async fn remove_member(
     services: &Services,
     caller: &Caller,
@@ -262,31 +339,84 @@ pub async fn remove_member(
     group: &str,
     who: &str,
 ) -> GroupResult<()> {
-    access(services, caller, org, ws)
-        .await?
-        .require_admin("manage group members")?;
+    let access = access(services, caller, org, ws).await?;
+    access.require_admin("manage group members")?;
     let missing = || GroupError::NotInGroup {
         who: who.to_owned(),
         group: group.to_owned(),
     };
     let user = find_user(services, who).await?.ok_or_else(missing)?;
-    if group == ADMINS_GROUP {
-        let admins = services.store.group_members(org, ws, group).await?;
-        if admins.len() == 1 && admins[0].user_id == user.id {
-            return Err(TenancyError::Conflict(format!(
-                "{who} is the last member of {ADMINS_GROUP}; add another administrator first"
-            ))
-            .into());
+    let members = of_group(services.store.group_members(org, ws, group).await, group)?;
+    if !members.iter().any(|m| m.user_id == user.id) {
+        return Err(missing());
+    }
+    if group == ADMINS_GROUP && members.len() == 1 {
+        return Err(TenancyError::Conflict(format!(
+            "{who} is the last member of {ADMINS_GROUP}; add another administrator first"
+        ))
+        .into());
+    }
+    let change = AccessChange::RemoveMember {
+        group: group.to_owned(),
+        user: user.id.clone(),
+    };
+    match commit(services, caller, &access, change).await {
+        Err(GroupError::Submit(e)) if e.is_not_found() => Err(missing()),
+        other => other,
+    }
+}
+
+/// The migration to access in Git, run at every start after the index sync: each workspace
+/// at the head with no groups in Git but groups in the SQL index gets them written, in one
+/// commit per workspace by the platform's bot. A workspace whose groups are in Git is never
+/// touched again, and the request id is derived from the workspace, so a start that
+/// crashed half-way and runs it again makes no second commit. Returns how many workspaces
+/// were moved.
+pub async fn move_access_to_git(
+    store: &Store,
+    engine: &Arc<Engine>,
+    bot: Identity,
+) -> Result<usize, GroupError> {
+    let snapshot = tenancy::head(engine).await?;
+    let mut pending = Vec::new();
+    for (org, o) in &snapshot.intent.organizations {
+        for (ws, w) in &o.workspaces {
+            if w.workspace
+                .as_ref()
+                .is_some_and(|d| d.spec.groups.is_empty())
+            {
+                pending.push((org.clone(), ws.clone()));
+            }
         }
     }
-    admit_write(&services.settings.limits, org)?;
-    match services
-        .store
-        .remove_group_member(org, ws, group, &user.id)
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(StoreError::NotFound) => Err(missing()),
-        Err(other) => Err(other.into()),
+    let mut moved = 0;
+    for (org, ws) in pending {
+        let groups = store.workspace_groups_as_intent(&org, &ws).await?;
+        if groups.is_empty() {
+            continue;
+        }
+        let meta = ActionMeta {
+            actor: bot.clone(),
+            request_id: format!("move-access-to-git-{org}-{ws}"),
+            actor_id: None,
+            digest: None,
+        };
+        let action = Action::ChangeAccess {
+            org,
+            workspace: ws,
+            change: AccessChange::Migrate { groups },
+        };
+        let engine = Arc::clone(engine);
+        let outcome = tokio::task::spawn_blocking(move || engine.apply(&meta, &action))
+            .await
+            .map_err(TenancyError::from)?
+            .map_err(SubmitError::Apply)?;
+        if matches!(outcome, super::apply::Outcome::Committed { .. }) {
+            moved += 1;
+        }
     }
+    if moved > 0 {
+        tenancy::sync_index(store, engine).await?;
+    }
+    Ok(moved)
 }

@@ -217,7 +217,10 @@ pub async fn submit(
     }
     let structural = matches!(
         action,
-        Action::CreateWorkspace { .. } | Action::DeleteWorkspace { .. } | Action::ChangePlan { .. }
+        Action::CreateWorkspace { .. }
+            | Action::DeleteWorkspace { .. }
+            | Action::ChangePlan { .. }
+            | Action::ChangeAccess { .. }
     );
     let answer = apply(services, caller, key, action).await?;
     if answer.commit.is_some() && !organization {

@@ -440,6 +440,17 @@ pub fn request_sync(store: &Store, engine: &Arc<Engine>) {
     });
 }
 
+/// Brings the index up to the branch head when this process has not yet (a commit that did
+/// not come through the API: a merged pull request, a hand edit), waiting for it: for
+/// answers that depend on the index, such as a token's `groups` claim.
+pub async fn sync_if_behind(store: &Store, engine: &Arc<Engine>) -> TenancyResult<()> {
+    let snapshot = head(engine).await?;
+    if snapshot.commit.is_some() && snapshot.commit != synced_head(engine) {
+        sync_index(store, engine).await?;
+    }
+    Ok(())
+}
+
 /// Brings the workspace index up to the branch head: organizations added by people's commits
 /// since the index's head get their rows (see [`adopt_organizations`]); the workspaces
 /// touched by those commits are rewritten (all of them when the index has no head or history
@@ -523,6 +534,7 @@ async fn sync_locked(
             (rows, BTreeMap::new())
         }
     };
+    index_groups(store, &snapshot, &written).await?;
     with_sync_state(engine, |s| s.synced = Some(tip));
     result.written = written.len();
     let mut without = Vec::new();
@@ -594,6 +606,33 @@ async fn sync_locked(
         );
     }
     Ok(result)
+}
+
+/// Brings the SQL groups of the workspaces `rows` to what Git holds at `snapshot`
+/// (docs/access-in-git.md); a workspace with no groups in Git yet keeps its SQL ones, which
+/// the migration writes to Git ([`super::groups::move_access_to_git`]).
+async fn index_groups(
+    store: &Store,
+    snapshot: &Snapshot,
+    rows: &[IndexedWorkspace],
+) -> TenancyResult<()> {
+    for row in rows {
+        let Some(doc) = snapshot
+            .intent
+            .organizations
+            .get(&row.org_slug)
+            .and_then(|o| o.workspaces.get(&row.name))
+            .and_then(|w| w.workspace.as_ref())
+        else {
+            continue;
+        };
+        if !doc.spec.groups.is_empty() {
+            store
+                .replace_workspace_groups(&row.org_slug, &row.name, &doc.spec.groups)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Gives the organizations in Git at the head that have no SQL rows their rows, before the

@@ -108,6 +108,7 @@ pub async fn create(
             plan: new.plan,
             cluster,
             display_name: new.display_name,
+            admin: Some(caller.user.id.clone()),
         },
     )
     .await?;

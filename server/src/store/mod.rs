@@ -11,6 +11,7 @@
 //! `BEGIN IMMEDIATE` (`write_tx!`), so a read-then-write transaction can never fail with
 //! "database is locked" when another connection commits in between.
 
+mod access;
 mod accounts;
 mod audit;
 mod billing;

@@ -48,8 +48,11 @@ impl IssuerContext {
     }
 }
 
-/// The issuer at the branch head; `temporarily_unavailable` without a platform intent.
-pub async fn context(engine: &Arc<Engine>) -> Result<IssuerContext, GrantError> {
+/// The issuer at the branch head; `temporarily_unavailable` without a platform intent. The
+/// groups index is brought up to that head first, so that the `groups` claim follows the
+/// branch (a merged pull request removing someone counts in the next token).
+pub async fn context(store: &Store, engine: &Arc<Engine>) -> Result<IssuerContext, GrantError> {
+    tenancy::sync_if_behind(store, engine).await?;
     let snapshot = tenancy::head(engine).await?;
     let oidc = platform_oidc(&snapshot).cloned().ok_or_else(|| {
         GrantError::refused(
