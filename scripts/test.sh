@@ -75,6 +75,11 @@ chart_sets=(
   ""
   "--set postgresql.enabled=true --set config.settingsToml=log_format='\"json\"' --set metrics.enabled=false"
   "--set database.secretName=db --set git.remote=ssh://git@example.com/fleet.git --set git.sshSecretName=git-ssh --set issuer.kubeconfigCaConfigMapName=vcluster-ca --set issuer.signingAlg=ES256"
+  # The NetworkPolicy (ingress from one namespace, egress limited) and the ServiceMonitor.
+  # ../shared/upstream has no Prometheus Operator CRD, so kubernetes-validate only warns that
+  # it has no schema for the ServiceMonitor; every other kind is validated strictly.
+  "--set networkPolicy.enabled=true --set-json networkPolicy.apiFrom=[{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"ingress\"}}}] --set-json networkPolicy.egress=[{\"to\":[{\"ipBlock\":{\"cidr\":\"10.0.0.0/8\"}}],\"ports\":[{\"port\":5432,\"protocol\":\"TCP\"}]}] --set metrics.serviceMonitor.enabled=true --set metrics.serviceMonitor.labels.release=prometheus --set podDisruptionBudget.maxUnavailable=0"
+  "--set networkPolicy.enabled=true --set podDisruptionBudget.enabled=false --set metrics.enabled=false --set metrics.serviceMonitor.enabled=true"
 )
 for i in "${!chart_sets[@]}"; do
   # shellcheck disable=SC2086 # each entry is a list of helm flags
