@@ -69,13 +69,32 @@ enum Command {
     Audit(server::cli::AuditArgs),
     /// Sign in to a server and keep its URL and an API token in the config file.
     Login(server::client::LoginArgs),
-    /// List a kind (organizations, workspaces, projects, groups, members, roles, cronjobs,
-    /// functions), or show one by name.
+    /// List a kind, or show one by name (`hb get --help` names the kinds).
+    ///
+    /// Lists: organizations, workspaces, projects, groups, members, roles, rolebindings,
+    /// clusterrolebindings, cronjobs, functions, invitations, tokens, plans, clusters.
+    /// One object: platform (with the placeholders to replace), billing, issuer, me, openapi.
     Get(server::client::GetArgs),
     /// Create one: `hb create workspace dev --org acme --plan shared-small`.
+    ///
+    /// Bind: `hb create rolebinding <group> --role <role>|--cluster-role <preset> ...`;
+    /// invite: `hb create invitation <email> --org acme --role billing`; an API token:
+    /// `hb create token <name>`.
     Create(server::client::CreateArgs),
-    /// Delete one.
+    /// Delete one: `hb delete project web --org acme -w dev`.
+    ///
+    /// A binding by its group and what it binds: `hb delete rolebinding ops --role
+    /// cron-editor ...`.
     Delete(server::client::DeleteArgs),
+    /// Change one from a file, as kubectl apply: `hb apply -f platform.yaml`.
+    ///
+    /// `hb apply plan shared-small -f plan.yaml`, `hb apply quota --org acme -w dev -p web
+    /// --set pods=30`, `hb apply workspace dev --org acme --set plan=dedicated-large`.
+    Apply(server::client::ApplyArgs),
+    /// Change one in $EDITOR, as kubectl edit: `hb edit platform`.
+    Edit(server::client::EditArgs),
+    /// Join an organization with the token of an invitation (`hb create invitation`).
+    AcceptInvitation(server::client::AcceptArgs),
     /// Print a kubeconfig for a workspace's vCluster (`kubectl oidc-login`, no secret).
     Kubeconfig(server::client::KubeconfigArgs),
     /// What only the platform administrator may do: `hb admin rotate-keys`.
@@ -114,6 +133,11 @@ fn main() -> ExitCode {
         Command::Get(args) => return server::client::get(&args, &env()),
         Command::Create(args) => return server::client::create(&args, &env()),
         Command::Delete(args) => return server::client::delete(&args, &env()),
+        Command::Apply(args) => return server::client::apply(&args, &env()),
+        Command::Edit(args) => return server::client::edit(&args, &env()),
+        Command::AcceptInvitation(args) => {
+            return server::client::accept_invitation(&args, &env());
+        }
         Command::Kubeconfig(args) => return server::client::kubeconfig(&args, &env()),
         Command::Admin(args) => return server::client::admin(&args, &env()),
         Command::Health {

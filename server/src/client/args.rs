@@ -108,8 +108,9 @@ impl TargetArgs {
 /// `hb get` arguments.
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
-    /// What to list: organizations, workspaces, projects, groups, members, roles, cronjobs,
-    /// functions.
+    /// What to list: organizations, workspaces, projects, groups, members, roles,
+    /// rolebindings, clusterrolebindings, cronjobs, functions, invitations, billing, tokens,
+    /// plans, clusters, platform, issuer, openapi, me.
     pub kind: String,
     /// One of them, by name; all when left out.
     pub name: Option<String>,
@@ -149,9 +150,62 @@ pub struct CreateArgs {
     /// The parent group (groups).
     #[arg(long)]
     pub parent: Option<String>,
-    /// The role (organization members: owner or billing).
+    /// The role (organization members and invitations: owner or billing; role bindings: a
+    /// Role of the project).
     #[arg(long)]
     pub role: Option<String>,
+    /// The preset ClusterRole (role and ClusterRole bindings: `hexabase:workspace-admin`,
+    /// `hexabase:workspace-viewer`).
+    #[arg(long)]
+    pub cluster_role: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// `hb apply` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// What to change: platform, plans, clusters, workspaces (their plan), quotas, groups,
+    /// roles, cronjobs, functions; read from the file's `kind` when left out (`Platform`).
+    pub kind: Option<String>,
+    /// Its name; read from the file's name field when left out.
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The new object as a JSON or YAML file (`-` for standard input); a whole
+    /// `intent/platform.yaml` document is taken for its `spec`.
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+    /// A body field, `key=value` (`a.b=v` nests; a value that parses as JSON is taken as
+    /// JSON); repeatable, set on top of the file.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// `hb edit` arguments.
+#[derive(Debug, clap::Args)]
+pub struct EditArgs {
+    /// What to edit: platform, plans, clusters, workspaces (their plan), groups, roles,
+    /// cronjobs, functions.
+    pub kind: String,
+    /// Its name (none for the platform).
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format of the answer.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// `hb accept-invitation` arguments.
+#[derive(Debug, clap::Args)]
+pub struct AcceptArgs {
+    /// The invitation's token (from the invitation).
+    pub token: String,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
     pub output: Format,
@@ -162,10 +216,16 @@ pub struct CreateArgs {
 pub struct DeleteArgs {
     /// What to delete (see `hb get`).
     pub kind: String,
-    /// Its name.
+    /// Its name (bindings: the group).
     pub name: String,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The bound Role (role bindings).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// The bound preset ClusterRole (role and ClusterRole bindings).
+    #[arg(long)]
+    pub cluster_role: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
     pub output: Format,

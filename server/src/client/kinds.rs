@@ -34,6 +34,23 @@ pub struct Kind {
     pub name_field: &'static str,
     /// The columns of the table, as JSON keys of the listed objects.
     pub columns: &'static [&'static str],
+    /// How `hb apply` and `hb edit` change one.
+    pub update: Update,
+    /// The keys of what `GET` answers that `PUT` takes back (`hb edit`); all when empty.
+    pub editable: &'static [&'static str],
+}
+
+/// How `hb apply` and `hb edit` change a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// They cannot: the API has no update for it.
+    None,
+    /// `PUT <collection>/<name>`.
+    Item,
+    /// `PUT <collection>/<name>/<suffix>` (a workspace's `plan`).
+    Sub(&'static str),
+    /// `PUT <collection>`: the collection is one object (the platform, a project's quota).
+    Object,
 }
 
 /// Every kind.
@@ -45,6 +62,8 @@ pub const KINDS: &[Kind] = &[
         collection: "orgs",
         name_field: "slug",
         columns: &["slug", "name", "role", "personal"],
+        update: Update::None,
+        editable: &[],
     },
     Kind {
         plural: "workspaces",
@@ -53,6 +72,8 @@ pub const KINDS: &[Kind] = &[
         collection: "workspaces",
         name_field: "name",
         columns: &["name", "plan", "cluster", "projects"],
+        update: Update::Sub("plan"),
+        editable: &["plan"],
     },
     Kind {
         plural: "projects",
@@ -61,6 +82,8 @@ pub const KINDS: &[Kind] = &[
         collection: "projects",
         name_field: "name",
         columns: &["name", "displayName"],
+        update: Update::None,
+        editable: &[],
     },
     Kind {
         plural: "groups",
@@ -69,6 +92,8 @@ pub const KINDS: &[Kind] = &[
         collection: "groups",
         name_field: "name",
         columns: &["name", "parent"],
+        update: Update::Item,
+        editable: &["parent"],
     },
     Kind {
         plural: "members",
@@ -77,6 +102,8 @@ pub const KINDS: &[Kind] = &[
         collection: "members",
         name_field: "userId",
         columns: &["userId", "email", "name", "role"],
+        update: Update::None,
+        editable: &[],
     },
     Kind {
         plural: "roles",
@@ -85,6 +112,8 @@ pub const KINDS: &[Kind] = &[
         collection: "roles",
         name_field: "name",
         columns: &["name", "rules"],
+        update: Update::Item,
+        editable: &["rules"],
     },
     Kind {
         plural: "cronjobs",
@@ -93,6 +122,8 @@ pub const KINDS: &[Kind] = &[
         collection: "cronjobs",
         name_field: "name",
         columns: &["name", "schedule", "image"],
+        update: Update::Item,
+        editable: &[],
     },
     Kind {
         plural: "functions",
@@ -101,6 +132,128 @@ pub const KINDS: &[Kind] = &[
         collection: "functions",
         name_field: "name",
         columns: &["name", "image", "runtime"],
+        update: Update::Item,
+        editable: &[],
+    },
+    Kind {
+        plural: "rolebindings",
+        aliases: &["rolebindings", "rolebinding", "rb"],
+        scope: Scope::Project,
+        collection: "rolebindings",
+        name_field: "group",
+        columns: &["group", "role", "clusterRole"],
+        update: Update::None,
+        editable: &[],
+    },
+    Kind {
+        plural: "clusterrolebindings",
+        aliases: &["clusterrolebindings", "clusterrolebinding", "crb"],
+        scope: Scope::Workspace,
+        collection: "clusterrolebindings",
+        name_field: "group",
+        columns: &["group", "clusterRole", "default"],
+        update: Update::None,
+        editable: &[],
+    },
+    Kind {
+        plural: "quotas",
+        aliases: &["quotas", "quota"],
+        scope: Scope::Project,
+        collection: "quota",
+        name_field: "",
+        columns: &[],
+        update: Update::Object,
+        editable: &[],
+    },
+    Kind {
+        plural: "invitations",
+        aliases: &["invitations", "invitation", "invite"],
+        scope: Scope::Org,
+        collection: "invitations",
+        name_field: "email",
+        columns: &["email", "role", "token", "expiresAt"],
+        update: Update::None,
+        editable: &[],
+    },
+    Kind {
+        plural: "billing",
+        aliases: &["billing"],
+        scope: Scope::Org,
+        collection: "billing",
+        name_field: "",
+        columns: &[],
+        update: Update::None,
+        editable: &[],
+    },
+    Kind {
+        plural: "tokens",
+        aliases: &["tokens", "token"],
+        scope: Scope::Root,
+        collection: "tokens",
+        name_field: "name",
+        columns: &["id", "name", "createdAt", "lastUsedAt"],
+        update: Update::None,
+        editable: &[],
+    },
+    Kind {
+        plural: "plans",
+        aliases: &["plans", "plan"],
+        scope: Scope::Root,
+        collection: "plans",
+        name_field: "name",
+        columns: &["name", "placement", "monitoring", "policies"],
+        update: Update::Item,
+        editable: &[],
+    },
+    Kind {
+        plural: "clusters",
+        aliases: &["clusters", "cluster"],
+        scope: Scope::Root,
+        collection: "clusters",
+        name_field: "name",
+        columns: &["name", "apiServer", "domain", "kubernetesVersion"],
+        update: Update::Item,
+        editable: &[],
+    },
+    Kind {
+        plural: "platform",
+        aliases: &["platform", "platforms"],
+        scope: Scope::Root,
+        collection: "platform",
+        name_field: "",
+        columns: &[],
+        update: Update::Object,
+        editable: &["spec"],
+    },
+    Kind {
+        plural: "issuer",
+        aliases: &["issuer"],
+        scope: Scope::Root,
+        collection: "auth/issuer",
+        name_field: "",
+        columns: &[],
+        update: Update::None,
+        editable: &[],
+    },
+    Kind {
+        plural: "me",
+        aliases: &["me", "whoami"],
+        scope: Scope::Root,
+        collection: "me",
+        name_field: "",
+        columns: &["id", "email", "name", "isAdmin"],
+        update: Update::None,
+        editable: &[],
+    },
+    Kind {
+        plural: "openapi",
+        aliases: &["openapi"],
+        scope: Scope::Root,
+        collection: "openapi.json",
+        name_field: "",
+        columns: &[],
+        update: Update::None,
+        editable: &[],
     },
 ];
 
@@ -173,6 +326,8 @@ const GROUP_MEMBERS: Kind = Kind {
     collection: "members",
     name_field: "user",
     columns: &["userId", "email", "name"],
+    update: Update::None,
+    editable: &[],
 };
 
 /// `value` as one path segment: percent-encodes everything but unreserved characters, so a

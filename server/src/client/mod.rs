@@ -11,15 +11,18 @@
 //! fault); 2 the command could not run (no config, server unreachable, bad arguments).
 //!
 //! This file holds the config and the HTTP client; `args` the commands' arguments,
-//! `resources` `get`, `create`, `delete` and `audit`, `login` `login`, `kubeconfig` and
-//! `admin`, `kinds` the kinds' API paths and `output` the printing.
+//! `resources` `get`, `create`, `delete` and `audit`, `update` `apply`, `edit` and
+//! `accept-invitation`, `coverage` the command of every API operation, `login` `login`,
+//! `kubeconfig` and `admin`, `kinds` the kinds' API paths and `output` the printing.
 
 mod args;
+pub mod coverage;
 pub mod kinds;
 mod login;
 pub mod output;
 mod probe;
 mod resources;
+mod update;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,12 +37,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use self::args::{
-    AdminArgs, AdminCommand, CreateArgs, DeleteArgs, GetArgs, KubeconfigArgs, KubeconfigFormat,
-    LoginArgs, TargetArgs,
+    AcceptArgs, AdminArgs, AdminCommand, ApplyArgs, CreateArgs, DeleteArgs, EditArgs, GetArgs,
+    KubeconfigArgs, KubeconfigFormat, LoginArgs, TargetArgs,
 };
 pub use self::login::{admin, kubeconfig, login};
 pub use self::probe::{DEFAULT_HEALTH_URL, health};
 pub use self::resources::{audit, create, delete, get};
+pub use self::update::{accept_invitation, apply, edit};
 use crate::settings::Secret;
 
 /// The environment variable naming the config file.

@@ -1,5 +1,6 @@
-//! The platform's settings under `/api/v1/platform` (the platform administrator), and the
-//! plans under `/api/v1/plans` (everyone signed in). Each change is one commit to
+//! The platform's settings under `/api/v1/platform` (the platform administrator), and its
+//! plans and host clusters under `/api/v1/plans` and `/api/v1/clusters` (everyone signed in
+//! lists them; the platform administrator changes one). Each change is one commit to
 //! `intent/platform.yaml`, compiled before it lands: `service::platform`.
 
 use axum::extract::{Path, State};
@@ -54,7 +55,7 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         .mutates(),
         ApiRoute::new(
             Method::PUT,
-            "/api/v1/platform/clusters/{cluster}",
+            "/api/v1/clusters/{cluster}",
             "setPlatformCluster",
             "Add or replace a host cluster (platform administrator)",
             put(set_cluster),
@@ -64,7 +65,7 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         .mutates(),
         ApiRoute::new(
             Method::PUT,
-            "/api/v1/platform/plans/{plan}",
+            "/api/v1/plans/{plan}",
             "setPlatformPlan",
             "Add or replace a plan (platform administrator)",
             put(set_plan),
@@ -80,6 +81,14 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             get(list_plans),
         )
         .response::<Vec<PlanView>>(StatusCode::OK),
+        ApiRoute::new(
+            Method::GET,
+            "/api/v1/clusters",
+            "listClusters",
+            "The host clusters a workspace can be on",
+            get(list_clusters),
+        )
+        .response::<Vec<Cluster>>(StatusCode::OK),
     ]
 }
 
@@ -128,4 +137,11 @@ async fn list_plans(
     _caller: Caller,
 ) -> Result<Json<Vec<PlanView>>, ApiError> {
     Ok(Json(platform::plans(&state).await?))
+}
+
+async fn list_clusters(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<Cluster>>, ApiError> {
+    Ok(Json(platform::clusters(&state).await?))
 }

@@ -136,6 +136,12 @@ pub async fn plans(services: &Services) -> Result<Vec<PlanView>, PlatformError> 
     Ok(platform.spec.plans.iter().map(PlanView::from).collect())
 }
 
+/// The host clusters of the platform, for anyone signed in.
+pub async fn clusters(services: &Services) -> Result<Vec<Cluster>, PlatformError> {
+    let (platform, _) = current(services).await?;
+    Ok(platform.spec.clusters)
+}
+
 /// The fields of `spec` that hold a placeholder of the starter platform, as paths.
 pub fn placeholders(spec: &PlatformSpec) -> Vec<String> {
     fn walk(value: &Value, path: &str, out: &mut Vec<String>) {
