@@ -43,6 +43,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+# server/tests/release.rs verifies and rates packaging/systemd/hexabase.service.
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

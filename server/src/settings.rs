@@ -620,7 +620,8 @@ fn env_table(env: &BTreeMap<String, String>) -> Result<toml::Table> {
         let Some(key) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if key == "CONFIG" {
+        // The settings file and the log filter (serve.rs) are read on their own.
+        if key == "CONFIG" || key == "LOG" {
             continue;
         }
         let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();

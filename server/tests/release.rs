@@ -108,3 +108,89 @@ fn the_image_script_builds_what_the_containerfile_does() {
     assert!(containerfile.contains("ghcr.io/hexabase/hexabase:"));
     assert!(containerfile.contains(r#"CMD ["serve"]"#));
 }
+
+/// `systemd-analyze verify` of packaging/systemd/hexabase.service (its `ExecStart` pointed at
+/// the `hb` under test, which must exist) and `systemd-analyze security`'s rating of it.
+#[test]
+fn the_systemd_unit_verifies_and_rates_ok() {
+    let analyze = Command::new("systemd-analyze").arg("--version").output();
+    if !analyze.is_ok_and(|out| out.status.success()) {
+        support::postgres::skip::missing("the systemd unit test", "systemd-analyze is not installed");
+        return;
+    }
+    let unit = read("packaging/systemd/hexabase.service");
+    assert!(
+        unit.contains("\nExecStart=/usr/local/bin/hb serve\n"),
+        "ExecStart"
+    );
+    let dir = support::TempDir::new("systemd");
+    let path = dir.0.join("hexabase.service");
+    let here = unit.replace(
+        "\nExecStart=/usr/local/bin/hb ",
+        &format!("\nExecStart={} ", env!("CARGO_BIN_EXE_hb")),
+    );
+    std::fs::write(&path, here).expect("write the unit");
+
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("run systemd-analyze verify");
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .expect("run systemd-analyze security");
+    let text = String::from_utf8_lossy(&security.stdout);
+    let rating = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for hexabase.service: ")
+                .nth(1)
+        })
+        .unwrap_or_else(|| panic!("no rating in {text}"));
+    let exposure: f64 = rating
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number");
+    assert!(exposure <= 2.0, "exposure {rating}, more than 2.0:\n{text}");
+}
+
+/// Every setting hexabase.env sets (commented or not) is one `hb serve` knows.
+#[test]
+fn the_systemd_environment_file_holds_known_settings() {
+    let env = read("packaging/systemd/hexabase.env");
+    let dir = support::TempDir::new("systemd-env");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_hb"));
+    serve
+        .args(["serve", "--print-config"])
+        .env_clear()
+        .env("HEXABASE_DATA_DIR", &dir.0);
+    let mut count = 0;
+    for line in env.lines() {
+        let line = line.trim_start_matches('#');
+        if let Some((key, value)) = line
+            .split_once('=')
+            .filter(|(k, _)| k.starts_with("HEXABASE_"))
+        {
+            serve.env(key, value);
+            count += 1;
+        }
+    }
+    // An SSH remote's key files are read at start; point them at nothing it must open.
+    serve.env_remove("HEXABASE_GIT__REMOTE_CREDENTIALS__KIND");
+    assert!(count >= 5, "hexabase.env sets {count} settings");
+    let out = serve.output().expect("hb serve --print-config");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
