@@ -1,26 +1,17 @@
-//! CronJobs and Functions of a project: kept in a list by name, each served by the same
-//! five routes and handlers through `Item`. Each change is one action, one commit; each
-//! request is allowed or refused by the RBAC the intent renders (`service::authz`).
+//! CronJobs and Functions of a project: each kind served by the same five routes and
+//! handlers through `Routed`, each handler calling one use case of [`crate::service::items`].
 
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post, put};
-use compiler::intent::{CronJob, Function, ProjectSpec};
-use serde::Serialize;
+use compiler::intent::{CronJob, Function};
 
 use super::auth::Caller;
 use super::commit::{CommitAnswer, RequestKey};
 use super::json::Json;
-use super::projects::{ItemPath, ProjectPath, in_project};
+use super::projects::{ItemPath, ProjectPath, at};
 use super::{ApiError, ApiRoute, AppState};
-use crate::service::action::Action;
-use crate::service::submit::submit;
-use crate::service::tenancy::TenancyError;
-
-/// The API group of CronJobs.
-const BATCH: &str = "batch";
-/// The API group of Knative Services (Functions).
-const KNATIVE: &str = "serving.knative.dev";
+use crate::service::items::{self, Item};
 
 const CRONJOBS: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/cronjobs";
 const CRONJOB: &str = "/api/v1/orgs/{org}/workspaces/{ws}/projects/{project}/cronjobs/{name}";
@@ -34,8 +25,8 @@ pub(super) fn routes() -> Vec<ApiRoute> {
     routes
 }
 
-/// The five routes of an [`Item`] kind: list, create, get, replace, delete.
-fn item_routes<T: Item + schemars::JsonSchema>() -> Vec<ApiRoute> {
+/// The five routes of a `Routed` kind: list, create, get, replace, delete.
+fn item_routes<T: Routed>() -> Vec<ApiRoute> {
     let [list, create, get_one, update, remove] = T::OPERATIONS;
     let [list_s, create_s, get_s, update_s, remove_s] = T::SUMMARIES;
     vec![
@@ -75,56 +66,17 @@ fn item_routes<T: Item + schemars::JsonSchema>() -> Vec<ApiRoute> {
     ]
 }
 
-/// Refuses a body whose name differs from the path's.
-fn same_name(path: &str, body: &str) -> Result<(), TenancyError> {
-    if path == body {
-        Ok(())
-    } else {
-        Err(TenancyError::invalid(
-            "name",
-            format!("must be {path:?}, the name in the path; renaming is delete and create"),
-        ))
-    }
-}
-
-/// Something kept in a list of a project by name, with its own actions: CronJobs and
-/// Functions are served by the same handlers through this.
-trait Item: Clone + Serialize + serde::de::DeserializeOwned + Send + 'static {
-    /// The API group RBAC checks.
-    const API_GROUP: &'static str;
-    /// The resource RBAC checks.
-    const RESOURCE: &'static str;
-    /// How errors name it.
-    const KIND: &'static str;
+/// An [`Item`] kind as the API serves it: its paths, operation ids and summaries.
+trait Routed: Item + serde::Serialize + serde::de::DeserializeOwned + schemars::JsonSchema {
     /// The collection's path and one item's path.
     const PATHS: (&'static str, &'static str);
     /// Operation ids of list, create, get, replace and delete.
     const OPERATIONS: [&'static str; 5];
     /// Their summaries.
     const SUMMARIES: [&'static str; 5];
-    /// Its name.
-    fn name(&self) -> &str;
-    /// The project's items of this kind.
-    fn items(spec: &ProjectSpec) -> &[Self];
-    /// The action creating it.
-    fn create(at: At, item: Self) -> Action;
-    /// The action replacing it.
-    fn update(at: At, item: Self) -> Action;
-    /// The action deleting the one named `name`.
-    fn delete(at: At, name: String) -> Action;
 }
 
-/// Where an item is: organization, workspace, project.
-struct At {
-    org: String,
-    workspace: String,
-    project: String,
-}
-
-impl Item for CronJob {
-    const API_GROUP: &'static str = BATCH;
-    const RESOURCE: &'static str = "cronjobs";
-    const KIND: &'static str = "cron job";
+impl Routed for CronJob {
     const PATHS: (&'static str, &'static str) = (CRONJOBS, CRONJOB);
     const OPERATIONS: [&'static str; 5] = [
         "listCronJobs",
@@ -140,57 +92,9 @@ impl Item for CronJob {
         "Replace a CronJob",
         "Delete a CronJob",
     ];
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn items(spec: &ProjectSpec) -> &[Self] {
-        &spec.cron_jobs
-    }
-    fn create(at: At, cron_job: Self) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::CreateCronJob {
-            org,
-            workspace,
-            project,
-            cron_job,
-        }
-    }
-    fn update(at: At, cron_job: Self) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::UpdateCronJob {
-            org,
-            workspace,
-            project,
-            cron_job,
-        }
-    }
-    fn delete(at: At, name: String) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::DeleteCronJob {
-            org,
-            workspace,
-            project,
-            name,
-        }
-    }
 }
 
-impl Item for Function {
-    const API_GROUP: &'static str = KNATIVE;
-    const RESOURCE: &'static str = "services";
-    const KIND: &'static str = "function";
+impl Routed for Function {
     const PATHS: (&'static str, &'static str) = (FUNCTIONS, FUNCTION);
     const OPERATIONS: [&'static str; 5] = [
         "listFunctions",
@@ -206,130 +110,60 @@ impl Item for Function {
         "Replace a Function",
         "Delete a Function",
     ];
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn items(spec: &ProjectSpec) -> &[Self] {
-        &spec.functions
-    }
-    fn create(at: At, function: Self) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::CreateFunction {
-            org,
-            workspace,
-            project,
-            function,
-        }
-    }
-    fn update(at: At, function: Self) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::UpdateFunction {
-            org,
-            workspace,
-            project,
-            function,
-        }
-    }
-    fn delete(at: At, name: String) -> Action {
-        let At {
-            org,
-            workspace,
-            project,
-        } = at;
-        Action::DeleteFunction {
-            org,
-            workspace,
-            project,
-            name,
-        }
-    }
 }
 
-async fn list_items<T: Item>(
+async fn list_items<T: Routed>(
     State(state): State<AppState>,
     caller: Caller,
     Path((org, ws, project)): ProjectPath,
 ) -> Result<Json<Vec<T>>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("list", T::API_GROUP, T::RESOURCE, &project)?;
-    Ok(Json(T::items(&access.project(&project)?.spec).to_vec()))
+    Ok(Json(
+        items::list(&state, &caller, at(&org, &ws, &project)).await?,
+    ))
 }
 
-async fn get_item<T: Item>(
+async fn get_item<T: Routed>(
     State(state): State<AppState>,
     caller: Caller,
     Path((org, ws, project, name)): ItemPath,
 ) -> Result<Json<T>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("get", T::API_GROUP, T::RESOURCE, &project)?;
-    T::items(&access.project(&project)?.spec)
-        .iter()
-        .find(|i| i.name() == name)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("{} {name} does not exist", T::KIND)))
+    Ok(Json(
+        items::get(&state, &caller, at(&org, &ws, &project), &name).await?,
+    ))
 }
 
-async fn create_item<T: Item>(
+async fn create_item<T: Routed>(
     State(state): State<AppState>,
     caller: Caller,
     key: RequestKey,
     Path((org, ws, project)): ProjectPath,
     Json(item): Json<T>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("create", T::API_GROUP, T::RESOURCE, &project)?;
-    let at = At {
-        org: org.clone(),
-        workspace: ws,
-        project,
-    };
-    let answer = submit(&state, &caller, &key, T::create(at, item)).await?;
+    let answer = items::create(&state, &caller, &key, at(&org, &ws, &project), item).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-async fn update_item<T: Item>(
+async fn update_item<T: Routed>(
     State(state): State<AppState>,
     caller: Caller,
     key: RequestKey,
     Path((org, ws, project, name)): ItemPath,
     Json(item): Json<T>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("update", T::API_GROUP, T::RESOURCE, &project)?;
-    same_name(&name, item.name())?;
-    let at = At {
-        org: org.clone(),
-        workspace: ws,
-        project,
-    };
+    let at = at(&org, &ws, &project);
     Ok(Json(
-        submit(&state, &caller, &key, T::update(at, item)).await?,
+        items::update(&state, &caller, &key, at, &name, item).await?,
     ))
 }
 
-async fn delete_item<T: Item>(
+async fn delete_item<T: Routed>(
     State(state): State<AppState>,
     caller: Caller,
     key: RequestKey,
     Path((org, ws, project, name)): ItemPath,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("delete", T::API_GROUP, T::RESOURCE, &project)?;
-    let at = At {
-        org: org.clone(),
-        workspace: ws,
-        project,
-    };
+    let at = at(&org, &ws, &project);
     Ok(Json(
-        submit(&state, &caller, &key, T::delete(at, name)).await?,
+        items::delete::<T>(&state, &caller, &key, at, &name).await?,
     ))
 }

@@ -1,35 +1,20 @@
 //! Projects of a workspace and what is inside them: quota, custom Roles and RoleBindings
-//! (CronJobs and Functions are in [`super::items`]). Each change is one action, one commit;
-//! each request is allowed or refused by the RBAC the intent renders for the caller's groups
-//! (`service::authz`).
+//! (CronJobs and Functions are in [`super::items`]). Each handler calls one use case of
+//! [`crate::service::projects`] or [`crate::service::roles`].
 
 use super::json::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post, put};
-use compiler::intent::{PolicyRule, PresetClusterRole, ProjectSpec, Quota, Role, RoleBinding};
-use serde::{Deserialize, Serialize};
+use compiler::intent::{PolicyRule, PresetClusterRole, Quota, Role, RoleBinding};
+use serde::Deserialize;
 
 use super::auth::Caller;
 use super::commit::{CommitAnswer, RequestKey};
 use super::{ApiError, ApiRoute, AppState};
-use crate::service::action::Action;
-use crate::service::authz::{Presets, uncovered};
-use crate::service::submit::submit;
-use crate::service::tenancy::{TenancyError, WorkspaceAccess, workspace_access};
-use crate::service::workspaces::check_label;
-
-/// The API group of Roles and RoleBindings.
-const RBAC: &str = "rbac.authorization.k8s.io";
-/// A project.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProjectView {
-    /// Project slug: the namespace inside the vCluster.
-    pub name: String,
-    /// What the intent says of it.
-    pub spec: ProjectSpec,
-}
+pub use crate::service::projects::ProjectView;
+use crate::service::projects::{self, ProjectError, ProjectRef};
+use crate::service::roles;
 
 /// Create a project.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -196,45 +181,21 @@ type WsPath = Path<(String, String)>;
 pub(super) type ProjectPath = Path<(String, String, String)>;
 pub(super) type ItemPath = Path<(String, String, String, String)>;
 
-/// The workspace as the caller sees it, with `project` required to exist in it. Who is in
-/// no group (an organization owner) is refused before the project is looked up: they see
-/// that the workspace exists, not which projects it has.
-pub(super) async fn in_project(
-    state: &AppState,
-    caller: &Caller,
-    org: &str,
-    ws: &str,
-    project: &str,
-) -> Result<WorkspaceAccess, ApiError> {
-    let access = workspace_access(&state.store, &state.engine, &caller.user, org, ws).await?;
-    access.require_member()?;
-    access.project(project)?;
-    Ok(access)
+/// Where the path says the project is.
+pub(super) fn at<'a>(org: &'a str, workspace: &'a str, project: &'a str) -> ProjectRef<'a> {
+    ProjectRef {
+        org,
+        workspace,
+        project,
+    }
 }
 
-/// The escalation rule: refuses `rules` unless the caller's own rules in `project` cover
-/// every one of them, naming the first rule that is not (`{field}[i]`).
-fn check_escalation(
-    access: &WorkspaceAccess,
-    project: &str,
-    field: &str,
-    rules: &[PolicyRule],
-) -> Result<(), TenancyError> {
-    let held = access.permissions.rules_in(project);
-    let missing = uncovered(&held, rules);
-    match missing.first() {
-        None => Ok(()),
-        Some(first) => Err(TenancyError::Escalation {
-            field: format!("{field}[{first}]"),
-            message: format!(
-                "you may grant only permissions you hold yourself in project {project}; not held: {}",
-                missing
-                    .iter()
-                    .map(|i| format!("{field}[{i}]"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }),
+impl From<ProjectError> for ApiError {
+    fn from(error: ProjectError) -> Self {
+        match error {
+            ProjectError::Tenancy(error) => error.into(),
+            ProjectError::Submit(error) => error.into(),
+        }
     }
 }
 
@@ -243,19 +204,7 @@ async fn list_projects(
     caller: Caller,
     Path((org, ws)): WsPath,
 ) -> Result<Json<Vec<ProjectView>>, ApiError> {
-    let access = workspace_access(&state.store, &state.engine, &caller.user, &org, &ws).await?;
-    access.require_member()?;
-    Ok(Json(
-        access
-            .intent()
-            .projects
-            .iter()
-            .map(|(name, p)| ProjectView {
-                name: name.clone(),
-                spec: p.project().spec,
-            })
-            .collect(),
-    ))
+    Ok(Json(projects::list(&state, &caller, &org, &ws).await?))
 }
 
 async fn create_project(
@@ -265,16 +214,16 @@ async fn create_project(
     Path((org, ws)): WsPath,
     Json(body): Json<CreateProject>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
-    let access = workspace_access(&state.store, &state.engine, &caller.user, &org, &ws).await?;
-    access.require_admin("create projects")?;
-    check_label("name", &body.name)?;
-    let action = Action::CreateProject {
-        org: org.clone(),
-        workspace: ws,
-        project: body.name,
-        display_name: body.display_name,
-    };
-    let answer = submit(&state, &caller, &key, action).await?;
+    let answer = projects::create(
+        &state,
+        &caller,
+        &key,
+        &org,
+        &ws,
+        &body.name,
+        body.display_name,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -283,13 +232,9 @@ async fn get_project(
     caller: Caller,
     Path((org, ws, project)): ProjectPath,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require_member()?;
-    let spec = access.project(&project)?.spec;
-    Ok(Json(ProjectView {
-        name: project,
-        spec,
-    }))
+    Ok(Json(
+        projects::get(&state, &caller, at(&org, &ws, &project)).await?,
+    ))
 }
 
 async fn delete_project(
@@ -298,14 +243,8 @@ async fn delete_project(
     key: RequestKey,
     Path((org, ws, project)): ProjectPath,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require_admin("delete projects")?;
-    let action = Action::DeleteProject {
-        org: org.clone(),
-        workspace: ws,
-        project,
-    };
-    Ok(Json(submit(&state, &caller, &key, action).await?))
+    let at = at(&org, &ws, &project);
+    Ok(Json(projects::delete(&state, &caller, &key, at).await?))
 }
 
 async fn set_quota(
@@ -315,15 +254,10 @@ async fn set_quota(
     Path((org, ws, project)): ProjectPath,
     Json(quota): Json<Quota>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require_admin("change project quotas")?;
-    let action = Action::SetProjectQuota {
-        org: org.clone(),
-        workspace: ws,
-        project,
-        quota,
-    };
-    Ok(Json(submit(&state, &caller, &key, action).await?))
+    let at = at(&org, &ws, &project);
+    Ok(Json(
+        projects::set_quota(&state, &caller, &key, at, quota).await?,
+    ))
 }
 
 async fn list_roles(
@@ -331,9 +265,9 @@ async fn list_roles(
     caller: Caller,
     Path((org, ws, project)): ProjectPath,
 ) -> Result<Json<Vec<Role>>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("list", RBAC, "roles", &project)?;
-    Ok(Json(access.project(&project)?.spec.roles))
+    Ok(Json(
+        roles::list_roles(&state, &caller, at(&org, &ws, &project)).await?,
+    ))
 }
 
 async fn get_role(
@@ -341,17 +275,8 @@ async fn get_role(
     caller: Caller,
     Path((org, ws, project, role)): ItemPath,
 ) -> Result<Json<Role>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("get", RBAC, "roles", &project)?;
-    access
-        .project(&project)?
-        .spec
-        .roles
-        .iter()
-        .find(|r| r.name == role)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("role {role} does not exist")))
+    let at = at(&org, &ws, &project);
+    Ok(Json(roles::get_role(&state, &caller, at, &role).await?))
 }
 
 async fn create_role(
@@ -361,16 +286,8 @@ async fn create_role(
     Path((org, ws, project)): ProjectPath,
     Json(role): Json<Role>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("create", RBAC, "roles", &project)?;
-    check_escalation(&access, &project, "rules", &role.rules)?;
-    let action = Action::CreateRole {
-        org: org.clone(),
-        workspace: ws,
-        project,
-        role,
-    };
-    let answer = submit(&state, &caller, &key, action).await?;
+    let at = at(&org, &ws, &project);
+    let answer = roles::create_role(&state, &caller, &key, at, role).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -381,19 +298,10 @@ async fn update_role(
     Path((org, ws, project, role)): ItemPath,
     Json(body): Json<RoleRules>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("update", RBAC, "roles", &project)?;
-    check_escalation(&access, &project, "rules", &body.rules)?;
-    let action = Action::UpdateRole {
-        org: org.clone(),
-        workspace: ws,
-        project,
-        role: Role {
-            name: role,
-            rules: body.rules,
-        },
-    };
-    Ok(Json(submit(&state, &caller, &key, action).await?))
+    let at = at(&org, &ws, &project);
+    Ok(Json(
+        roles::update_role(&state, &caller, &key, at, &role, body.rules).await?,
+    ))
 }
 
 async fn delete_role(
@@ -402,15 +310,10 @@ async fn delete_role(
     key: RequestKey,
     Path((org, ws, project, role)): ItemPath,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("delete", RBAC, "roles", &project)?;
-    let action = Action::DeleteRole {
-        org: org.clone(),
-        workspace: ws,
-        project,
-        role,
-    };
-    Ok(Json(submit(&state, &caller, &key, action).await?))
+    let at = at(&org, &ws, &project);
+    Ok(Json(
+        roles::delete_role(&state, &caller, &key, at, &role).await?,
+    ))
 }
 
 async fn list_bindings(
@@ -418,9 +321,9 @@ async fn list_bindings(
     caller: Caller,
     Path((org, ws, project)): ProjectPath,
 ) -> Result<Json<Vec<RoleBinding>>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("list", RBAC, "rolebindings", &project)?;
-    Ok(Json(access.project(&project)?.spec.role_bindings))
+    Ok(Json(
+        roles::list_bindings(&state, &caller, at(&org, &ws, &project)).await?,
+    ))
 }
 
 async fn bind_role(
@@ -430,43 +333,8 @@ async fn bind_role(
     Path((org, ws, project)): ProjectPath,
     Json(binding): Json<RoleBinding>,
 ) -> Result<(StatusCode, Json<CommitAnswer>), ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("create", RBAC, "rolebindings", &project)?;
-    access.require_group("group", &binding.group)?;
-    let (field, rules): (&str, Vec<PolicyRule>) = match (&binding.role, binding.cluster_role) {
-        (Some(role), None) => {
-            let found = access
-                .project(&project)?
-                .spec
-                .roles
-                .into_iter()
-                .find(|r| r.name == *role)
-                .ok_or_else(|| {
-                    ApiError::invalid("role", format!("project {project} has no role {role}"))
-                })?;
-            ("role", found.rules)
-        }
-        (None, Some(preset)) => ("clusterRole", Presets::builtin().rules(preset).to_vec()),
-        _ => {
-            return Err(ApiError::invalid(
-                "role",
-                "give exactly one of role and clusterRole",
-            ));
-        }
-    };
-    if !uncovered(&access.permissions.rules_in(&project), &rules).is_empty() {
-        return Err(ApiError::forbidden(format!(
-            "you may bind only a role whose permissions you hold yourself in project {project}"
-        ))
-        .field(field));
-    }
-    let action = Action::BindRole {
-        org: org.clone(),
-        workspace: ws,
-        project,
-        binding,
-    };
-    let answer = submit(&state, &caller, &key, action).await?;
+    let at = at(&org, &ws, &project);
+    let answer = roles::bind(&state, &caller, &key, at, binding).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -477,23 +345,13 @@ async fn unbind_role(
     Path((org, ws, project)): ProjectPath,
     Query(query): Query<RoleBindingQuery>,
 ) -> Result<Json<CommitAnswer>, ApiError> {
-    let access = in_project(&state, &caller, &org, &ws, &project).await?;
-    access.require("delete", RBAC, "rolebindings", &project)?;
-    if query.role.is_some() == query.cluster_role.is_some() {
-        return Err(ApiError::invalid(
-            "role",
-            "give exactly one of role and clusterRole",
-        ));
-    }
-    let action = Action::UnbindRole {
-        org: org.clone(),
-        workspace: ws,
-        project,
-        binding: RoleBinding {
-            group: query.group,
-            role: query.role,
-            cluster_role: query.cluster_role,
-        },
+    let binding = RoleBinding {
+        group: query.group,
+        role: query.role,
+        cluster_role: query.cluster_role,
     };
-    Ok(Json(submit(&state, &caller, &key, action).await?))
+    let at = at(&org, &ws, &project);
+    Ok(Json(
+        roles::unbind(&state, &caller, &key, at, binding).await?,
+    ))
 }
