@@ -27,6 +27,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "message.html",
         include_str!("../../web/templates/message.html"),
     ),
+    (
+        "history.html",
+        include_str!("../../web/templates/history.html"),
+    ),
+    (
+        "commit.html",
+        include_str!("../../web/templates/commit.html"),
+    ),
 ];
 
 /// The console's template environment, built once.

@@ -9,6 +9,7 @@
 //! htmx only enhances them. The URL map is in docs/console.md.
 
 pub mod assets;
+pub mod history;
 pub mod layout;
 pub mod session;
 
@@ -36,6 +37,7 @@ pub fn app(state: AppState) -> Router {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/assets/{file}", get(assets::serve))
+        .merge(history::routes())
         .layer(axum::middleware::from_fn(secure_headers))
 }
 
