@@ -523,3 +523,70 @@ pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `hb admin backup <dir>` and `hb admin restore <dir>`: the server's settings name the
+/// database and the repository (docs/operations.md, "Backup and restore").
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The backup folder: created for a backup (it must not exist or be empty); read for a
+    /// restore.
+    pub dir: PathBuf,
+    /// The server's TOML settings file (also `HEXABASE_CONFIG`); `HEXABASE_` variables as for
+    /// `hb serve`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Backs up the server `args` and `env` configure, while it serves; prints the manifest.
+pub fn backup(
+    args: &BackupArgs,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<ExitCode> {
+    let settings = admin_settings(args, env)?;
+    let manifest = runtime()?
+        .block_on(crate::service::backup::backup(&settings, &args.dir))
+        .with_context(|| format!("backing up into {}", args.dir.display()))?;
+    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Restores a backup into the fresh data folder and database `args` and `env` configure.
+pub fn restore(
+    args: &BackupArgs,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<ExitCode> {
+    let settings = admin_settings(args, env)?;
+    let manifest = runtime()?
+        .block_on(crate::service::backup::restore(&settings, &args.dir))
+        .with_context(|| format!("restoring {}", args.dir.display()))?;
+    eprintln!(
+        "hb: restored the database and {} refs ({} at {}) taken by hb {}",
+        manifest.refs.refs.len(),
+        manifest.refs.head,
+        manifest
+            .refs
+            .refs
+            .get(&manifest.refs.head)
+            .map_or("?", String::as_str),
+        manifest.hexabase_version
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn admin_settings(
+    args: &BackupArgs,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<crate::settings::Settings> {
+    let config = args
+        .config
+        .clone()
+        .or_else(|| env.get("HEXABASE_CONFIG").map(PathBuf::from));
+    crate::settings::Settings::load(config.as_deref(), env)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}

@@ -97,8 +97,9 @@ enum Command {
     AcceptInvitation(server::client::AcceptArgs),
     /// Print a kubeconfig for a workspace's vCluster (`kubectl oidc-login`, no secret).
     Kubeconfig(server::client::KubeconfigArgs),
-    /// What only the platform administrator may do: `hb admin rotate-keys`.
-    Admin(server::client::AdminArgs),
+    /// What only the platform administrator may do: `hb admin rotate-keys` (through the
+    /// server), `hb admin backup` and `hb admin restore` (on the server's machine).
+    Admin(AdminCli),
     /// Ask a server's health endpoint once: exit 0 when it answers 2xx, 1 on another status,
     /// 2 when nothing answers (the container image's HEALTHCHECK; no curl needed).
     Health {
@@ -120,6 +121,25 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct AdminCli {
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    #[command(flatten)]
+    Server(server::client::AdminCommand),
+    /// Back up the server while it serves: the database (SQLite online copy, or pg_dump),
+    /// then the repository as a Git bundle of every ref, and manifest.json with versions,
+    /// refs, sizes and SHA-256 checksums. Reads the settings `hb serve` reads.
+    Backup(server::cli::BackupArgs),
+    /// Restore a backup into a fresh data folder and database (the settings `hb serve`
+    /// reads), checking every checksum first; then start `hb serve` on them.
+    Restore(server::cli::BackupArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = || std::env::vars().collect::<std::collections::BTreeMap<_, _>>();
@@ -139,7 +159,18 @@ fn main() -> ExitCode {
             return server::client::accept_invitation(&args, &env());
         }
         Command::Kubeconfig(args) => return server::client::kubeconfig(&args, &env()),
-        Command::Admin(args) => return server::client::admin(&args, &env()),
+        Command::Admin(AdminCli {
+            command: AdminCommand::Server(command),
+        }) => {
+            let args = server::client::AdminArgs { command };
+            return server::client::admin(&args, &env());
+        }
+        Command::Admin(AdminCli {
+            command: AdminCommand::Backup(args),
+        }) => server::cli::backup(&args, &env()),
+        Command::Admin(AdminCli {
+            command: AdminCommand::Restore(args),
+        }) => server::cli::restore(&args, &env()),
         Command::Health {
             url,
             timeout_seconds,

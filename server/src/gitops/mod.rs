@@ -2,6 +2,7 @@
 //! committing with compare-and-swap on the branch. Nothing else in the server uses git2.
 
 pub mod audit;
+pub mod backup;
 pub mod change;
 mod global;
 pub mod history;

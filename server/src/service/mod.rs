@@ -8,6 +8,7 @@ pub mod action;
 pub mod apply;
 pub mod audit;
 pub mod authz;
+pub mod backup;
 pub mod caller;
 pub mod credentials;
 pub mod groups;

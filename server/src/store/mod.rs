@@ -14,6 +14,7 @@
 mod access;
 mod accounts;
 mod audit;
+pub mod backup;
 mod billing;
 mod issuer;
 mod orgs;
