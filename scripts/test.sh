@@ -59,6 +59,7 @@ eval "$(bash scripts/tools.sh --print-env)"
 step "conformance: the checker's own tests"
 .tools/venv/bin/python tests/conformance/test_check_tree.py
 .tools/venv/bin/python tests/conformance/test_day_one.py
+.tools/venv/bin/python tests/conformance/test_policy_before_commit.py
 
 step "conformance: gitops-repo-example against kustomize, helm and the upstream schemas"
 if [ -d "$upstream" ]; then

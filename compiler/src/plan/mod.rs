@@ -4,6 +4,7 @@
 //! The model is what templates see; it is internal and holds only validated values.
 
 pub(crate) mod access;
+pub(crate) mod admission;
 pub(crate) mod check;
 mod text;
 
@@ -726,7 +727,7 @@ pub(crate) fn workspace(
             self::project(platform, plan, org, slug, name, project, sink.out)
         })
         .collect();
-    let functions = function_models(org, slug, &decoded, sink.out);
+    let functions = function_models(platform, plan, org, slug, &decoded, sink.out);
     if out.len() > before {
         return None;
     }
@@ -955,6 +956,18 @@ fn project(
         }
         if let Err(e) = check::image_reference(&job.image) {
             sink.error(format!("{path}.image"), e);
+        } else if let Some(plan) = plan {
+            // A CronJob's pods are admitted inside the vCluster (the project's limit range
+            // defaults them) and again on the host, where the plan's policies act.
+            admission::container(
+                &mut sink,
+                &path,
+                platform,
+                plan,
+                &job.image,
+                &job.resources,
+                &plan.source.project_limit_range,
+            );
         }
         env(&mut sink, &path, &job.env);
         resources(&mut sink, &path, &job.resources);
@@ -1090,6 +1103,8 @@ const KNATIVE_RESERVED_ENV: &[&str] = &["PORT", "K_SERVICE", "K_CONFIGURATION", 
 const FUNCTION_NAME_MAX: usize = 57;
 
 fn function_models(
+    platform: &PlatformModel,
+    plan: Option<&PlanModel>,
     org: &str,
     ws: &str,
     projects: &[(&String, intent::Project)],
@@ -1126,6 +1141,17 @@ fn function_models(
             }
             if let Err(e) = check::image_reference(&f.image) {
                 sink.error(format!("{path}.image"), e);
+            } else if let Some(plan) = plan {
+                // A Function's pods run in the host namespace, under its limit range.
+                admission::container(
+                    &mut sink,
+                    &path,
+                    platform,
+                    plan,
+                    &f.image,
+                    &f.resources,
+                    &plan.source.host_limit_range,
+                );
             }
             env(&mut sink, &path, &f.env);
             resources(&mut sink, &path, &f.resources);
