@@ -6,6 +6,7 @@
 //! A template sees `chrome`, `page` (the page's own view, any `Serialize`) and the function
 //! `asset(name)`, the hashed URL of an embedded asset.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use axum::http::StatusCode;
@@ -15,6 +16,7 @@ use minijinja::{Environment, Value};
 use serde::Serialize;
 
 use super::assets;
+use crate::http::ApiError;
 
 /// Every template, by name; a page's template extends `base.html`.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -26,6 +28,31 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "message.html",
         include_str!("../../web/templates/message.html"),
+    ),
+    ("login.html", include_str!("../../web/templates/login.html")),
+    (
+        "signup.html",
+        include_str!("../../web/templates/signup.html"),
+    ),
+    (
+        "invitation.html",
+        include_str!("../../web/templates/invitation.html"),
+    ),
+    (
+        "dashboard.html",
+        include_str!("../../web/templates/dashboard.html"),
+    ),
+    (
+        "workspace_new.html",
+        include_str!("../../web/templates/workspace_new.html"),
+    ),
+    (
+        "name_check.html",
+        include_str!("../../web/templates/name_check.html"),
+    ),
+    (
+        "workspace.html",
+        include_str!("../../web/templates/workspace.html"),
     ),
     (
         "history.html",
@@ -49,7 +76,6 @@ impl Console {
         let mut env = Environment::new();
         // Auto-escape by extension (`.html`): every value a person typed is escaped.
         env.set_auto_escape_callback(minijinja::default_auto_escape_callback);
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .expect("the console's templates parse (tested)");
@@ -124,6 +150,8 @@ pub struct Chrome {
     pub org: Option<String>,
     /// The commit the last action made.
     pub flash: Option<Flash>,
+    /// The retry key of this page's forms (`request_id`), new on every render.
+    pub request_id: String,
 }
 
 impl Chrome {
@@ -131,6 +159,7 @@ impl Chrome {
     pub fn titled(title: impl Into<String>) -> Self {
         Self {
             title: title.into(),
+            request_id: uuid::Uuid::now_v7().to_string(),
             ..Self::default()
         }
     }
@@ -165,6 +194,32 @@ pub fn render(status: StatusCode, name: &str, chrome: &Chrome, page: &impl Seria
     }
 }
 
+/// The problems of a form: the field's name to what is wrong with it; `""` for the form as
+/// a whole.
+pub type Problems = BTreeMap<String, String>;
+
+/// A service's answer as the problems of the form that asked: each field it names next to
+/// that field, the rest at the top of the form.
+pub fn problems_of(error: &ApiError) -> Problems {
+    let mut problems = Problems::new();
+    for problem in &error.errors {
+        problems
+            .entry(problem.field.clone())
+            .or_insert_with(|| problem.message.clone());
+    }
+    if problems.is_empty() {
+        let detail = error.detail.clone().unwrap_or_else(|| error.title.clone());
+        let field = error.field.clone().unwrap_or_default();
+        problems.insert(field, detail);
+    }
+    problems
+}
+
+/// The status a form answers with when the service refused it.
+pub fn status_of(error: &ApiError) -> StatusCode {
+    StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 /// A page that only says something: `heading` and `text` (errors, confirmations).
 pub fn message(status: StatusCode, chrome: &Chrome, heading: &str, text: &str) -> Response {
     #[derive(Serialize)]
@@ -193,5 +248,22 @@ mod tests {
         assert!(!html.contains("<b>x</b>"), "{html}");
         assert!(!html.contains("<img src=x>"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
+}
+
+#[cfg(test)]
+mod every_template {
+    use super::*;
+
+    #[test]
+    fn renders_with_an_empty_page() {
+        for (name, _) in TEMPLATES {
+            if name.contains("history") || name.contains("commit") {
+                continue;
+            }
+            if let Err(e) = Console::get().render_str(name, &Chrome::titled("t"), &serde_json::json!({"errors": {}, "values": {}, "email": "", "return_to": "/", "providers": []})) {
+                panic!("{name}: {e:#}");
+            }
+        }
     }
 }

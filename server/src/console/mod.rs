@@ -8,17 +8,20 @@
 //! every form carries the session's CSRF token ([`session`]). Forms work without JavaScript;
 //! htmx only enhances them. The URL map is in docs/console.md.
 
+pub mod accounts;
 pub mod assets;
+pub mod dashboard;
 pub mod history;
 pub mod layout;
 pub mod session;
+pub mod workspace;
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::http::AppState;
 
@@ -37,6 +40,36 @@ pub fn app(state: AppState) -> Router {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/assets/{file}", get(assets::serve))
+        .route("/", get(dashboard::home))
+        .route("/orgs/{org}", get(dashboard::org))
+        .route("/orgs/{org}/workspaces/new", get(dashboard::new_form))
+        .route("/orgs/{org}/workspaces/validate", get(dashboard::validate))
+        .route("/orgs/{org}/workspaces", post(dashboard::create))
+        .route("/orgs/{org}/workspaces/{ws}", get(workspace::page))
+        .route(
+            "/orgs/{org}/workspaces/{ws}/projects",
+            post(workspace::create_project),
+        )
+        .route(
+            "/orgs/{org}/workspaces/{ws}/plan",
+            post(workspace::change_plan),
+        )
+        .route(
+            "/orgs/{org}/workspaces/{ws}/delete",
+            post(workspace::delete),
+        )
+        .route(
+            "/orgs/{org}/workspaces/{ws}/kubeconfig",
+            get(workspace::kubeconfig),
+        )
+        .route("/login", get(accounts::login_form).post(accounts::login))
+        .route("/signup", get(accounts::signup_form).post(accounts::signup))
+        .route("/setup", get(accounts::setup_form).post(accounts::setup))
+        .route("/logout", post(accounts::logout))
+        .route(
+            "/invitations/{token}",
+            get(accounts::invitation).post(accounts::accept),
+        )
         .merge(history::routes())
         .layer(axum::middleware::from_fn(secure_headers))
 }

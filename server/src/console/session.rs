@@ -17,6 +17,7 @@ use crate::http::signin::browser_session;
 use crate::service::caller::{Caller, Via};
 use crate::service::credentials::{generate_token, hash_token};
 use crate::service::oidc::form_encode;
+use crate::service::submit::{KEY_MAX, RequestKey};
 
 /// The console's sign-in page.
 pub const LOGIN: &str = "/login";
@@ -42,6 +43,11 @@ impl ConsoleSession {
             csrf: self.csrf.clone(),
             ..Chrome::titled(title)
         }
+    }
+
+    /// Whether this person is the platform administrator.
+    pub fn is_admin(&self) -> bool {
+        self.caller.user.is_admin
     }
 }
 
@@ -187,6 +193,10 @@ fn csrf_refused() -> Response {
     )
 }
 
+/// The form field carrying a form's retry key: a new one each time a page is rendered, so
+/// that sending the same form twice (a double click, a reload) makes one commit.
+pub const REQUEST_FIELD: &str = "request_id";
+
 /// A form posted by a signed-in person, its CSRF token checked against the session's.
 #[derive(Debug, Clone)]
 pub struct SignedForm {
@@ -194,6 +204,37 @@ pub struct SignedForm {
     pub session: ConsoleSession,
     /// The form's fields.
     pub fields: Fields,
+    /// The submission's retry key: the form's [`REQUEST_FIELD`] (or a fresh one), scoped to
+    /// this route, with a digest of the fields.
+    pub key: RequestKey,
+}
+
+/// The retry key of a form posted to `parts` with `fields`.
+fn form_key(parts: &Parts, fields: &Fields) -> RequestKey {
+    let mut body = blake3::Hasher::new();
+    for (name, value) in &fields.0 {
+        if name != CSRF_FIELD && name != REQUEST_FIELD {
+            for part in [name, value] {
+                body.update(&(part.len() as u64).to_le_bytes());
+                body.update(part.as_bytes());
+            }
+        }
+    }
+    let key = Some(fields.get(REQUEST_FIELD))
+        .filter(|k| {
+            (1..=KEY_MAX).contains(&k.len())
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    RequestKey::new(
+        REQUEST_FIELD,
+        key,
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.path_and_query().map_or("", |p| p.as_str()),
+        body.finalize(),
+    )
 }
 
 impl FromRequest<AppState> for SignedForm {
@@ -202,11 +243,17 @@ impl FromRequest<AppState> for SignedForm {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = request.into_parts();
         let session = ConsoleSession::from_request_parts(&mut parts, state).await?;
+        let kept = parts.clone();
         let fields = fields_of(Request::from_parts(parts, body), state).await?;
         if !same_token(fields.get(CSRF_FIELD), &session.csrf) {
             return Err(csrf_refused());
         }
-        Ok(Self { session, fields })
+        let key = form_key(&kept, &fields);
+        Ok(Self {
+            session,
+            fields,
+            key,
+        })
     }
 }
 
@@ -218,6 +265,8 @@ pub struct PublicForm {
     pub fields: Fields,
     /// The form's CSRF token, to show the form again.
     pub csrf: String,
+    /// The submission's retry key (see [`SignedForm::key`]).
+    pub key: RequestKey,
 }
 
 impl FromRequest<AppState> for PublicForm {
@@ -228,13 +277,17 @@ impl FromRequest<AppState> for PublicForm {
             .get(FORM_COOKIE)
             .map(|c| c.value().to_owned())
             .unwrap_or_default();
-        let fields = fields_of(request, state).await?;
+        let (parts, body) = request.into_parts();
+        let kept = parts.clone();
+        let fields = fields_of(Request::from_parts(parts, body), state).await?;
         if !same_token(fields.get(CSRF_FIELD), &cookie) {
             return Err(csrf_refused());
         }
+        let key = form_key(&kept, &fields);
         Ok(Self {
             csrf: cookie,
             fields,
+            key,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authz;
 pub mod backup;
 pub mod caller;
+pub mod console;
 pub mod credentials;
 pub mod groups;
 pub mod issuer;
