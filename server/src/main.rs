@@ -89,7 +89,7 @@ enum Command {
     /// Change one from a file, as kubectl apply: `hb apply -f platform.yaml`.
     ///
     /// `hb apply plan shared-small -f plan.yaml`, `hb apply quota --org acme -w dev -p web
-    /// --set pods=30`, `hb apply workspace dev --org acme --set plan=dedicated-large`.
+    /// --set 'pods="30"'`, `hb apply workspace dev --org acme --set plan=dedicated-large`.
     Apply(server::client::ApplyArgs),
     /// Change one in $EDITOR, as kubectl edit: `hb edit platform`.
     Edit(server::client::EditArgs),
@@ -141,6 +141,11 @@ enum AdminCommand {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: libgit2's process-wide options (pack mappings, fsync).
+    if let Err(error) = server::gitops::bound_pack_mappings() {
+        eprintln!("hb: {error}");
+        return ExitCode::from(server::cli::EXIT_TROUBLE);
+    }
     let cli = Cli::parse();
     let env = || std::env::vars().collect::<std::collections::BTreeMap<_, _>>();
     let result = match cli.command {

@@ -90,7 +90,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("deleteProject", "hb delete project PROJECT --org ORG -w WS"),
     (
         "setProjectQuota",
-        "hb apply quota --org ORG -w WS -p PROJECT --set pods=20",
+        "hb apply quota --org ORG -w WS -p PROJECT -f quota.yaml",
     ),
     ("listRoles", "hb get roles --org ORG -w WS -p PROJECT"),
     (

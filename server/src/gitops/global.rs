@@ -1,4 +1,5 @@
-//! libgit2's process-wide options: the bounds on how much of the pack files it maps.
+//! libgit2's process-wide options: the bounds on how much of the pack files it maps, and
+//! fsync of what it writes into a repository.
 
 use super::GitOpsError;
 
@@ -11,8 +12,11 @@ const PACK_WINDOW: usize = 4 << 20;
 /// resident memory.
 const PACK_MAPPED_LIMIT: usize = 32 << 20;
 
-/// Sets libgit2's pack mapping bounds (`PACK_WINDOW`, `PACK_MAPPED_LIMIT`). Must run
-/// before any other thread starts (`hb serve` calls it first thing on the main thread).
+/// Sets libgit2's pack mapping bounds (`PACK_WINDOW`, `PACK_MAPPED_LIMIT`) and makes it
+/// fsync the loose objects, packs and references it writes (what `core.fsyncObjectFiles`
+/// did; git deprecated that key and warns about it on every clone, so the repository's
+/// config now holds `core.fsync` for git instead). Must run before any other thread starts
+/// (`hb` calls it first thing on the main thread).
 #[allow(unsafe_code)]
 pub fn bound_pack_mappings() -> Result<(), GitOpsError> {
     // SAFETY: these write libgit2's process-wide options without synchronisation; the caller
@@ -21,6 +25,14 @@ pub fn bound_pack_mappings() -> Result<(), GitOpsError> {
     unsafe {
         git2::opts::set_mwindow_size(PACK_WINDOW).map_err(GitOpsError::Git)?;
         git2::opts::set_mwindow_mapped_limit(PACK_MAPPED_LIMIT).map_err(GitOpsError::Git)?;
+        // libgit2 is initialised by the calls above.
+        let fsync = libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as std::ffi::c_int;
+        let on: std::ffi::c_int = 1;
+        if libgit2_sys::git_libgit2_opts(fsync, on) < 0 {
+            return Err(GitOpsError::Git(git2::Error::from_str(
+                "libgit2 refused to fsync what it writes",
+            )));
+        }
     }
     Ok(())
 }

@@ -247,13 +247,16 @@ impl GitOps {
         // Before anything below takes a git lock (config.lock, HEAD.lock) that might be stale.
         let process_lock = process_lock(repo.path())?;
         let mut config = repo.config().map_err(open_err)?;
-        // libgit2 fsyncs loose objects and refs when this is set (git itself reads it too).
-        // Written only when missing: every write takes config.lock, and processes opening the
+        // git fsyncs what it writes here (objects and references) with `core.fsync`; libgit2
+        // does by its process-wide switch (`bound_pack_mappings`). `core.fsyncObjectFiles`,
+        // which older versions wrote, makes git warn on every clone: it is removed.
+        // Written only when needed: every write takes config.lock, and processes opening the
         // repository at the same moment would otherwise fail on each other's lock.
-        if !config.get_bool("core.fsyncObjectFiles").unwrap_or(false) {
-            config
-                .set_bool("core.fsyncObjectFiles", true)
-                .map_err(open_err)?;
+        if config.get_entry("core.fsyncObjectFiles").is_ok() {
+            config.remove("core.fsyncObjectFiles").map_err(open_err)?;
+        }
+        if config.get_entry("core.fsync").is_err() {
+            config.set_str("core.fsync", "committed").map_err(open_err)?;
         }
         let head = format!("refs/heads/{branch}");
         // Likewise HEAD (HEAD.lock): only when it names another branch.
