@@ -12,147 +12,18 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use support::TempDir;
+use support::serve::{Serve, http, prepare};
 
 /// Writers at once, and the most requests each sends.
 const WRITERS: usize = 6;
 const MOST: usize = 200;
-
-/// `hb serve` on a free port over `data` (and `database`, else SQLite in `data`).
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    /// Starts the server and waits until it listens; answers the setup token too when the
-    /// server prints one (no account exists yet).
-    fn start(data: &Path, database: Option<&str>, want_token: bool) -> (Self, Option<String>) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hb"));
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HEXABASE_LISTEN", "127.0.0.1:0")
-            .env("HEXABASE_METRICS_LISTEN", "off")
-            .env("HEXABASE_DATA_DIR", data)
-            .env("HEXABASE_LIMITS__ACTIONS_PER_ORG_PER_SECOND", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(url) = database {
-            command.env("HEXABASE_DATABASE_URL", url);
-        }
-        let mut child = command.spawn().expect("hb serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let (mut url, mut token) = (None, None);
-        let mut seen = Vec::new();
-        while url.is_none() || (want_token && token.is_none()) {
-            let Some(Ok(line)) = lines.next() else {
-                panic!("hb serve exited before serving:\n{}", seen.join("\n"));
-            };
-            if let Some(rest) = line.strip_prefix("hb: serving ") {
-                url = rest.split_whitespace().next().map(str::to_owned);
-            }
-            if let Some((_, t)) = line.split_once("--setup-token ") {
-                token = Some(t.trim().to_owned());
-            }
-            seen.push(line);
-        }
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        (
-            Self {
-                child,
-                url: url.expect("a URL"),
-            },
-            token,
-        )
-    }
-
-    /// SIGKILL, and wait for it to be gone.
-    fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a client")
-}
-
-/// Signs up the administrator, makes an API token, organization `acme` and workspace
-/// `dev`; answers the token.
-fn prepare(server: &Serve, setup_token: &str) -> String {
-    let client = http();
-    let signup = client
-        .post(format!("{}/api/v1/auth/signup", server.url))
-        .json(&json!({
-            "email": "admin@acme.test", "name": "Admin",
-            "password": "correct horse battery", "setupToken": setup_token,
-        }))
-        .send()
-        .expect("sign up");
-    assert_eq!(signup.status(), 201);
-    let cookie = signup
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("hb_session="))
-        .and_then(|v| v.split(';').next())
-        .expect("a session")
-        .to_owned();
-    let body: Value = signup.json().expect("JSON");
-    let token: Value = client
-        .post(format!("{}/api/v1/tokens", server.url))
-        .header("cookie", cookie)
-        .header("x-csrf-token", body["csrfToken"].as_str().expect("CSRF"))
-        .json(&json!({"name": "writers"}))
-        .send()
-        .expect("make a token")
-        .json()
-        .expect("JSON");
-    let token = token["secret"]
-        .as_str()
-        .expect("the token's secret")
-        .to_owned();
-    for (path, body) in [
-        ("/api/v1/orgs", json!({"slug": "acme", "name": "Acme"})),
-        (
-            "/api/v1/orgs/acme/workspaces",
-            json!({"name": "dev", "plan": "shared-small"}),
-        ),
-    ] {
-        let answer = client
-            .post(format!("{}{path}", server.url))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .expect("a call");
-        assert_eq!(answer.status(), 201, "{path}: {:?}", answer.text());
-    }
-    token
-}
 
 /// One write: what it creates, where, and its retry key.
 #[derive(Debug, Clone)]
@@ -377,7 +248,7 @@ async fn database(backend: &str) -> Option<Option<support::postgres::TestDatabas
 /// one commit each.
 fn concurrent_writes_all_land(data: &Path, database: Option<&str>) {
     let (server, setup) = Serve::start(data, database, true);
-    let token = prepare(&server, &setup.expect("a setup token"));
+    let token = prepare(&server.url, &setup.expect("a setup token"));
     let before = history(data).len();
     let acknowledged = Arc::new(AtomicUsize::new(0));
     let sent: Vec<_> = write_concurrently(&server.url, &token, &acknowledged, |i| i >= 8)
@@ -419,7 +290,7 @@ const KILL_AFTER: usize = 15;
 
 fn kill_9_during_writes(data: &Path, database: Option<&str>) {
     let (mut server, setup) = Serve::start(data, database, true);
-    let token = prepare(&server, &setup.expect("a setup token"));
+    let token = prepare(&server.url, &setup.expect("a setup token"));
     let before = history(data).len();
     let acknowledged = Arc::new(AtomicUsize::new(0));
     let writers = write_concurrently(&server.url, &token, &acknowledged, |_| false);

@@ -6,6 +6,7 @@
 
 pub(crate) mod postgres;
 pub(crate) mod routes;
+pub(crate) mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
