@@ -11,6 +11,8 @@
 
 mod support;
 
+#[path = "access_in_git.rs"]
+mod access_in_git;
 #[path = "api_accounts.rs"]
 mod api_accounts;
 #[path = "api_workspaces.rs"]

@@ -80,7 +80,10 @@ pub(crate) fn groups(sink: &mut Sink<'_>, groups: &[Group]) {
             if name == g.name || steps > groups.len() {
                 sink.error(
                     path,
-                    format!("group {:?} would be its own ancestor", g.name),
+                    format!(
+                        "group {:?} would be inside itself, which makes a cycle",
+                        g.name
+                    ),
                 );
                 break;
             }

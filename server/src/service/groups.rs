@@ -242,8 +242,8 @@ fn is_default_bound(group: &str) -> bool {
         .any(|b| b.group == group)
 }
 
-/// Deletes `group` and the groups nested in it (administrators): one commit; never one
-/// the default bindings name.
+/// Deletes `group` (administrators): one commit; never one the default bindings name, nor
+/// one with subgroups.
 pub async fn delete(
     services: &Services,
     caller: &Caller,

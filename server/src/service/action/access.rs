@@ -28,7 +28,7 @@ pub enum AccessChange {
         #[serde(default)]
         parent: Option<String>,
     },
-    /// Delete a group and the groups nested in it.
+    /// Delete a group that has no subgroups.
     DeleteGroup {
         /// The group.
         group: String,
@@ -133,7 +133,7 @@ impl AccessChange {
                     while let Some(name) = up {
                         if name == group {
                             return Err(ActionError::Refused(format!(
-                                "parent: group {group} would be its own ancestor"
+                                "parent: group {parent} is {group} or inside it, which would make a cycle"
                             )));
                         }
                         up = find(groups, name).and_then(|i| groups[i].parent.as_deref());
@@ -143,21 +143,12 @@ impl AccessChange {
             }
             Self::DeleteGroup { group } => {
                 require(groups, group)?;
-                // The group and every group nested in it, as the SQL index always did.
-                let mut gone = vec![group.clone()];
-                loop {
-                    let more: Vec<String> = groups
-                        .iter()
-                        .filter(|g| !gone.contains(&g.name))
-                        .filter(|g| g.parent.as_ref().is_some_and(|p| gone.contains(p)))
-                        .map(|g| g.name.clone())
-                        .collect();
-                    if more.is_empty() {
-                        break;
-                    }
-                    gone.extend(more);
+                if groups.iter().any(|g| g.parent.as_ref() == Some(group)) {
+                    return Err(ActionError::Refused(format!(
+                        "group {group} has subgroups; move or delete them first"
+                    )));
                 }
-                groups.retain(|g| !gone.contains(&g.name));
+                groups.retain(|g| g.name != *group);
             }
             Self::AddMember { group, user } => {
                 let at = require(groups, group)?;
@@ -242,11 +233,15 @@ mod tests {
             last.apply(&mut groups),
             Err(ActionError::Refused(_))
         ));
-        AccessChange::DeleteGroup {
-            group: "WSUsers".into(),
-        }
-        .apply(&mut groups)
-        .expect("deleted");
+        let delete = |group: &str| AccessChange::DeleteGroup {
+            group: group.into(),
+        };
+        assert!(matches!(
+            delete("WSUsers").apply(&mut groups),
+            Err(ActionError::Refused(_))
+        ));
+        delete("ops").apply(&mut groups).expect("deleted");
+        delete("WSUsers").apply(&mut groups).expect("deleted");
         assert_eq!(names(&groups), ["WorkspaceMembers", "WSAdmins"]);
     }
 
