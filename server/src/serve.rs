@@ -155,7 +155,7 @@ fn seed(engine: &Engine, settings: &Settings) -> Result<()> {
         let public_url = settings.public_url();
         // The issuer is this server: at its public URL, or on one machine at its loopback
         // listen address; anything else keeps the placeholder to replace.
-        let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+        let loopback = ["http://127.0.0.1:", "http://localhost:"];
         let on_one_machine =
             loopback.iter().any(|p| public_url.starts_with(p)) && !public_url.ends_with(":0");
         let platform = if public_url.starts_with("https://") || on_one_machine {

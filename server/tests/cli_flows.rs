@@ -440,3 +440,35 @@ fn the_product_flows_run_through_hb_alone() {
     assert!(log.contains("Ana platform: change the settings"), "{log}");
     assert!(log.contains("Ana platform: set plan tiny"), "{log}");
 }
+
+/// The starter platform on one machine: the issuer may be `http://` at a loopback address
+/// (what `hb serve` with no public URL seeds), and only there.
+#[test]
+fn an_http_issuer_is_taken_on_the_loopback_only() {
+    let dir = temp_dir().join("issuer");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gitops-repo-example/intent");
+    let starter = std::fs::read_to_string(example.join("platform.yaml")).expect("read");
+    for (issuer, valid) in [
+        ("http://127.0.0.1:8080", true),
+        ("http://localhost:8080", true),
+        ("http://[::1]:8080", false),
+        ("https://hexabase.example.com", true),
+        ("http://hexabase.example.com", false),
+        ("http://127.0.0.1.nip.io:8080", false),
+    ] {
+        let intent = dir.join(issuer.replace([':', '/', '[', ']'], "_"));
+        std::fs::create_dir_all(&intent).expect("mkdir");
+        let platform = starter.replace("https://hexabase.example.com", issuer);
+        std::fs::write(intent.join("platform.yaml"), platform).expect("write");
+        let output = Command::new(env!("CARGO_BIN_EXE_hb"))
+            .args(["validate", "--json"])
+            .arg(&intent)
+            .output()
+            .expect("hb runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.success(), valid, "{issuer}: {stdout}");
+        if !valid {
+            assert!(stdout.contains("spec.oidc.issuerUrl"), "{issuer}: {stdout}");
+        }
+    }
+}

@@ -185,7 +185,7 @@ fn default_branch() -> String {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Oidc {
     /// Issuer URL, rendered into `--oidc-issuer-url`; must be `https://` (or `http://` at a
-    /// loopback address, `127.0.0.1`, `localhost` or `[::1]` with a port, for one machine).
+    /// loopback address, `127.0.0.1` or `localhost` with a port, for one machine).
     pub issuer_url: String,
     /// Claim used as the Kubernetes user name.
     #[serde(default = "default_username_claim")]

@@ -195,7 +195,7 @@ pub(crate) fn platform(intent: &Intent, out: &mut Vec<Diagnostic>) -> Option<Pla
     }
     // A server on one machine (`hb serve` with no public URL) is its own issuer at its
     // loopback address; anything a cluster or another machine reaches must be https.
-    let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+    let loopback = ["http://127.0.0.1:", "http://localhost:"];
     if loopback.iter().any(|p| spec.oidc.issuer_url.starts_with(p)) {
         url(&mut sink, "spec.oidc.issuerUrl", &spec.oidc.issuer_url, &loopback);
     } else {
