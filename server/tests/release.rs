@@ -115,7 +115,10 @@ fn the_image_script_builds_what_the_containerfile_does() {
 fn the_systemd_unit_verifies_and_rates_ok() {
     let analyze = Command::new("systemd-analyze").arg("--version").output();
     if !analyze.is_ok_and(|out| out.status.success()) {
-        support::postgres::skip::missing("the systemd unit test", "systemd-analyze is not installed");
+        support::postgres::skip::missing(
+            "the systemd unit test",
+            "systemd-analyze is not installed",
+        );
         return;
     }
     let unit = read("packaging/systemd/hexabase.service");
