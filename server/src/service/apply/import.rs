@@ -1,5 +1,7 @@
 //! Imports: the whole intent replaced and everything rendered in one commit.
 
+use std::borrow::Cow;
+
 use super::*;
 
 impl Engine {
@@ -13,20 +15,25 @@ impl Engine {
         subject: &str,
     ) -> Result<Outcome, ApplyError> {
         let output = self.compile_import(files)?;
-        self.import_from(meta, subject, |_, _| Ok((files.clone(), output.clone())))
+        self.import_from(meta, subject, |_, _| {
+            Ok((Cow::Borrowed(files), Cow::Borrowed(&output)))
+        })
     }
 
     /// [`Engine::import`] of the files `files_at` makes from the repository and the head,
     /// with the commit lock held (so nothing else commits between the read and the commit),
     /// compiled: a change to one intent file that renders everything.
-    pub(super) fn import_from(
+    pub(super) fn import_from<'f>(
         &self,
         meta: &ActionMeta,
         subject: &str,
         files_at: impl Fn(
             &Repository,
             Option<Oid>,
-        ) -> Result<(compiler::IntentFiles, compiler::Output), ApplyError>,
+        ) -> Result<
+            (Cow<'f, compiler::IntentFiles>, Cow<'f, compiler::Output>),
+            ApplyError,
+        >,
     ) -> Result<Outcome, ApplyError> {
         let repo = self.gitops.repo()?;
         let _guard = lock(&self.commit_lock);

@@ -1,6 +1,8 @@
 //! Platform changes: `intent/platform.yaml` replaced, the rest of the intent kept as the
 //! head has it, and everything rendered again, in one commit.
 
+use std::borrow::Cow;
+
 use super::*;
 
 /// The platform file, relative to `intent/`.
@@ -20,7 +22,7 @@ impl Engine {
             let mut files = self.intent_files(repo, head)?;
             files.insert(PLATFORM_FILE.to_owned(), text.to_owned());
             let output = self.compile_import(&files)?;
-            Ok((files, output))
+            Ok((Cow::Owned(files), Cow::Owned(output)))
         })
     }
 
