@@ -325,7 +325,8 @@ pub fn command(
             eprintln!(
                 "hb: no account exists yet. Sign up as the administrator with this one-time setup token:\n\
                  \n    hb login {url} --signup --setup-token {token}\n\
-                 \n  (or POST {url}/api/v1/auth/signup with \"setupToken\"). It is printed once per start."
+                 \n  or open {url}/setup in a browser and paste it (or POST {url}/api/v1/auth/signup\
+                 \n  with \"setupToken\"). It is printed once per start."
             );
         }
         run(state, listener, metrics, shutdown_signal()).await

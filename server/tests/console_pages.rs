@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
 use server::http::AppState;
 use support::{TestServer, commits, server};
 use tower::ServiceExt as _;
@@ -114,6 +115,14 @@ impl Browser {
             headers,
             html: String::from_utf8_lossy(&bytes).into_owned(),
         }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     async fn get(&mut self, state: &AppState, path: &str) -> Page {
@@ -355,6 +364,25 @@ async fn pages_are_secure_and_forms_make_one_commit_each() {
     assert_secure(&ws_page, &ws_path);
     assert!(ws_page.html.contains("No projects yet"), "{}", ws_page.html);
     let csrf = ws_page.hidden("csrf_token");
+    // The page's event stream, open before the change.
+    let stream = server::console::app(state.clone())
+        .oneshot(
+            Request::get(format!("{ws_path}/events"))
+                .header(header::COOKIE, admin.cookie_header())
+                .body(Body::empty())
+                .expect("a request"),
+        )
+        .await
+        .expect("the router answers");
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(
+        stream
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut stream = stream.into_body();
     let before = commits(state).len();
     let made = admin
         .post(
@@ -367,9 +395,67 @@ async fn pages_are_secure_and_forms_make_one_commit_each() {
     let after = commits(state);
     assert_eq!(after.len(), before + 1);
     assert!(after[0].author.contains("admin@example.com"));
+    // The stream pushes the new commit (it polls; wait for it, bounded).
+    let mut seen = String::new();
+    while !seen.contains("event: commit") {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(30), stream.frame())
+            .await
+            .expect("the commit event comes")
+            .expect("the stream is open")
+            .expect("a frame");
+        if let Ok(data) = frame.into_data() {
+            seen.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(seen.contains(&after[0].id[..12]), "{seen}");
     let shown = admin.get(state, made.location()).await;
     assert!(shown.html.contains(&after[0].id[..12]), "{}", shown.html);
     assert!(shown.html.contains(">web</a>"), "{}", shown.html);
+    // Groups: create one inside another, add a member by email; one commit each.
+    let count = commits(state).len();
+    let made = admin
+        .post(
+            state,
+            &format!("{ws_path}/groups"),
+            &[("csrf_token", &csrf), ("group", "ops"), ("parent", "")],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.html);
+    assert_eq!(commits(state).len(), count + 1);
+    let added = admin
+        .post(
+            state,
+            &format!("{ws_path}/members"),
+            &[
+                ("csrf_token", &csrf),
+                ("user", "admin@example.com"),
+                ("member_group", "ops"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.html);
+    assert_eq!(commits(state).len(), count + 2);
+    assert!(commits(state)[0].author.contains("admin@example.com"));
+    let bad = admin
+        .post(
+            state,
+            &format!("{ws_path}/members"),
+            &[
+                ("csrf_token", &csrf),
+                ("user", "nobody@example.com"),
+                ("member_group", "ops"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(
+        bad.html.contains("no user has this id or email"),
+        "{}",
+        bad.html
+    );
+    assert_eq!(commits(state).len(), count + 2);
+    let page = admin.get(state, &ws_path).await;
+    assert!(page.html.contains("ops <small"), "{}", page.html);
     let config = admin.get(state, &format!("{ws_path}/kubeconfig")).await;
     assert_eq!(config.status, StatusCode::OK, "{}", config.html);
     assert!(
@@ -398,7 +484,7 @@ async fn pages_are_secure_and_forms_make_one_commit_each() {
         kept.html
     );
     assert!(kept.html.contains("id=\"e-confirm\""), "{}", kept.html);
-    assert_eq!(commits(state).len(), before + 1);
+    assert_eq!(commits(state).len(), before + 3, "the project and the two group changes");
 
     // Someone else: the first organization's pages are not found.
     let mut other = Browser::default();

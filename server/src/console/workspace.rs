@@ -15,7 +15,7 @@ use crate::http::{ApiError, AppState};
 use crate::service::console::{self, WorkspacePage};
 use crate::service::oidc::form_encode;
 use crate::service::submit::CommitAnswer;
-use crate::service::{projects, workspaces};
+use crate::service::{groups, projects, workspaces};
 
 #[derive(Serialize)]
 struct View {
@@ -205,4 +205,54 @@ pub async fn kubeconfig(
         }
         Err(error) => error_page(&session, &error.into()),
     }
+}
+
+/// Renames the API's field `from` to the form's `to` in `error`.
+fn field_as(mut error: ApiError, from: &str, to: &str) -> ApiError {
+    if error.field.as_deref() == Some(from) {
+        error.field = Some(to.to_owned());
+    }
+    for p in &mut error.errors {
+        if p.field == from {
+            p.field = to.to_owned();
+        }
+    }
+    error
+}
+
+/// `POST /orgs/{org}/workspaces/{ws}/groups`: like `POST …/groups` of the API.
+pub async fn create_group(
+    State(state): State<AppState>,
+    Path((org, ws)): Path<(String, String)>,
+    form: SignedForm,
+) -> Response {
+    let name = form.fields.get("group").trim().to_owned();
+    let parent = form.fields.opt("parent");
+    let answer = groups::create(
+        &state,
+        &form.session.caller,
+        &org,
+        &ws,
+        &name,
+        parent.as_deref(),
+    )
+    .await
+    .map(|_| CommitAnswer::default())
+    .map_err(|e| field_as(ApiError::from(e), "name", "group"));
+    after(&state, &form, (&org, &ws), answer).await
+}
+
+/// `POST /orgs/{org}/workspaces/{ws}/members`: like `POST …/groups/{group}/members`.
+pub async fn add_member(
+    State(state): State<AppState>,
+    Path((org, ws)): Path<(String, String)>,
+    form: SignedForm,
+) -> Response {
+    let group = form.fields.get("member_group").to_owned();
+    let who = form.fields.get("user").trim().to_owned();
+    let answer = groups::add_member(&state, &form.session.caller, &org, &ws, &group, &who)
+        .await
+        .map(|_| CommitAnswer::default())
+        .map_err(ApiError::from);
+    after(&state, &form, (&org, &ws), answer).await
 }

@@ -337,8 +337,10 @@ pub struct WorkspacePage {
     pub cluster: String,
     /// Its projects, by name.
     pub projects: Vec<ProjectRow>,
-    /// Its groups, by name.
-    pub groups: Vec<String>,
+    /// Its groups as a tree, depth first: each with its depth, parent and member count.
+    pub groups: Vec<GroupRow>,
+    /// Its bindings of the preset ClusterRoles to groups (`group`, `role`).
+    pub bindings: Vec<(String, String)>,
     /// Whether the person is in a group of it (sees inside, may download a kubeconfig).
     pub member: bool,
     /// Whether the person is a workspace administrator.
@@ -351,6 +353,68 @@ pub struct WorkspacePage {
     pub history: Vec<LastChange>,
     /// The commit named by the page's `commit` parameter, when it is one of this workspace's.
     pub flash: Option<LastChange>,
+}
+
+/// One group on a workspace page.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRow {
+    /// Its name.
+    pub name: String,
+    /// Its parent's name.
+    pub parent: Option<String>,
+    /// How deep it is nested (0 at the top).
+    pub depth: usize,
+    /// Its direct members.
+    pub members: usize,
+}
+
+/// The groups of the intent (or, before they are in Git, the names the index has) as a tree,
+/// depth first, siblings by name; a parent that is missing puts a group at the top.
+fn group_tree(
+    groups: &[compiler::intent::Group],
+    names: &std::collections::BTreeSet<String>,
+) -> Vec<GroupRow> {
+    let mut by_parent: BTreeMap<Option<&str>, Vec<&compiler::intent::Group>> = BTreeMap::new();
+    let known: std::collections::BTreeSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    for group in groups {
+        let parent = group
+            .parent
+            .as_deref()
+            .filter(|p| known.contains(p) && *p != group.name);
+        by_parent.entry(parent).or_default().push(group);
+    }
+    let mut rows = Vec::new();
+    let mut stack: Vec<(&compiler::intent::Group, usize)> = by_parent
+        .get(&None)
+        .map(|top| top.iter().rev().map(|g| (*g, 0)).collect())
+        .unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((group, depth)) = stack.pop() {
+        if !seen.insert(group.name.as_str()) {
+            continue;
+        }
+        rows.push(GroupRow {
+            name: group.name.clone(),
+            parent: group.parent.clone(),
+            depth,
+            members: group.members.len(),
+        });
+        if let Some(children) = by_parent.get(&Some(group.name.as_str())) {
+            stack.extend(children.iter().rev().map(|g| (*g, depth + 1)));
+        }
+    }
+    // Groups only the index knows (not yet in Git), and any a loop left out.
+    for name in names {
+        if !rows.iter().any(|r| &r.name == name) {
+            rows.push(GroupRow {
+                name: name.clone(),
+                parent: None,
+                depth: 0,
+                members: 0,
+            });
+        }
+    }
+    rows
 }
 
 /// How many changes a workspace page lists.
@@ -409,10 +473,22 @@ pub async fn workspace_page(
         cluster: spec.map(|s| s.cluster.clone()).unwrap_or_default(),
         projects,
         groups: if member {
-            access.all_groups.iter().cloned().collect()
+            group_tree(
+                spec.map(|s| s.groups.as_slice()).unwrap_or_default(),
+                &access.all_groups,
+            )
         } else {
             Vec::new()
         },
+        bindings: spec
+            .filter(|_| member)
+            .map(|s| {
+                s.cluster_role_bindings
+                    .iter()
+                    .map(|b| (b.group.clone(), b.cluster_role.as_str().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         member,
         admin: member && access.require_admin("").is_ok(),
         owner: access.org.is_owner(),
@@ -440,4 +516,51 @@ pub async fn workspace_kubeconfig(
     super::issuer::kubeconfig(&access.snapshot, org, ws, ca).ok_or_else(|| {
         TenancyError::NotFound(format!("workspace {org}/{ws} or the platform's issuer")).into()
     })
+}
+
+/// What changed in a workspace since a commit: for its page's event stream.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The newest commit touching the workspace (`None`: none recorded).
+    pub newest: Option<String>,
+    /// The commits after `since`, oldest first (empty on the first call).
+    pub new: Vec<LastChange>,
+}
+
+/// The commits touching workspace `ws` of `org` after `since` (its newest when `None`), as
+/// `caller` may see them: checked on every call, so a person who loses access stops getting
+/// them. Commits from anyone count, pull request merges and hand edits on the branch too.
+pub async fn workspace_changes(
+    services: &Services,
+    caller: &Caller,
+    org: &str,
+    ws: &str,
+    since: Option<&str>,
+) -> Result<Changes, ConsoleError> {
+    tenancy::workspace_access(&services.store, &services.engine, &caller.user, org, ws).await?;
+    let query = AuditQuery {
+        org: Some(org.to_owned()),
+        workspace: Some(ws.to_owned()),
+        limit: Some(PAGE_HISTORY),
+        ..AuditQuery::default()
+    };
+    let repo = services.settings.git_repo();
+    let branch = services.settings.git.branch.clone();
+    let (entries, _) = tokio::task::spawn_blocking(move || audit(&repo, &branch, &query))
+        .await
+        .map_err(ConsoleError::Interrupted)?
+        .map_err(ConsoleError::Audit)?;
+    let newest = entries.first().map(|e| e.commit.clone());
+    let new = match since {
+        None => Vec::new(),
+        Some(since) => entries
+            .iter()
+            .take_while(|e| e.commit != since)
+            .map(LastChange::from)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect(),
+    };
+    Ok(Changes { newest, new })
 }
