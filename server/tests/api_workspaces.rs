@@ -499,7 +499,19 @@ async fn groups_nest_and_refuse_cycles_naming_the_parent() {
     )
     .await
     .expect(StatusCode::NOT_FOUND);
-    assert_eq!(env.commits().len(), before, "groups live in SQL, not Git");
+    // Groups live in Git: each change is one commit by the owner who made it.
+    let commits = env.commits();
+    let changes = &commits[..commits.len() - before];
+    assert!(!changes.is_empty());
+    for c in changes {
+        assert!(
+            c.trailer("Hexabase-Action")
+                .is_some_and(|a| a.contains("group")),
+            "{}",
+            c.message
+        );
+        assert_eq!(c.author, owner.identity());
+    }
 }
 
 #[tokio::test]

@@ -108,7 +108,8 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             post(create_group),
         )
         .request::<CreateGroup>()
-        .response::<GroupView>(StatusCode::CREATED),
+        .response::<GroupView>(StatusCode::CREATED)
+        .mutates(),
         ApiRoute::new(
             Method::GET,
             GROUP,
@@ -125,7 +126,8 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             put(update_group),
         )
         .request::<UpdateGroup>()
-        .response::<GroupView>(StatusCode::OK),
+        .response::<GroupView>(StatusCode::OK)
+        .mutates(),
         ApiRoute::new(
             Method::DELETE,
             GROUP,
@@ -133,7 +135,8 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             "Delete a group (workspace administrators)",
             delete(delete_group),
         )
-        .empty(StatusCode::NO_CONTENT),
+        .empty(StatusCode::NO_CONTENT)
+        .mutates(),
         ApiRoute::new(
             Method::GET,
             MEMBERS,
@@ -150,7 +153,8 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             post(add_member),
         )
         .request::<AddMember>()
-        .response::<MemberView>(StatusCode::CREATED),
+        .response::<MemberView>(StatusCode::CREATED)
+        .mutates(),
         ApiRoute::new(
             Method::DELETE,
             MEMBER,
@@ -158,7 +162,8 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             "Remove a user (id or email) from a group (workspace administrators)",
             delete(remove_member),
         )
-        .empty(StatusCode::NO_CONTENT),
+        .empty(StatusCode::NO_CONTENT)
+        .mutates(),
     ]
 }
 
