@@ -55,16 +55,16 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../web/templates/workspace.html"),
     ),
     (
-        "change_item.html",
-        include_str!("../../web/templates/change_item.html"),
-    ),
-    (
         "history.html",
         include_str!("../../web/templates/history.html"),
     ),
     (
         "commit.html",
         include_str!("../../web/templates/commit.html"),
+    ),
+    (
+        "project.html",
+        include_str!("../../web/templates/project.html"),
     ),
 ];
 

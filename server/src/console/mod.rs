@@ -11,9 +11,9 @@
 pub mod accounts;
 pub mod assets;
 pub mod dashboard;
-pub mod events;
 pub mod history;
 pub mod layout;
+pub mod project;
 pub mod session;
 pub mod workspace;
 
@@ -63,15 +63,6 @@ pub fn router() -> Router<AppState> {
             "/orgs/{org}/workspaces/{ws}/kubeconfig",
             get(workspace::kubeconfig),
         )
-        .route("/orgs/{org}/workspaces/{ws}/events", get(events::events))
-        .route(
-            "/orgs/{org}/workspaces/{ws}/groups",
-            post(workspace::create_group),
-        )
-        .route(
-            "/orgs/{org}/workspaces/{ws}/members",
-            post(workspace::add_member),
-        )
         .route("/login", get(accounts::login_form).post(accounts::login))
         .route("/signup", get(accounts::signup_form).post(accounts::signup))
         .route("/setup", get(accounts::setup_form).post(accounts::setup))
@@ -81,6 +72,7 @@ pub fn router() -> Router<AppState> {
             get(accounts::invitation).post(accounts::accept),
         )
         .merge(history::routes())
+        .merge(project::routes())
         .layer(axum::middleware::from_fn(secure_headers))
 }
 

@@ -20,6 +20,7 @@ pub mod oidc;
 pub mod orgs;
 pub mod outbox;
 pub mod platform;
+pub mod project_page;
 pub mod projects;
 pub mod push;
 pub mod roles;
