@@ -116,11 +116,19 @@ fn a_person_reads_the_history_in_a_browser_and_a_stranger_sees_none_of_it() {
         "commit": project.0,
         "axe": axe,
         "screens": screens,
+        "project": "/orgs/acme/workspaces/dev/projects/web",
     });
     let stdout = run_script(&python, &server, "console_journey.py", &config)
         .unwrap_or_else(|report| panic!("the console journey failed:\n{report}"));
+    let cron = commits(&server);
+    let (_, message) = cron.first().expect("a commit");
+    assert!(
+        message.contains("Hexabase-Action: create-cron-job")
+            && message.contains("Hexabase-Actor: Admin <admin@acme.test>"),
+        "the CronJob's commit: {message}"
+    );
     eprintln!("console journey: {}", stdout.trim());
-    for page in ["history", "history-filtered", "commit"] {
+    for page in ["history", "history-filtered", "commit", "project"] {
         assert!(
             screens.join(format!("{page}.png")).exists(),
             "no screenshot of {page}"

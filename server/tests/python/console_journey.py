@@ -13,7 +13,8 @@ On every page it visits the script
 
 The journey: sign in through the sign-in form; open the history, filter it by action with
 the form's labelled fields, open one commit by its visible subject and find its intent diff
-and rendered objects; then a second browser session as another organization's user finds
+and rendered objects; add a CronJob on a project page and read its schedule in plain words
+and the commit it made; then a second browser session as another organization's user finds
 every one of those pages "Not found".
 
 Usage: console_journey.py <config.json>; prints `N passed, N failed`.
@@ -178,6 +179,28 @@ def history(driver, cfg, pages):
     return driver.current_url
 
 
+def project(driver, cfg, pages):
+    """The project page: add a CronJob through its labelled form, see it in plain words."""
+    base = cfg["base"]
+    driver.get(f"{base}{cfg['project']}")
+    pages.inspect(driver, "project")
+    driver.find_element(By.XPATH, "//summary[normalize-space()='Add a CronJob']").click()
+    field(driver, "CronJob name").send_keys("nightly")
+    field(driver, "Schedule").send_keys("0 2 * * *")
+    field(driver, "Image").send_keys("busybox:1.36")
+    before = driver.current_url
+    button(driver, "Add CronJob").click()
+    WebDriverWait(driver, 20).until(lambda d: d.current_url != before)
+    body = driver.find_element(By.TAG_NAME, "body").text
+    check("every day at 02:00 UTC" in body, "the CronJob's schedule reads in plain words")
+    check(
+        bool(driver.find_elements(By.ID, "flash")),
+        f"the page shows the commit the action made ({driver.current_url})",
+    )
+    pages.inspect(driver, "project-after-cronjob")
+    return f"{base}{cfg['project']}"
+
+
 def stranger(driver, cfg, seen):
     """Another organization's user: every page of the first organization is Not found."""
     driver.delete_all_cookies()
@@ -202,6 +225,11 @@ def main(path):
         except Exception as error:  # a step that breaks is a failure, not a crash
             said = getattr(error, "msg", None) or repr(error)
             check(False, f"history raised {said}; page: {driver.current_url}")
+        try:
+            seen.append(project(driver, cfg, pages))
+        except Exception as error:
+            said = getattr(error, "msg", None) or repr(error)
+            check(False, f"project raised {said}; page: {driver.current_url}")
         try:
             stranger(driver, cfg, seen)
         except Exception as error:
