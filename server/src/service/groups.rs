@@ -1,6 +1,6 @@
 //! A workspace's groups and their members. Git holds them (`spec.groups` of the workspace's
 //! `workspace.yaml`, members by user id): every change is an action through
-//! [`submit`](super::submit::submit), so one commit authored by the person who made it, and
+//! [`submit`], so one commit authored by the person who made it, and
 //! the SQL index the issuer reads follows the branch head (docs/access-in-git.md). Any
 //! member of the workspace may look; its administrators change them, within the
 //! organization's write rate limit. Who may not know the workspace exists gets the same
