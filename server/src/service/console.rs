@@ -105,12 +105,8 @@ fn role_name(role: OrgRole) -> String {
     }
 }
 
-/// The audit records of `org` (all of them, newest first), from the audit index.
-async fn org_entries(services: &Services, org: &str) -> Result<Vec<AuditEntry>, ConsoleError> {
-    let query = AuditQuery {
-        org: Some(org.to_owned()),
-        ..AuditQuery::default()
-    };
+/// The audit records `query` asks for, newest first, from the audit index.
+async fn entries(services: &Services, query: AuditQuery) -> Result<Vec<AuditEntry>, ConsoleError> {
     let repo = services.settings.git_repo();
     let branch = services.settings.git.branch.clone();
     let (entries, refresh) = tokio::task::spawn_blocking(move || audit(&repo, &branch, &query))
@@ -121,6 +117,15 @@ async fn org_entries(services: &Services, org: &str) -> Result<Vec<AuditEntry>, 
         tracing::warn!(error = %crate::errors::ErrorChain(&error), "the audit index was not saved");
     }
     Ok(entries)
+}
+
+/// The audit records of `org` (all of them, newest first).
+async fn org_entries(services: &Services, org: &str) -> Result<Vec<AuditEntry>, ConsoleError> {
+    let query = AuditQuery {
+        org: Some(org.to_owned()),
+        ..AuditQuery::default()
+    };
+    entries(services, query).await
 }
 
 /// The dashboard of organization `org` (or the person's first) for `caller`: their
@@ -453,12 +458,7 @@ pub async fn workspace_page(
         limit: Some(PAGE_HISTORY.max(50)),
         ..AuditQuery::default()
     };
-    let repo = services.settings.git_repo();
-    let branch = services.settings.git.branch.clone();
-    let (entries, _) = tokio::task::spawn_blocking(move || audit(&repo, &branch, &query))
-        .await
-        .map_err(ConsoleError::Interrupted)?
-        .map_err(ConsoleError::Audit)?;
+    let entries = entries(services, query).await?;
     let flash = flash.and_then(|id| {
         entries
             .iter()
@@ -544,12 +544,7 @@ pub async fn workspace_changes(
         limit: Some(PAGE_HISTORY),
         ..AuditQuery::default()
     };
-    let repo = services.settings.git_repo();
-    let branch = services.settings.git.branch.clone();
-    let (entries, _) = tokio::task::spawn_blocking(move || audit(&repo, &branch, &query))
-        .await
-        .map_err(ConsoleError::Interrupted)?
-        .map_err(ConsoleError::Audit)?;
+    let entries = entries(services, query).await?;
     let newest = entries.first().map(|e| e.commit.clone());
     let new = match since {
         None => Vec::new(),
