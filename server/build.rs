@@ -1,9 +1,10 @@
 //! Rebuilds the server when a migration is added: `sqlx::migrate!` embeds the migrations at
 //! compile time, and Cargo does not otherwise notice a new file in their folder.
 //!
-//! Also records the Git commit `hb` is built from as `HEXABASE_COMMIT` (`hb --version`):
+//! Also records the Git commit `hb` is built from as `HB_BUILT_FROM_COMMIT` (`hb --version`):
 //! `HEXABASE_BUILD_COMMIT` when set (a build from a tarball), else `git rev-parse`, else
-//! `unknown`.
+//! `unknown`. Not a `HEXABASE_` name: `cargo run` and `cargo test` hand `rustc-env` values to
+//! the process too, and `hb serve` refuses `HEXABASE_` variables it does not know.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +16,7 @@ fn main() {
         Ok(commit) if !commit.trim().is_empty() => commit.trim().to_owned(),
         _ => from_git().unwrap_or_else(|| "unknown".to_owned()),
     };
-    println!("cargo:rustc-env=HEXABASE_COMMIT={commit}");
+    println!("cargo:rustc-env=HB_BUILT_FROM_COMMIT={commit}");
 }
 
 /// The short commit id of `HEAD`, watching the files that move it.

@@ -22,4 +22,4 @@ pub mod tree;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The Git commit `hb` was built from (`server/build.rs`), or `unknown`.
-pub const COMMIT: &str = env!("HEXABASE_COMMIT");
+pub const COMMIT: &str = env!("HB_BUILT_FROM_COMMIT");

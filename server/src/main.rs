@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "hb",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HEXABASE_COMMIT"), ")")
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HB_BUILT_FROM_COMMIT"), ")")
 )]
 struct Cli {
     #[command(subcommand)]
