@@ -148,6 +148,23 @@ fn service_store_and_gitops_may_not_import_http() {
 }
 
 #[test]
+fn service_store_and_gitops_may_not_import_the_console() {
+    let found = with(&[
+        ("console/mod.rs", "pub fn page() {}\n"),
+        (
+            "service/submit.rs",
+            "use crate::console::page;\npub fn run() { page(); }\n",
+        ),
+    ]);
+    let console = containing(&found, "must not import crate::http or crate::console");
+    assert_eq!(console.len(), 1, "{found:#?}");
+    assert!(
+        console[0].starts_with("src/service/submit.rs:1: names `crate::console::page`"),
+        "{found:#?}"
+    );
+}
+
+#[test]
 fn http_through_super_and_globs_counts_too() {
     let found = with(&[(
         "service/submit.rs",
