@@ -237,53 +237,24 @@ fn env(text: &str) -> Result<Vec<EnvVar>, FieldProblem> {
         .collect()
 }
 
-/// `POST …/cronjobs`: like `POST …/cronjobs` of the API.
-async fn add_cron_job(
-    State(state): State<AppState>,
-    Path((org, ws, project)): Path<(String, String, String)>,
-    form: SignedForm,
-) -> Response {
-    let at = ProjectRef {
-        org: &org,
-        workspace: &ws,
-        project: &project,
-    };
-    let f = &form.fields;
-    let answer = match env(f.get("env")) {
-        Err(problem) => Err(invalid(problem)),
-        Ok(env) => {
-            let job = CronJob {
-                name: f.get("name").trim().to_owned(),
-                schedule: f.get("schedule").trim().to_owned(),
-                time_zone: f.opt("timeZone"),
-                image: f.get("image").trim().to_owned(),
-                command: words(f.get("command")),
-                args: Vec::new(),
-                env,
-                concurrency_policy: Default::default(),
-                suspend: false,
-                resources: Default::default(),
-            };
-            items::create(&state, &form.session.caller, &form.key, at, job)
-                .await
-                .map_err(ApiError::from)
-        }
-    };
-    after(&state, form, (&org, &ws, &project), answer).await
+/// A CronJob as the form describes it.
+fn cron_job(f: &Fields) -> Result<CronJob, FieldProblem> {
+    Ok(CronJob {
+        name: f.get("name").trim().to_owned(),
+        schedule: f.get("schedule").trim().to_owned(),
+        time_zone: f.opt("timeZone"),
+        image: f.get("image").trim().to_owned(),
+        command: words(f.get("command")),
+        args: Vec::new(),
+        env: env(f.get("env"))?,
+        concurrency_policy: Default::default(),
+        suspend: false,
+        resources: Default::default(),
+    })
 }
 
-/// `POST …/functions`: like `POST …/functions` of the API.
-async fn add_function(
-    State(state): State<AppState>,
-    Path((org, ws, project)): Path<(String, String, String)>,
-    form: SignedForm,
-) -> Response {
-    let at = ProjectRef {
-        org: &org,
-        workspace: &ws,
-        project: &project,
-    };
-    let f = &form.fields;
+/// A Function as the form describes it.
+fn function(f: &Fields) -> Result<Function, FieldProblem> {
     let number = |field: &str| -> Result<Option<u32>, FieldProblem> {
         f.opt(field)
             .map(|v| {
@@ -292,27 +263,58 @@ async fn add_function(
             })
             .transpose()
     };
-    let function = (|| -> Result<Function, FieldProblem> {
-        Ok(Function {
-            name: f.get("name").trim().to_owned(),
-            image: f.get("image").trim().to_owned(),
-            env: env(f.get("env"))?,
-            port: None,
-            scaling: compiler::intent::Scaling {
-                min_scale: number("scaling.minScale")?,
-                max_scale: number("scaling.maxScale")?,
-                target: None,
-            },
-            resources: Default::default(),
-        })
-    })();
-    let answer = match function {
+    Ok(Function {
+        name: f.get("name").trim().to_owned(),
+        image: f.get("image").trim().to_owned(),
+        env: env(f.get("env"))?,
+        port: None,
+        scaling: compiler::intent::Scaling {
+            min_scale: number("scaling.minScale")?,
+            max_scale: number("scaling.maxScale")?,
+            target: None,
+        },
+        resources: Default::default(),
+    })
+}
+
+/// Creates the CronJob or Function the form describes, like `POST …/cronjobs` or
+/// `POST …/functions` of the API.
+async fn add_item<T: items::Item>(
+    state: &AppState,
+    (org, ws, project): (&str, &str, &str),
+    form: SignedForm,
+    item: fn(&Fields) -> Result<T, FieldProblem>,
+) -> Response {
+    let at = ProjectRef {
+        org,
+        workspace: ws,
+        project,
+    };
+    let answer = match item(&form.fields) {
         Err(problem) => Err(invalid(problem)),
-        Ok(function) => items::create(&state, &form.session.caller, &form.key, at, function)
+        Ok(item) => items::create(state, &form.session.caller, &form.key, at, item)
             .await
             .map_err(ApiError::from),
     };
-    after(&state, form, (&org, &ws, &project), answer).await
+    after(state, form, (org, ws, project), answer).await
+}
+
+/// `POST …/cronjobs`.
+async fn add_cron_job(
+    State(state): State<AppState>,
+    Path((org, ws, project)): Path<(String, String, String)>,
+    form: SignedForm,
+) -> Response {
+    add_item(&state, (&org, &ws, &project), form, cron_job).await
+}
+
+/// `POST …/functions`.
+async fn add_function(
+    State(state): State<AppState>,
+    Path((org, ws, project)): Path<(String, String, String)>,
+    form: SignedForm,
+) -> Response {
+    add_item(&state, (&org, &ws, &project), form, function).await
 }
 
 /// `POST …/roles`: like `POST …/roles` of the API; the service refuses a rule the person
