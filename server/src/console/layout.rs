@@ -55,6 +55,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../web/templates/workspace.html"),
     ),
     (
+        "change_item.html",
+        include_str!("../../web/templates/change_item.html"),
+    ),
+    (
         "history.html",
         include_str!("../../web/templates/history.html"),
     ),

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod assets;
 pub mod dashboard;
+pub mod events;
 pub mod history;
 pub mod layout;
 pub mod project;
@@ -62,6 +63,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/orgs/{org}/workspaces/{ws}/kubeconfig",
             get(workspace::kubeconfig),
+        )
+        .route("/orgs/{org}/workspaces/{ws}/events", get(events::events))
+        .route(
+            "/orgs/{org}/workspaces/{ws}/groups",
+            post(workspace::create_group),
+        )
+        .route(
+            "/orgs/{org}/workspaces/{ws}/members",
+            post(workspace::add_member),
         )
         .route("/login", get(accounts::login_form).post(accounts::login))
         .route("/signup", get(accounts::signup_form).post(accounts::signup))
