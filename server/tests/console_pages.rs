@@ -484,7 +484,11 @@ async fn pages_are_secure_and_forms_make_one_commit_each() {
         kept.html
     );
     assert!(kept.html.contains("id=\"e-confirm\""), "{}", kept.html);
-    assert_eq!(commits(state).len(), before + 3, "the project and the two group changes");
+    assert_eq!(
+        commits(state).len(),
+        before + 3,
+        "the project and the two group changes"
+    );
 
     // Someone else: the first organization's pages are not found.
     let mut other = Browser::default();

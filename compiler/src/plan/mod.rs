@@ -197,7 +197,12 @@ pub(crate) fn platform(intent: &Intent, out: &mut Vec<Diagnostic>) -> Option<Pla
     // loopback address; anything a cluster or another machine reaches must be https.
     let loopback = ["http://127.0.0.1:", "http://localhost:"];
     if loopback.iter().any(|p| spec.oidc.issuer_url.starts_with(p)) {
-        url(&mut sink, "spec.oidc.issuerUrl", &spec.oidc.issuer_url, &loopback);
+        url(
+            &mut sink,
+            "spec.oidc.issuerUrl",
+            &spec.oidc.issuer_url,
+            &loopback,
+        );
     } else {
         url(
             &mut sink,

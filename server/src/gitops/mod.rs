@@ -256,7 +256,9 @@ impl GitOps {
             config.remove("core.fsyncObjectFiles").map_err(open_err)?;
         }
         if config.get_entry("core.fsync").is_err() {
-            config.set_str("core.fsync", "committed").map_err(open_err)?;
+            config
+                .set_str("core.fsync", "committed")
+                .map_err(open_err)?;
         }
         let head = format!("refs/heads/{branch}");
         // Likewise HEAD (HEAD.lock): only when it names another branch.

@@ -40,13 +40,7 @@ fn secure(state: &AppState) -> &'static str {
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure when the public URL is https.
-pub fn cookie(
-    state: &AppState,
-    name: &str,
-    value: &str,
-    path: &str,
-    max_age: i64,
-) -> HeaderValue {
+pub fn cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
         secure(state)
