@@ -115,7 +115,7 @@ step "the image: the Containerfile's runtime from Debian packages, as an OCI lay
 # scripts/image.sh: mmdebstrap, umoci and bwrap as uid 10001, with the release hb (README, "Install").
 cargo build --locked --release --quiet -p server --bin hb
 image_status=0
-bash scripts/image.sh target/release/hb || image_status=$?
+bash scripts/image.sh "${CARGO_TARGET_DIR:-target}/release/hb" || image_status=$?
 if [ "$image_status" = 3 ] && [ -z "${CI:-}" ]; then
   echo "SKIPPED: the image test needs mmdebstrap, umoci, bwrap and root (CI fails instead)"
 elif [ "$image_status" != 0 ]; then
