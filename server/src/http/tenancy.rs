@@ -1,9 +1,8 @@
 //! Tenancy answers shared by the workspace and project routes: [`TenancyError`]s and
-//! [`WorkspaceError`]s as problems, and the caller's access to a workspace.
+//! [`WorkspaceError`]s as problems.
 
-use super::auth::Caller;
-use super::{ApiError, AppState};
-use crate::service::tenancy::{TenancyError, WorkspaceAccess, workspace_access};
+use super::ApiError;
+use crate::service::tenancy::TenancyError;
 use crate::service::workspaces::WorkspaceError;
 
 impl From<WorkspaceError> for ApiError {
@@ -31,14 +30,4 @@ impl From<TenancyError> for ApiError {
             other => ApiError::internal(&other),
         }
     }
-}
-
-/// The caller's access to workspace `ws` of `org`; 404 for what they may not know exists.
-pub(super) async fn access(
-    state: &AppState,
-    caller: &Caller,
-    org: &str,
-    ws: &str,
-) -> Result<WorkspaceAccess, ApiError> {
-    Ok(workspace_access(&state.store, &state.engine, &caller.user, org, ws).await?)
 }
