@@ -2,7 +2,8 @@
 //! and the route: the same key from another organization is a new request that never sees
 //! the first one's commit; the same key with another body is refused with a stable code and
 //! no commit; the same key and body is a replay of the first answer, also after a restart;
-//! a key longer than what is kept is refused. On SQLite and on PostgreSQL.
+//! a key longer than what is kept is refused. On SQLite and on PostgreSQL. Group changes
+//! follow the same rule.
 
 mod support;
 
@@ -258,4 +259,52 @@ async fn retry_keys_are_per_caller_and_route_on_postgres() {
         return;
     };
     retry_keys_are_per_caller_and_route("retry-keys-postgres", Some(db.url.clone())).await;
+}
+
+#[tokio::test]
+async fn a_retried_group_member_add_is_one_commit() {
+    let env = server_with("retry-keys-groups", |s| {
+        s.limits.actions_per_org_per_second = 0;
+    })
+    .await;
+    let ana = env.person("ana@acme.test").await;
+    let carl = env.person("carl@acme.test").await;
+    env.org("acme", &ana).await;
+    let state = env.state.clone();
+    post(
+        &state,
+        &ana,
+        "/api/v1/orgs/acme/workspaces",
+        json!({"name": "dev", "plan": "shared-small"}),
+        ("idempotency-key", "create-dev"),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let path = "/api/v1/orgs/acme/workspaces/dev/groups/WSUsers/members";
+    let body = json!({"user": "carl@acme.test"});
+    let key = ("idempotency-key", "add-carl-1");
+
+    let before = env.commits().len();
+    let first = post(&state, &ana, path, body.clone(), key)
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(first.body["userId"], json!(carl.user.id));
+    assert_eq!(first.body.get("replayed"), None, "{}", first.body);
+    assert_eq!(env.commits().len(), before + 1);
+    let head = &env.commits()[0];
+    assert_eq!(head.trailer("Hexabase-Action"), Some("add-group-member"));
+
+    let again = post(&state, &ana, path, body, key)
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(again.body["replayed"], json!(true), "{}", again.body);
+    assert_eq!(again.body["userId"], json!(carl.user.id));
+    assert_eq!(env.commits().len(), before + 1, "a replay makes no commit");
+
+    // The same key with another body is refused, with no commit.
+    let reused = post(&state, &ana, path, json!({"user": "ana@acme.test"}), key)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reused.body["code"], "idempotency-key-reused");
+    assert_eq!(env.commits().len(), before + 1);
 }

@@ -231,13 +231,14 @@ pub async fn create_group(
     let answer = groups::create(
         &state,
         &form.session.caller,
+        &form.key,
         &org,
         &ws,
         &name,
         parent.as_deref(),
     )
     .await
-    .map(|_| CommitAnswer::default())
+    .map(|(_, answer)| answer)
     .map_err(|e| field_as(ApiError::from(e), "name", "group"));
     after(&state, &form, (&org, &ws), answer).await
 }
@@ -250,9 +251,10 @@ pub async fn add_member(
 ) -> Response {
     let group = form.fields.get("member_group").to_owned();
     let who = form.fields.get("user").trim().to_owned();
-    let answer = groups::add_member(&state, &form.session.caller, &org, &ws, &group, &who)
+    let caller = &form.session.caller;
+    let answer = groups::add_member(&state, caller, &form.key, &org, &ws, &group, &who)
         .await
-        .map(|_| CommitAnswer::default())
+        .map(|(_, answer)| answer)
         .map_err(ApiError::from);
     after(&state, &form, (&org, &ws), answer).await
 }

@@ -8,6 +8,7 @@ use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
+use super::commit::RequestKey;
 use super::json::Json;
 use super::{ApiError, ApiRoute, AppState};
 use crate::service::groups::{self, GroupError};
@@ -67,6 +68,32 @@ pub struct MemberView {
     pub name: String,
 }
 
+/// A user added to a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddedMember {
+    /// The user.
+    #[serde(flatten)]
+    pub member: MemberView,
+    /// This answers a retry (the same `Idempotency-Key`) of a request that was committed;
+    /// absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
+}
+
+/// A group created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedGroup {
+    /// The group.
+    #[serde(flatten)]
+    pub group: GroupView,
+    /// This answers a retry (the same `Idempotency-Key`) of a request that was committed;
+    /// absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
+}
+
 impl From<GroupMember> for MemberView {
     fn from(m: GroupMember) -> Self {
         Self {
@@ -108,7 +135,7 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             post(create_group),
         )
         .request::<CreateGroup>()
-        .response::<GroupView>(StatusCode::CREATED)
+        .response::<CreatedGroup>(StatusCode::CREATED)
         .mutates(),
         ApiRoute::new(
             Method::GET,
@@ -153,7 +180,7 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             post(add_member),
         )
         .request::<AddMember>()
-        .response::<MemberView>(StatusCode::CREATED)
+        .response::<AddedMember>(StatusCode::CREATED)
         .mutates(),
         ApiRoute::new(
             Method::DELETE,
@@ -204,19 +231,27 @@ async fn list_groups(
 async fn create_group(
     State(state): State<AppState>,
     caller: Caller,
+    key: RequestKey,
     Path((org, ws)): Path<(String, String)>,
     Json(body): Json<CreateGroup>,
-) -> Result<(StatusCode, Json<GroupView>), ApiError> {
-    let group = groups::create(
+) -> Result<(StatusCode, Json<CreatedGroup>), ApiError> {
+    let (group, answer) = groups::create(
         &state,
         &caller,
+        &key,
         &org,
         &ws,
         &body.name,
         body.parent.as_deref(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(group.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedGroup {
+            group: group.into(),
+            replayed: answer.replayed,
+        }),
+    ))
 }
 
 async fn get_group(
@@ -234,10 +269,20 @@ async fn get_group(
 async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
+    key: RequestKey,
     Path((org, ws, group)): Path<(String, String, String)>,
     Json(body): Json<UpdateGroup>,
 ) -> Result<Json<GroupView>, ApiError> {
-    groups::set_parent(&state, &caller, &org, &ws, &group, body.parent.as_deref()).await?;
+    groups::set_parent(
+        &state,
+        &caller,
+        &key,
+        &org,
+        &ws,
+        &group,
+        body.parent.as_deref(),
+    )
+    .await?;
     Ok(Json(GroupView {
         name: group,
         parent: body.parent,
@@ -247,9 +292,10 @@ async fn update_group(
 async fn delete_group(
     State(state): State<AppState>,
     caller: Caller,
+    key: RequestKey,
     Path((org, ws, group)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    groups::delete(&state, &caller, &org, &ws, &group).await?;
+    groups::delete(&state, &caller, &key, &org, &ws, &group).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -265,16 +311,21 @@ async fn list_members(
 async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
+    key: RequestKey,
     Path((org, ws, group)): Path<(String, String, String)>,
     Json(body): Json<AddMember>,
-) -> Result<(StatusCode, Json<MemberView>), ApiError> {
-    let user = groups::add_member(&state, &caller, &org, &ws, &group, &body.user).await?;
+) -> Result<(StatusCode, Json<AddedMember>), ApiError> {
+    let (user, answer) =
+        groups::add_member(&state, &caller, &key, &org, &ws, &group, &body.user).await?;
     Ok((
         StatusCode::CREATED,
-        Json(MemberView {
-            user_id: user.id,
-            email: user.email,
-            name: user.name,
+        Json(AddedMember {
+            member: MemberView {
+                user_id: user.id,
+                email: user.email,
+                name: user.name,
+            },
+            replayed: answer.replayed,
         }),
     ))
 }
@@ -282,8 +333,9 @@ async fn add_member(
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
+    key: RequestKey,
     Path((org, ws, group, who)): Path<(String, String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    groups::remove_member(&state, &caller, &org, &ws, &group, &who).await?;
+    groups::remove_member(&state, &caller, &key, &org, &ws, &group, &who).await?;
     Ok(StatusCode::NO_CONTENT)
 }

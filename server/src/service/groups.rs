@@ -13,7 +13,7 @@ use super::action::{AccessChange, Action, ActionMeta};
 use super::apply::{ApplyError, Engine};
 use super::authz::Presets;
 use super::caller::Caller;
-use super::submit::{RequestKey, SubmitError, submit};
+use super::submit::{CommitAnswer, RequestKey, SubmitError, replay, submit};
 use super::tenancy::{self, TenancyError, WorkspaceAccess};
 use crate::gitops::Identity;
 use crate::store::{ADMINS_GROUP, GroupMember, Store, StoreError, User, WorkspaceGroup};
@@ -73,30 +73,20 @@ fn check_name(name: &str) -> Result<(), TenancyError> {
     compiler::check_group_name(name).map_err(|why| TenancyError::invalid("name", why))
 }
 
-/// A fresh retry key for one group change: these use cases take none from the request.
-fn fresh_key(route: &str, what: &str) -> RequestKey {
-    RequestKey::new(
-        "x-request-id",
-        uuid::Uuid::now_v7().to_string(),
-        "POST",
-        route,
-        route,
-        blake3::hash(what.as_bytes()),
-    )
-}
-
 /// Commits `change` to workspace `ws` of `org` as `caller`, first writing the groups the SQL
 /// index holds into Git when the workspace has none there yet (see
-/// [`move_access_to_git`]).
+/// [`move_access_to_git`]). The change is committed under the request's retry `key`, so a
+/// retry answers the first commit; the migration, when there is one, under its first
+/// attempt.
 async fn commit(
     services: &Services,
     caller: &Caller,
+    key: &RequestKey,
     access: &WorkspaceAccess,
     change: AccessChange,
-) -> GroupResult<()> {
+) -> GroupResult<CommitAnswer> {
     let org = access.org.org.slug.clone();
     let ws = access.name.clone();
-    let route = format!("/api/v1/orgs/{org}/workspaces/{ws}/groups");
     let in_git = access
         .intent()
         .workspace
@@ -110,17 +100,15 @@ async fn commit(
                 workspace: ws.clone(),
                 change: AccessChange::Migrate { groups },
             };
-            submit(services, caller, &fresh_key(&route, "migrate"), migrate).await?;
+            submit(services, caller, &key.attempt(0), migrate).await?;
         }
     }
-    let what = format!("{change:?}");
     let action = Action::ChangeAccess {
         org,
         workspace: ws,
         change,
     };
-    submit(services, caller, &fresh_key(&route, &what), action).await?;
-    Ok(())
+    Ok(submit(services, caller, key, action).await?)
 }
 
 /// The workspace's groups (members of the workspace).
@@ -167,13 +155,17 @@ async fn find_group(
 pub async fn create(
     services: &Services,
     caller: &Caller,
+    key: &RequestKey,
     org: &str,
     ws: &str,
     name: &str,
     parent: Option<&str>,
-) -> GroupResult<WorkspaceGroup> {
+) -> GroupResult<(WorkspaceGroup, CommitAnswer)> {
     let access = access(services, caller, org, ws).await?;
     access.require_admin("manage groups")?;
+    if let Some(answer) = replay(services, caller, key).await? {
+        return Ok((find_group(services, org, ws, name).await?, answer));
+    }
     check_name(name)?;
     if let Some(parent) = parent {
         access.require_group("parent", parent)?;
@@ -182,8 +174,8 @@ pub async fn create(
         group: name.to_owned(),
         parent: parent.map(str::to_owned),
     };
-    match commit(services, caller, &access, change).await {
-        Ok(()) => {}
+    let answer = match commit(services, caller, key, &access, change).await {
+        Ok(answer) => answer,
         Err(GroupError::Submit(e)) if e.is_already_exists() => {
             return Err(GroupError::Exists(name.to_owned()));
         }
@@ -193,21 +185,25 @@ pub async fn create(
             );
         }
         Err(other) => return Err(other),
-    }
-    find_group(services, org, ws, name).await
+    };
+    Ok((find_group(services, org, ws, name).await?, answer))
 }
 
 /// Moves `group` under `parent`, or to the top (administrators): one commit.
 pub async fn set_parent(
     services: &Services,
     caller: &Caller,
+    key: &RequestKey,
     org: &str,
     ws: &str,
     group: &str,
     parent: Option<&str>,
-) -> GroupResult<()> {
+) -> GroupResult<CommitAnswer> {
     let access = access(services, caller, org, ws).await?;
     access.require_admin("manage groups")?;
+    if let Some(answer) = replay(services, caller, key).await? {
+        return Ok(answer);
+    }
     if !access.all_groups.contains(group) {
         return Err(no_group(group));
     }
@@ -218,7 +214,7 @@ pub async fn set_parent(
         group: group.to_owned(),
         parent: parent.map(str::to_owned),
     };
-    match commit(services, caller, &access, change).await {
+    match commit(services, caller, key, &access, change).await {
         Err(GroupError::Submit(SubmitError::Apply(ApplyError::Action(
             super::action::ActionError::Refused(why),
         )))) => Err(TenancyError::invalid(
@@ -247,12 +243,16 @@ fn is_default_bound(group: &str) -> bool {
 pub async fn delete(
     services: &Services,
     caller: &Caller,
+    key: &RequestKey,
     org: &str,
     ws: &str,
     group: &str,
-) -> GroupResult<()> {
+) -> GroupResult<CommitAnswer> {
     let access = access(services, caller, org, ws).await?;
     access.require_admin("manage groups")?;
+    if let Some(answer) = replay(services, caller, key).await? {
+        return Ok(answer);
+    }
     if is_default_bound(group) {
         return Err(TenancyError::Conflict(format!(
             "group {group} holds the workspace's default administrator binding and cannot be deleted"
@@ -265,7 +265,7 @@ pub async fn delete(
     let change = AccessChange::DeleteGroup {
         group: group.to_owned(),
     };
-    match commit(services, caller, &access, change).await {
+    match commit(services, caller, key, &access, change).await {
         Err(GroupError::Submit(e)) if e.is_not_found() => Err(no_group(group)),
         other => other,
     }
@@ -305,11 +305,12 @@ async fn find_user(services: &Services, who: &str) -> GroupResult<Option<User>> 
 pub async fn add_member(
     services: &Services,
     caller: &Caller,
+    key: &RequestKey,
     org: &str,
     ws: &str,
     group: &str,
     who: &str,
-) -> GroupResult<User> {
+) -> GroupResult<(User, CommitAnswer)> {
     let access = access(services, caller, org, ws).await?;
     access.require_admin("manage group members")?;
     if !access.all_groups.contains(group) {
@@ -318,14 +319,17 @@ pub async fn add_member(
     let user = find_user(services, who)
         .await?
         .ok_or_else(|| TenancyError::invalid("user", "no user has this id or email"))?;
+    if let Some(answer) = replay(services, caller, key).await? {
+        return Ok((user, answer));
+    }
     let change = AccessChange::AddMember {
         group: group.to_owned(),
         user: user.id.clone(),
     };
-    match commit(services, caller, &access, change).await {
+    match commit(services, caller, key, &access, change).await {
         Err(GroupError::Submit(e)) if e.is_not_found() => Err(no_group(group)),
         Err(other) => Err(other),
-        Ok(()) => Ok(user),
+        Ok(answer) => Ok((user, answer)),
     }
 }
 
@@ -334,13 +338,17 @@ pub async fn add_member(
 pub async fn remove_member(
     services: &Services,
     caller: &Caller,
+    key: &RequestKey,
     org: &str,
     ws: &str,
     group: &str,
     who: &str,
-) -> GroupResult<()> {
+) -> GroupResult<CommitAnswer> {
     let access = access(services, caller, org, ws).await?;
     access.require_admin("manage group members")?;
+    if let Some(answer) = replay(services, caller, key).await? {
+        return Ok(answer);
+    }
     let missing = || GroupError::NotInGroup {
         who: who.to_owned(),
         group: group.to_owned(),
@@ -360,7 +368,7 @@ pub async fn remove_member(
         group: group.to_owned(),
         user: user.id.clone(),
     };
-    match commit(services, caller, &access, change).await {
+    match commit(services, caller, key, &access, change).await {
         Err(GroupError::Submit(e)) if e.is_not_found() => Err(missing()),
         other => other,
     }
