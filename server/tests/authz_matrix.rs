@@ -90,6 +90,8 @@ const EXPECTED: &[(&str, [u16; 6])] = &[
     ("setPlatform",             [200, 403, 403, 403, 403, 401]),
     ("setPlatformCluster",      [200, 403, 403, 403, 403, 401]),
     ("setPlatformPlan",         [200, 403, 403, 403, 403, 401]),
+    // 422 for the administrator: the matrix's plan `lab` is not a plan at the head.
+    ("setPlanPrice",            [422, 403, 403, 403, 403, 401]),
     ("listPlans",               [200, 200, 200, 200, 200, 401]),
     ("listClusters",            [200, 200, 200, 200, 200, 401]),
     ("listGroups",              [403, 404, 200, 200, 404, 401]),

@@ -21,6 +21,8 @@ mod api_workspaces;
 mod authz_matrix;
 #[path = "e2e.rs"]
 mod e2e;
+#[path = "plan_prices.rs"]
+mod plan_prices;
 #[path = "tenancy_api.rs"]
 mod tenancy_api;
 

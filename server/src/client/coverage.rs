@@ -162,6 +162,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
         "hb apply cluster CLUSTER -f cluster.yaml",
     ),
     ("setPlatformPlan", "hb apply plan PLAN -f plan.yaml"),
+    ("setPlanPrice", "hb apply price PLAN --set monthly=2900"),
     ("listPlans", "hb get plans"),
     ("listClusters", "hb get clusters"),
 ];

@@ -206,6 +206,16 @@ pub const KINDS: &[Kind] = &[
         editable: &[],
     },
     Kind {
+        plural: "prices",
+        aliases: &["prices", "price"],
+        scope: Scope::Root,
+        collection: "plans",
+        name_field: "plan",
+        columns: &["name", "price"],
+        update: Update::Sub("price"),
+        editable: &[],
+    },
+    Kind {
         plural: "clusters",
         aliases: &["clusters", "cluster"],
         scope: Scope::Root,

@@ -12,7 +12,9 @@ use super::auth::Caller;
 use super::commit::{CommitAnswer, RequestKey, apply_error};
 use super::json::Json;
 use super::{ApiError, ApiRoute, AppState};
-use crate::service::platform::{self, PlanView, PlatformError, PlatformView};
+use crate::service::platform::{
+    self, PlanView, PlatformError, PlatformView, PriceChange, PricedPlan,
+};
 
 impl From<PlatformError> for ApiError {
     fn from(error: PlatformError) -> Self {
@@ -22,6 +24,8 @@ impl From<PlatformError> for ApiError {
             PlatformError::NameMismatch { field, .. } => {
                 ApiError::invalid(field, error.to_string())
             }
+            PlatformError::UnknownPlan(_) => ApiError::invalid("plan", error.to_string()),
+            PlatformError::Price { field, .. } => ApiError::invalid(field, error.to_string()),
             PlatformError::Apply(error) => apply_error(error),
             PlatformError::Read(error) => error.into(),
             other => ApiError::internal(&other),
@@ -73,6 +77,17 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         .request::<Plan>()
         .response::<CommitAnswer>(StatusCode::OK)
         .mutates(),
+        ApiRoute::new(
+            Method::PUT,
+            "/api/v1/plans/{plan}/price",
+            "setPlanPrice",
+            "Set a plan's monthly price (platform administrator). Prices are billing data kept \
+             in SQL, not intent: no Git commit is made, and the server's billing.monthly_cents \
+             setting, when set, replaces them at start",
+            put(set_price),
+        )
+        .request::<PriceChange>()
+        .response::<PricedPlan>(StatusCode::OK),
         ApiRoute::new(
             Method::GET,
             "/api/v1/plans",
@@ -129,6 +144,17 @@ async fn set_plan(
 ) -> Result<Json<CommitAnswer>, ApiError> {
     Ok(Json(
         platform::set_plan(&state, &caller, &key, &name, plan).await?,
+    ))
+}
+
+async fn set_price(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(change): Json<PriceChange>,
+) -> Result<Json<PricedPlan>, ApiError> {
+    Ok(Json(
+        platform::set_price(&state, &caller, &name, change).await?,
     ))
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use compiler::intent::{API_VERSION, Cluster, Metadata, Plan, Platform, PlatformSpec};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Services;
@@ -16,6 +16,7 @@ use super::apply::{ActionMeta, ApplyError, Outcome};
 use super::caller::Caller;
 use super::submit::{CommitAnswer, RequestKey, reindex};
 use super::tenancy::{TenancyError, head};
+use crate::store::PlanPrice;
 
 /// The text that marks a value of the starter platform as a placeholder to replace.
 pub const PLACEHOLDER: &str = "example.com";
@@ -86,6 +87,20 @@ pub enum PlatformError {
         /// The name in the path.
         path: String,
     },
+    /// The plan named is not in the platform's plans at the branch head.
+    #[error("plan: {0:?} is not a plan of the platform")]
+    UnknownPlan(String),
+    /// A price field is out of range.
+    #[error("{field}: {reason}")]
+    Price {
+        /// The body's field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The price could not be stored.
+    #[error("failed to store the plan's price")]
+    Store(#[source] crate::store::StoreError),
     /// The head could not be read.
     #[error("failed to read the branch head")]
     Read(#[source] TenancyError),
@@ -223,6 +238,104 @@ pub async fn set_plan(
     }
     let subject = format!("platform: set plan {name}");
     commit(services, caller, key, spec, subject).await
+}
+
+/// A plan's new monthly price (`{"monthly": 2900}`).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceChange {
+    /// The monthly price in the currency's smallest unit (cents): a whole number, 0 or more.
+    #[schemars(with = "i64")]
+    pub monthly: serde_json::Number,
+    /// ISO 4217 currency code (`EUR`); by default the plan's current one, else the server's
+    /// `billing.currency`.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// A plan with its price.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PricedPlan {
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: PlanView,
+    /// What it costs.
+    pub price: PlanPrice,
+}
+
+fn monthly(number: &serde_json::Number) -> Result<i64, PlatformError> {
+    let reason = match number.as_i64() {
+        Some(cents) if cents >= 0 => return Ok(cents),
+        Some(_) => "must not be negative",
+        None if number.is_u64() => "is too large",
+        None => match number.as_f64() {
+            Some(value) if value < 0.0 => "must not be negative",
+            Some(value) if value.fract() != 0.0 => "must be a whole number of the smallest unit",
+            _ => "is too large",
+        },
+    };
+    Err(PlatformError::Price {
+        field: "monthly",
+        reason,
+    })
+}
+
+fn currency_code(code: &str) -> Result<String, PlatformError> {
+    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(code.to_owned())
+    } else {
+        Err(PlatformError::Price {
+            field: "currency",
+            reason: "must be an ISO 4217 code of three capital letters (EUR)",
+        })
+    }
+}
+
+/// Sets the monthly price of the plan `name`, which must be a plan at the branch head. Prices
+/// are billing data in SQL, not intent: no commit is made.
+pub async fn set_price(
+    services: &Services,
+    caller: &Caller,
+    name: &str,
+    change: PriceChange,
+) -> Result<PricedPlan, PlatformError> {
+    admin(caller)?;
+    let cents = monthly(&change.monthly)?;
+    let (platform, _) = current(services).await?;
+    let plan = platform
+        .spec
+        .plans
+        .iter()
+        .find(|p| p.name == name)
+        .map(PlanView::from)
+        .ok_or_else(|| PlatformError::UnknownPlan(name.to_owned()))?;
+    let currency = match change.currency {
+        Some(code) => currency_code(&code)?,
+        None => {
+            let prices = services
+                .store
+                .plan_prices()
+                .await
+                .map_err(PlatformError::Store)?;
+            prices
+                .into_iter()
+                .find(|p| p.plan == name)
+                .map(|p| p.currency)
+                .unwrap_or_else(|| services.settings.billing.currency.clone())
+        }
+    };
+    let price = PlanPrice {
+        plan: plan.name.clone(),
+        currency,
+        monthly_cents: cents,
+    };
+    services
+        .store
+        .set_plan_price(&price)
+        .await
+        .map_err(PlatformError::Store)?;
+    Ok(PricedPlan { plan, price })
 }
 
 fn same_name(field: &'static str, body: &str, path: &str) -> Result<(), PlatformError> {

@@ -40,6 +40,24 @@ impl Store {
         })
     }
 
+    /// Sets the price of one plan, whether or not it had one.
+    pub async fn set_plan_price(&self, price: &PlanPrice) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO plan_prices (plan, currency, monthly_cents) VALUES ($1, $2, $3) \
+                 ON CONFLICT (plan) DO UPDATE SET currency = excluded.currency, \
+                 monthly_cents = excluded.monthly_cents",
+            )
+            .bind(&price.plan)
+            .bind(&price.currency)
+            .bind(price.monthly_cents)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(StoreError::from)
+    }
+
     /// Every plan price, by plan.
     pub async fn plan_prices(&self) -> StoreResult<Vec<PlanPrice>> {
         on_pool!(self, |pool| {
