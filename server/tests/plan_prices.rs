@@ -62,6 +62,28 @@ async fn the_administrator_sets_a_plans_price_without_a_commit() {
         ("shared-small", "EUR", 0)
     );
 
+    // Everyone signed in sees the prices with the plans.
+    let plans = server
+        .call(Method::GET, "/api/v1/plans", Some(&ana), None)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let listed = plans
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|p| p["name"] == "shared-small")
+        .expect("shared-small listed");
+    assert_eq!(listed["price"]["currency"], "EUR", "{plans}");
+    assert!(
+        plans
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|p| p["price"].is_null()),
+        "a plan without a price: {plans}"
+    );
+
     // Only the administrator, and never with a bad plan or amount.
     server
         .call(Method::PUT, path, Some(&ana), Some(json!({"monthly": 1})))

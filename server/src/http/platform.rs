@@ -12,9 +12,7 @@ use super::auth::Caller;
 use super::commit::{CommitAnswer, RequestKey, apply_error};
 use super::json::Json;
 use super::{ApiError, ApiRoute, AppState};
-use crate::service::platform::{
-    self, PlanView, PlatformError, PlatformView, PriceChange, PricedPlan,
-};
+use crate::service::platform::{self, PlanView, PlatformError, PlatformView, PriceChange};
 
 impl From<PlatformError> for ApiError {
     fn from(error: PlatformError) -> Self {
@@ -87,7 +85,7 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             put(set_price),
         )
         .request::<PriceChange>()
-        .response::<PricedPlan>(StatusCode::OK),
+        .response::<PlanView>(StatusCode::OK),
         ApiRoute::new(
             Method::GET,
             "/api/v1/plans",
@@ -152,7 +150,7 @@ async fn set_price(
     caller: Caller,
     Path(name): Path<String>,
     Json(change): Json<PriceChange>,
-) -> Result<Json<PricedPlan>, ApiError> {
+) -> Result<Json<PlanView>, ApiError> {
     Ok(Json(
         platform::set_price(&state, &caller, &name, change).await?,
     ))

@@ -52,6 +52,8 @@ pub struct PlanView {
     pub host_quota: compiler::intent::Quota,
     /// The default quota of each project.
     pub project_quota: compiler::intent::Quota,
+    /// What it costs a month, when billing has a price for it (kept in SQL, not in Git).
+    pub price: Option<PlanPrice>,
 }
 
 impl From<&Plan> for PlanView {
@@ -64,6 +66,7 @@ impl From<&Plan> for PlanView {
             allowed_registries: plan.allowed_registries.clone(),
             host_quota: plan.host_quota.clone(),
             project_quota: plan.project_quota.clone(),
+            price: None,
         }
     }
 }
@@ -145,10 +148,23 @@ pub async fn get(services: &Services, caller: &Caller) -> Result<PlatformView, P
     })
 }
 
-/// The plans of the platform, for anyone signed in.
+/// The plans of the platform with their prices, for anyone signed in.
 pub async fn plans(services: &Services) -> Result<Vec<PlanView>, PlatformError> {
     let (platform, _) = current(services).await?;
-    Ok(platform.spec.plans.iter().map(PlanView::from).collect())
+    let prices = services
+        .store
+        .plan_prices()
+        .await
+        .map_err(PlatformError::Store)?;
+    Ok(platform
+        .spec
+        .plans
+        .iter()
+        .map(|plan| PlanView {
+            price: prices.iter().find(|p| p.plan == plan.name).cloned(),
+            ..PlanView::from(plan)
+        })
+        .collect())
 }
 
 /// The host clusters of the platform, for anyone signed in.
@@ -253,17 +269,6 @@ pub struct PriceChange {
     pub currency: Option<String>,
 }
 
-/// A plan with its price.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PricedPlan {
-    /// The plan.
-    #[serde(flatten)]
-    pub plan: PlanView,
-    /// What it costs.
-    pub price: PlanPrice,
-}
-
 fn monthly(number: &serde_json::Number) -> Result<i64, PlatformError> {
     let reason = match number.as_i64() {
         Some(cents) if cents >= 0 => return Ok(cents),
@@ -299,7 +304,7 @@ pub async fn set_price(
     caller: &Caller,
     name: &str,
     change: PriceChange,
-) -> Result<PricedPlan, PlatformError> {
+) -> Result<PlanView, PlatformError> {
     admin(caller)?;
     let cents = monthly(&change.monthly)?;
     let (platform, _) = current(services).await?;
@@ -335,7 +340,10 @@ pub async fn set_price(
         .set_plan_price(&price)
         .await
         .map_err(PlatformError::Store)?;
-    Ok(PricedPlan { plan, price })
+    Ok(PlanView {
+        price: Some(price),
+        ..plan
+    })
 }
 
 fn same_name(field: &'static str, body: &str, path: &str) -> Result<(), PlatformError> {
