@@ -281,6 +281,16 @@ fn the_product_flows_run_through_hb_alone() {
         names(&plans, "name").contains(&"tiny".to_owned()),
         "{plans}"
     );
+    // Its price, in SQL (no commit), shown with the plans.
+    ana.ok(&["apply", "price", "tiny", "--set", "monthly=2900"]);
+    let plans = ana.json(&["get", "plans"]);
+    let tiny = plans
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["name"] == "tiny"))
+        .expect("tiny listed");
+    assert_eq!(tiny["price"]["monthlyCents"], 2900, "{plans}");
+    let refused = ana.refused(&["apply", "price", "tiny", "--set", "monthly=-1"]);
+    assert!(refused.contains("monthly"), "{refused}");
     ana.ok(&[
         "create",
         "workspace",
