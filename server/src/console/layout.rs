@@ -70,6 +70,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "project.html",
         include_str!("../../web/templates/project.html"),
     ),
+    (
+        "settings.html",
+        include_str!("../../web/templates/settings.html"),
+    ),
 ];
 
 /// The console's template environment, built once.
@@ -280,8 +284,8 @@ mod every_template {
     #[test]
     fn my_templates_render() {
         for (name, _) in TEMPLATES {
-            // The history, commit and project pages have their own tests (C2's).
-            if ["history", "commit", "project"]
+            // The history, commit, project and settings pages have their own tests.
+            if ["history", "commit", "project", "settings"]
                 .iter()
                 .any(|n| name.contains(n))
             {

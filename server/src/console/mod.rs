@@ -16,6 +16,7 @@ pub mod history;
 pub mod layout;
 pub mod project;
 pub mod session;
+pub mod settings;
 pub mod workspace;
 
 use axum::Router;
@@ -83,6 +84,7 @@ pub fn router() -> Router<AppState> {
         )
         .merge(history::routes())
         .merge(project::routes())
+        .merge(settings::routes())
         .layer(axum::middleware::from_fn(secure_headers))
 }
 
