@@ -182,6 +182,7 @@ async fn settings_manage_users_invitations_and_tokens() {
     )
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.html);
+    assert!(refused.html.contains("only owners"), "{}", refused.html);
     assert!(
         !refused.html.contains("/invitations/hbi_"),
         "{}",
